@@ -1,0 +1,27 @@
+// How the CLI shows jobs to people: progress lines and summaries.
+#pragma once
+
+#include <string>
+
+#include "retrain/v1/job.pb.h"
+#include "retrain/v1/worker.pb.h"
+
+namespace retrain::client {
+
+// One line of progress without a newline, e.g.
+// "validating     [#######.............]  35%  3500/10000 files  812/s  ETA 0:08  skipped 2".
+// `width` is the bar's width in characters.
+std::string ProgressLine(const retrain::v1::Job& job, int width = 24);
+
+// A job's state, history and result as a few readable lines.
+std::string JobSummary(const retrain::v1::Job& job);
+
+// One line per job: id, type, state, progress, age.
+std::string JobRow(const retrain::v1::Job& job);
+
+std::string WorkerRow(const retrain::v1::Worker& worker);
+
+// The protobuf JSON mapping, field names as in the .proto files.
+std::string ToJson(const google::protobuf::Message& message);
+
+}  // namespace retrain::client

@@ -1,0 +1,326 @@
+// retrain: the command-line client of the retrain coordinator.
+//
+// Exit codes: 0 success; 1 the request was refused or failed; 2 usage error;
+// 3 the server cannot be reached; 4 the job ended FAILED; 5 the job ended
+// CANCELLED.
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_format.h"
+#include "client/job_view.h"
+#include "common/job_states.h"
+#include "retrain/v1/job_service.grpc.pb.h"
+
+namespace {
+
+namespace v1 = retrain::v1;
+
+enum ExitCode { kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3, kJobFailed = 4,
+                kJobCancelled = 5 };
+
+struct Globals {
+  std::string server = "127.0.0.1:50051";
+  std::string output = "text";
+  int timeout_s = 30;
+};
+
+// A gRPC error as one readable line, and the exit code it maps to.
+int ReportError(const grpc::Status& s, const Globals& g) {
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    std::cerr << "retrain: cannot reach the server at " << g.server << ": " << s.error_message()
+              << " (start retrain-server, or set --server / RETRAIN_SERVER)\n";
+    return kUnreachable;
+  }
+  static const char* kCodes[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
+                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
+                                 "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                 "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int code = static_cast<int>(s.error_code());
+  std::cerr << "retrain: error: " << s.error_message() << " ["
+            << (code >= 0 && code <= 16 ? kCodes[code] : "?") << "]\n";
+  return kRefused;
+}
+
+std::unique_ptr<grpc::ClientContext> Context(int timeout_s) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  return ctx;
+}
+
+std::string Absolute(const std::string& path) {
+  if (path.empty()) return path;
+  return std::filesystem::absolute(path).lexically_normal().string();
+}
+
+std::string RandomRequestId() {
+  std::random_device rd;
+  return absl::StrFormat("cli-%08x%08x", rd(), rd());
+}
+
+int ExitFor(const v1::Job& job) {
+  switch (job.state()) {
+    case v1::JOB_STATE_SUCCEEDED:
+      return kOk;
+    case v1::JOB_STATE_CANCELLED:
+      return kJobCancelled;
+    default:
+      return kJobFailed;
+  }
+}
+
+void PrintJob(const v1::Job& job, const Globals& g) {
+  if (g.output == "json") {
+    std::cout << retrain::client::ToJson(job) << "\n";
+  } else {
+    std::cout << retrain::client::JobSummary(job);
+  }
+}
+
+// Follows a job until it ends, showing progress on stderr: a bar redrawn in
+// place on a terminal, a plain line per phase or every 10 s otherwise.
+int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& g) {
+  const bool tty = isatty(STDERR_FILENO) && g.output != "json";
+  v1::Job last;
+  std::string last_phase;
+  auto last_line = std::chrono::steady_clock::now();
+  int reconnects = 0;
+  while (true) {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_job_id(job_id);
+    auto reader = stub.WatchJob(&ctx, req);
+    v1::JobUpdate update;
+    while (reader->Read(&update)) {
+      reconnects = 0;
+      last = update.job();
+      const auto& p = last.progress();
+      const auto now = std::chrono::steady_clock::now();
+      if (tty) {
+        std::cerr << "\r\033[K" << retrain::client::ProgressLine(last) << std::flush;
+      } else if (g.output != "json" &&
+                 (p.phase() != last_phase || now - last_line > std::chrono::seconds(10))) {
+        std::cerr << retrain::client::ProgressLine(last) << "\n";
+        last_line = now;
+      }
+      last_phase = p.phase();
+    }
+    grpc::Status s = reader->Finish();
+    if (tty) std::cerr << "\r\033[K";
+    if (s.ok() && retrain::IsFinalState(last.state())) break;
+    // The coordinator went away (restart): follow the job again once it is back.
+    if ((s.error_code() == grpc::StatusCode::UNAVAILABLE || s.ok()) && ++reconnects <= 60) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      continue;
+    }
+    return ReportError(s, g);
+  }
+  PrintJob(last, g);
+  return ExitFor(last);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Globals g;
+  if (const char* env = std::getenv("RETRAIN_SERVER")) g.server = env;
+  CLI::App app{"retrain: build TFRecord datasets from folders of labelled images on a retrain "
+               "coordinator, and follow the jobs.\n"
+               "Example: retrain build-dataset --train_directory train --validation_directory "
+               "validation --output_directory out --labels_file labels.txt --wait"};
+  app.require_subcommand(1);
+  app.add_option("--server", g.server, "Coordinator HOST:PORT (or RETRAIN_SERVER)")
+      ->capture_default_str();
+  app.add_option("--output", g.output, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  app.add_option("--timeout_s", g.timeout_s, "Deadline of each call")->capture_default_str();
+
+  // build-dataset
+  v1::DatasetBuildSpec spec;
+  std::string train_dir, validation_dir, output_dir, labels_file, request_id;
+  int train_shards = 0, validation_shards = 0, num_threads = 0, jpeg_quality = 0;
+  int64_t max_pixels = 0;
+  uint64_t seed = 0;
+  bool no_background = false, wait = false, validate_only = false;
+  auto* build = app.add_subcommand(
+      "build-dataset",
+      "Convert TRAIN_DIR/<label>/* and VALIDATION_DIR/<label>/* into sharded TFRecord files.\n"
+      "Example: retrain build-dataset --train_directory data/train --validation_directory "
+      "data/validation --output_directory data/out --labels_file data/labels.txt "
+      "--train_shards 128 --validation_shards 24 --wait");
+  build->add_option("--train_directory", train_dir, "Training images: <dir>/<label>/<file>");
+  build->add_option("--validation_directory", validation_dir,
+                    "Validation images: <dir>/<label>/<file>");
+  build->add_option("--output_directory", output_dir, "Where the shards go")->required();
+  build->add_option("--labels_file", labels_file,
+                    "One label per line; line N is label N (default: sorted directory names)");
+  auto* ts = build->add_option("--train_shards", train_shards, "Training shards (default 2)");
+  auto* vs =
+      build->add_option("--validation_shards", validation_shards, "Validation shards (default 2)");
+  auto* nt = build->add_option("--num_threads", num_threads,
+                               "Conversion threads per worker task (default: the worker's)");
+  build->add_flag("--no_background_class", no_background,
+                  "Number labels from 0 instead of reserving 0 for the background class");
+  auto* jq = build->add_option("--jpeg_quality", jpeg_quality,
+                               "Quality for images re-encoded as JPEG (default 95)");
+  auto* mp = build->add_option("--max_pixels", max_pixels,
+                               "Refuse images with more pixels (default 100000000)");
+  auto* sd = build->add_option("--seed", seed, "Shuffle seed (default 12345)");
+  build->add_option("--request_id", request_id,
+                    "Idempotency key: resubmitting with it returns the same job");
+  build->add_flag("--validate_only", validate_only, "Check the request; create no job");
+  build->add_flag("--wait", wait, "Follow the job; exit 0 only if it succeeds");
+
+  std::string job_id;
+  auto* status = app.add_subcommand("status", "Show a job: state, history, result.\n"
+                                              "Example: retrain status j-000001");
+  status->add_option("job_id", job_id, "Job id")->required();
+  auto* watch = app.add_subcommand(
+      "watch", "Follow a job until it ends; exit with its outcome.\nExample: retrain watch j-000001");
+  watch->add_option("job_id", job_id, "Job id")->required();
+  std::string cancel_reason;
+  auto* cancel = app.add_subcommand("cancel", "Cancel a job.\nExample: retrain cancel j-000001");
+  cancel->add_option("job_id", job_id, "Job id")->required();
+  cancel->add_option("--reason", cancel_reason, "Recorded in the job's history");
+  int limit = 50;
+  auto* list = app.add_subcommand("list", "List jobs, newest first.\nExample: retrain list");
+  list->add_option("--limit", limit, "How many")->capture_default_str();
+  auto* workers = app.add_subcommand("workers", "List registered workers.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "retrain: " << e.what() << " (see retrain --help)\n";
+    return kUsage;
+  }
+
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel(g.server, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::JobService::NewStub(channel);
+
+  if (*build) {
+    v1::SubmitDatasetBuildRequest req;
+    auto* s = req.mutable_spec();
+    s->set_train_directory(Absolute(train_dir));
+    s->set_validation_directory(Absolute(validation_dir));
+    s->set_output_directory(Absolute(output_dir));
+    s->set_labels_file(Absolute(labels_file));
+    if (ts->count()) s->set_train_shards(train_shards);
+    if (vs->count()) s->set_validation_shards(validation_shards);
+    if (nt->count()) s->set_num_threads(num_threads);
+    if (no_background) s->set_background_class(false);
+    if (jq->count()) s->set_jpeg_quality(jpeg_quality);
+    if (mp->count()) s->set_max_pixels(max_pixels);
+    if (sd->count()) s->set_seed(seed);
+    req.set_validate_only(validate_only);
+    // A retried submit (the server restarting) must not create a second job.
+    req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);
+    v1::Job job;
+    grpc::Status st;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      auto ctx = Context(g.timeout_s);
+      ctx->set_wait_for_ready(attempt > 0);
+      st = stub->SubmitDatasetBuild(ctx.get(), req, &job);
+      if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
+    }
+    if (!st.ok()) return ReportError(st, g);
+    if (validate_only) {
+      if (g.output == "json") {
+        std::cout << retrain::client::ToJson(job) << "\n";
+      } else {
+        std::cout << "request is valid: " << job.dataset_build().train_directory() << " + "
+                  << job.dataset_build().validation_directory() << " -> "
+                  << job.dataset_build().output_directory() << "\n";
+      }
+      return kOk;
+    }
+    if (!wait) {
+      if (g.output == "json") {
+        std::cout << retrain::client::ToJson(job) << "\n";
+      } else {
+        std::cout << "submitted " << job.id() << " (follow it with: retrain watch " << job.id()
+                  << ")\n";
+      }
+      return kOk;
+    }
+    if (g.output != "json") std::cerr << "submitted " << job.id() << "\n";
+    return Watch(*stub, job.id(), g);
+  }
+  if (*watch) return Watch(*stub, job_id, g);
+  if (*status) {
+    v1::GetJobRequest req;
+    req.set_job_id(job_id);
+    v1::Job job;
+    auto ctx = Context(g.timeout_s);
+    if (auto st = stub->GetJob(ctx.get(), req, &job); !st.ok()) return ReportError(st, g);
+    if (g.output == "json") {
+      std::cout << retrain::client::ToJson(job) << "\n";
+    } else {
+      std::cout << retrain::client::JobSummary(job) << "history:\n";
+      for (const auto& e : job.history()) {
+        std::cout << "  " << google::protobuf::util::TimeUtil::ToString(e.time()) << "  "
+                  << e.reason() << "\n";
+      }
+    }
+    return kOk;
+  }
+  if (*cancel) {
+    v1::CancelJobRequest req;
+    req.set_job_id(job_id);
+    req.set_reason(cancel_reason);
+    v1::Job job;
+    auto ctx = Context(g.timeout_s);
+    if (auto st = stub->CancelJob(ctx.get(), req, &job); !st.ok()) return ReportError(st, g);
+    if (g.output == "json") {
+      std::cout << retrain::client::ToJson(job) << "\n";
+    } else {
+      std::cout << job.id() << " " << retrain::StateName(job.state()) << "\n";
+    }
+    return kOk;
+  }
+  if (*list) {
+    v1::ListJobsRequest req;
+    req.set_page_size(limit);
+    req.set_summary_only(true);
+    v1::ListJobsResponse resp;
+    auto ctx = Context(g.timeout_s);
+    if (auto st = stub->ListJobs(ctx.get(), req, &resp); !st.ok()) return ReportError(st, g);
+    if (g.output == "json") {
+      std::cout << retrain::client::ToJson(resp) << "\n";
+    } else {
+      for (const auto& job : resp.jobs()) std::cout << retrain::client::JobRow(job) << "\n";
+    }
+    return kOk;
+  }
+  if (*workers) {
+    v1::ListWorkersResponse resp;
+    auto ctx = Context(g.timeout_s);
+    if (auto st = stub->ListWorkers(ctx.get(), v1::ListWorkersRequest(), &resp); !st.ok()) {
+      return ReportError(st, g);
+    }
+    if (g.output == "json") {
+      std::cout << retrain::client::ToJson(resp) << "\n";
+    } else {
+      for (const auto& w : resp.workers()) std::cout << retrain::client::WorkerRow(w) << "\n";
+    }
+    return kOk;
+  }
+  return kUsage;
+}

@@ -1,0 +1,57 @@
+// Small file-system helpers with the durability rules the project relies on.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace retrain {
+
+// Reads a whole file. Errors name the path and keep errno's meaning in the
+// code: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION (a directory,
+// a symlink loop), else UNKNOWN.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// fsyncs a directory so that renames and new entries in it are durable.
+absl::Status SyncDirectory(const std::string& dir);
+
+// Writes a file so that readers only ever see nothing or all of it: the
+// bytes go to a hidden temporary name in the same directory, are fsynced,
+// and the file is renamed into place and its directory fsynced. Not
+// thread-safe; one instance writes one file.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();  // removes the temporary file unless committed
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  absl::Status Open();
+  absl::Status Append(std::string_view data);
+  // fsyncs and renames into place. `sync_dir` false leaves the directory
+  // fsync to the caller (to batch several renames).
+  absl::Status Commit(bool sync_dir = true);
+  int64_t bytes_written() const { return bytes_written_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::string temp_path_;
+  int fd_ = -1;
+  int64_t bytes_written_ = 0;
+  bool committed_ = false;
+};
+
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+
+// Returns `bytes` as valid UTF-8: each byte that is not part of a valid
+// UTF-8 sequence becomes "\xNN".
+std::string EscapeNonUtf8(std::string_view bytes);
+
+// Maps an errno value from a file operation to a status code.
+absl::StatusCode ErrnoToCode(int err);
+
+}  // namespace retrain

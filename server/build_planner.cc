@@ -1,0 +1,52 @@
+#include "server/build_planner.h"
+
+#include "absl/strings/str_format.h"
+
+namespace retrain::server {
+
+std::string ShardFileName(const std::string& split, int index, int count) {
+  return absl::StrFormat("%s-%05d-of-%05d", split, index, count);
+}
+
+std::vector<v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
+                                          int64_t max_pixels, int files_per_task) {
+  std::vector<v1::ProbeTask> tasks;
+  for (size_t i = 0; i < scan.files.size(); ++i) {
+    if (i % files_per_task == 0) {
+      auto& task = tasks.emplace_back();
+      task.set_directory(scan.directory);
+      task.set_split(scan.split);
+      task.set_max_pixels(max_pixels);
+    }
+    auto* file = tasks.back().add_files();
+    file->set_relative_path(scan.files[i].relative_path);
+    file->set_label(scan.files[i].label_index);
+    file->set_file_index(first_index + static_cast<int64_t>(i));
+  }
+  return tasks;
+}
+
+std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
+                                          const ShardPlanOptions& options) {
+  // Each split is shuffled on its own stream so that adding validation
+  // files does not reorder the training shards.
+  SeededShuffle(entries, options.seed ^ (options.split == "train" ? 0 : 0x5bd1e995ull));
+  std::vector<v1::ShardTask> shards(options.num_shards);
+  const size_t n = entries.size();
+  for (int s = 0; s < options.num_shards; ++s) {
+    auto& shard = shards[s];
+    shard.set_directory(options.directory);
+    shard.set_split(options.split);
+    shard.set_output_directory(options.output_directory);
+    shard.set_file_name(ShardFileName(options.split, s, options.num_shards));
+    shard.set_jpeg_quality(options.jpeg_quality);
+    shard.set_max_pixels(options.max_pixels);
+    shard.set_num_threads(options.num_threads);
+    const size_t begin = n * s / options.num_shards;
+    const size_t end = n * (s + 1) / options.num_shards;
+    for (size_t i = begin; i < end; ++i) *shard.add_entries() = std::move(entries[i]);
+  }
+  return shards;
+}
+
+}  // namespace retrain::server

@@ -1,0 +1,77 @@
+// Turning a scan into tasks: probe batches, then shuffled, evenly sized
+// shards. Everything here is a pure function of its inputs, so a plan made
+// again after a restart is the same plan.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "retrain/v1/worker.pb.h"
+#include "server/dataset_scan.h"
+
+namespace retrain::server {
+
+// "train-00003-of-00128".
+std::string ShardFileName(const std::string& split, int index, int count);
+
+// Batches of at most `files_per_task` files, in scan order. `first_index`
+// numbers the files (file_index) so that indices are unique across splits.
+std::vector<retrain::v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
+                                                   int64_t max_pixels, int files_per_task);
+
+// Shuffles `items` with a generator whose output depends only on `seed`
+// (not on the standard library's distribution implementations).
+template <typename T>
+void SeededShuffle(std::vector<T>& items, uint64_t seed);
+
+struct ShardPlanOptions {
+  std::string split;
+  std::string directory;         // the split's source directory
+  std::string output_directory;
+  int num_shards = 2;
+  uint64_t seed = 12345;
+  int jpeg_quality = 95;
+  int64_t max_pixels = 100'000'000;
+  int num_threads = 0;
+};
+
+// Shuffles `entries` (in scan order) with the seed and deals them into
+// `num_shards` contiguous runs whose sizes differ by at most one. Shards
+// may be empty when there are fewer files than shards.
+std::vector<retrain::v1::ShardTask> MakeShardTasks(std::vector<retrain::v1::ShardEntry> entries,
+                                                   const ShardPlanOptions& options);
+
+// --- implementation ---
+
+// SplitMix64: tiny, well-mixed, and identical on every platform.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, bound) by rejection (no modulo bias).
+  uint64_t Below(uint64_t bound) {
+    const uint64_t limit = UINT64_MAX - UINT64_MAX % bound;
+    uint64_t v;
+    do v = Next(); while (v >= limit);
+    return v % bound;
+  }
+
+ private:
+  uint64_t state_;
+};
+
+template <typename T>
+void SeededShuffle(std::vector<T>& items, uint64_t seed) {
+  SplitMix64 rng(seed);
+  for (size_t i = items.size(); i > 1; --i) {
+    std::swap(items[i - 1], items[rng.Below(i)]);
+  }
+}
+
+}  // namespace retrain::server

@@ -1,0 +1,632 @@
+#include "server/coordinator.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/job_states.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace retrain::server {
+
+namespace v1 = retrain::v1;
+using google::protobuf::util::TimeUtil;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t TaskUnits(const v1::Task& task) {
+  if (task.has_probe()) return task.probe().files_size();
+  if (task.has_shard()) return task.shard().entries_size();
+  return 1;
+}
+
+}  // namespace
+
+std::string TaskName(const v1::TaskRecord& t) {
+  if (t.task().has_shard()) {
+    return absl::StrCat("task ", t.id(), " (", t.task().shard().file_name(), ")");
+  }
+  return absl::StrCat("task ", t.id());
+}
+
+Coordinator::Coordinator(CoordinatorOptions options, DataRoots roots,
+                         std::unique_ptr<SqliteStore> store)
+    : options_(std::move(options)), roots_(std::move(roots)), store_(std::move(store)) {}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options) {
+  ASSIGN_OR_RETURN(DataRoots roots, DataRoots::Create(options.data_roots));
+  ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.state_dir));
+  std::unique_ptr<Coordinator> c(
+      new Coordinator(std::move(options), std::move(roots), std::move(store)));
+  RETURN_IF_ERROR(c->Load());
+  c->tick_thread_ = std::thread([p = c.get()] { p->TickLoop(); });
+  c->planner_thread_ = std::thread([p = c.get()] { p->PlannerLoop(); });
+  return c;
+}
+
+Coordinator::~Coordinator() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  tick_wake_.notify_all();
+  planner_wake_.notify_all();
+  task_available_.notify_all();
+  job_changed_.notify_all();
+  if (tick_thread_.joinable()) tick_thread_.join();
+  if (planner_thread_.joinable()) planner_thread_.join();
+}
+
+int64_t Coordinator::Now() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+absl::Status Coordinator::Load() {
+  ASSIGN_OR_RETURN(StoreContents contents, store_->LoadAll());
+  std::lock_guard<std::mutex> lock(mu_);
+  auto counter = [&](const char* name) {
+    auto it = contents.counters.find(name);
+    return it == contents.counters.end() ? int64_t{1} : it->second;
+  };
+  next_job_seq_ = counter("next_job_seq");
+  next_task_id_ = counter("next_task_id");
+  next_lease_id_ = counter("next_lease_id");
+  next_worker_seq_ = counter("next_worker_seq");
+  for (auto& job : contents.jobs) {
+    const std::string id = job.id();
+    if (!job.request_id().empty()) request_ids_[job.request_id()] = id;
+    jobs_[id].job = std::move(job);
+  }
+  for (auto& [id, plan] : contents.plans) {
+    if (auto* e = FindJob(id)) e->plan = std::move(plan);
+  }
+  // Leases survive a restart; their holders get a full lease time to check in.
+  const int64_t grace = Now() + options_.lease_timeout_ms;
+  for (auto& task : contents.tasks) {
+    JobEntry* entry = FindJob(task.job_id());
+    if (entry == nullptr || IsFinalState(entry->job.state())) continue;
+    entry->task_ids.push_back(task.id());
+    if (task.state() == v1::TASK_STATE_PENDING) pending_.insert(task.id());
+    if (task.state() == v1::TASK_STATE_LEASED) {
+      task.set_lease_deadline_ms(std::max(task.lease_deadline_ms(), grace));
+      lease_to_task_[task.lease_id()] = task.id();
+    }
+    tasks_[task.id()] = std::move(task);
+  }
+  for (auto& worker : contents.workers) {
+    // Silent workers get the same grace before they count as lost.
+    *worker.mutable_last_heartbeat() = TimeUtil::MillisecondsToTimestamp(Now());
+    workers_[worker.id()] = std::move(worker);
+  }
+  int resumed = 0;
+  for (auto& [id, entry] : jobs_) {
+    if (IsFinalState(entry.job.state())) continue;
+    ++resumed;
+    RecomputeProgress(entry);
+    AdvanceBuild(id);
+  }
+  Logger("server")->info("state loaded from {}: {} jobs ({} active), {} tasks, {} workers",
+                         options_.state_dir, jobs_.size(), resumed, tasks_.size(),
+                         workers_.size());
+  return absl::OkStatus();
+}
+
+// --- helpers (mu_ held) ---
+
+Coordinator::JobEntry* Coordinator::FindJob(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+std::string Coordinator::NewJobId() { return absl::StrFormat("j-%06d", next_job_seq_++); }
+
+void Coordinator::Touch(JobEntry& entry) {
+  ++entry.version;
+  *entry.job.mutable_update_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  job_changed_.notify_all();
+}
+
+void Coordinator::AddEvent(JobEntry& entry, const std::string& reason) {
+  auto* ev = entry.job.add_history();
+  *ev->mutable_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  ev->set_state(entry.job.state());
+  ev->set_reason(reason);
+  Logger("server")->info("job {}: {}", entry.job.id(), reason);
+  Touch(entry);
+}
+
+void Coordinator::SetState(JobEntry& entry, v1::JobState state, const std::string& reason) {
+  entry.job.set_state(state);
+  if (IsFinalState(state)) *entry.job.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  AddEvent(entry, absl::StrCat(StateName(state), ": ", reason));
+}
+
+void Coordinator::Persist(StoreBatch& batch) {
+  batch.counters = {{"next_job_seq", next_job_seq_},
+                    {"next_task_id", next_task_id_},
+                    {"next_lease_id", next_lease_id_},
+                    {"next_worker_seq", next_worker_seq_}};
+  absl::Status s = store_->Commit(batch);
+  if (!s.ok()) {
+    // The in-memory state is ahead of the database; going on would make
+    // promises the state directory cannot keep.
+    Logger("server")->critical("cannot write the state database: {}", s.ToString());
+    std::abort();
+  }
+}
+
+void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string& reason) {
+  for (int64_t id : entry.task_ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end()) continue;
+    pending_.erase(id);
+    lease_to_task_.erase(it->second.lease_id());
+    task_progress_.erase(id);
+    tasks_.erase(it);
+  }
+  entry.task_ids.clear();
+  if (state == v1::JOB_STATE_FAILED) entry.job.set_error(reason);
+  SetState(entry, state, reason);
+  StoreBatch batch;
+  batch.jobs.push_back(&entry.job);
+  batch.drop_tasks_of_jobs.push_back(entry.job.id());
+  Persist(batch);
+}
+
+bool Coordinator::PhaseComplete(const JobEntry& entry) const {
+  if (entry.task_ids.empty()) return true;
+  for (int64_t id : entry.task_ids) {
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.state() != v1::TASK_STATE_DONE) return false;
+  }
+  return true;
+}
+
+void Coordinator::RecomputeProgress(JobEntry& entry) {
+  auto* p = entry.job.mutable_progress();
+  int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
+  int32_t tasks_done = 0, tasks_running = 0;
+  for (int64_t id : entry.task_ids) {
+    const auto& t = tasks_.at(id);
+    const int64_t units = TaskUnits(t.task());
+    total += units;
+    if (t.state() == v1::TASK_STATE_DONE) {
+      ++tasks_done;
+      done += units;
+      if (t.result().has_shard()) {
+        bytes += t.result().shard().shard().num_bytes();
+      }
+    } else if (t.state() == v1::TASK_STATE_LEASED) {
+      ++tasks_running;
+      auto pit = task_progress_.find(id);
+      if (pit != task_progress_.end()) {
+        done += std::min(pit->second.done, units);
+        bytes += pit->second.bytes;
+      }
+    }
+    for (const auto& f : t.result().probe().files()) skipped += f.ok() ? 0 : 1;
+    skipped += t.result().shard().skipped_size();
+  }
+  switch (entry.plan.phase()) {
+    case v1::BuildPlan::PHASE_PROBING:
+      p->set_phase("validating");
+      break;
+    case v1::BuildPlan::PHASE_WRITING:
+      p->set_phase("writing shards");
+      break;
+    case v1::BuildPlan::PHASE_FINALIZING:
+      p->set_phase("finalizing");
+      break;
+    default:
+      p->set_phase(entry.job.state() == v1::JOB_STATE_QUEUED ? "queued" : p->phase());
+  }
+  if (p->done() > done || p->total() != total) entry.samples.clear();
+  p->set_done(done);
+  p->set_total(total);
+  p->set_bytes_done(bytes);
+  p->set_skipped(skipped);
+  p->set_tasks_done(tasks_done);
+  p->set_tasks_running(tasks_running);
+  p->set_tasks_total(static_cast<int32_t>(entry.task_ids.size()));
+  // Rate over the last ~10 seconds.
+  const auto now = Clock::now();
+  entry.samples.emplace_back(now, done);
+  while (entry.samples.size() > 2 && now - entry.samples.front().first > std::chrono::seconds(10)) {
+    entry.samples.pop_front();
+  }
+  const double secs =
+      std::chrono::duration<double>(now - entry.samples.front().first).count();
+  const int64_t delta = done - entry.samples.front().second;
+  const double rate = secs > 0.5 ? delta / secs : p->rate();
+  p->set_rate(rate);
+  p->set_eta_seconds(rate > 0 ? (total - done) / rate : 0);
+}
+
+void Coordinator::EnqueuePlanner(const std::string& job_id) {
+  planner_queue_.push_back(job_id);
+  planner_wake_.notify_one();
+}
+
+void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBatch& batch,
+                           std::vector<v1::TaskRecord*>& keep) {
+  entry.task_ids.clear();
+  for (auto& task : tasks) {
+    const int64_t id = next_task_id_++;
+    auto& rec = tasks_[id];
+    rec.set_id(id);
+    rec.set_job_id(entry.job.id());
+    rec.set_state(v1::TASK_STATE_PENDING);
+    task.set_id(id);
+    task.set_job_id(entry.job.id());
+    *rec.mutable_task() = std::move(task);
+    entry.task_ids.push_back(id);
+    pending_.insert(id);
+    keep.push_back(&rec);
+    batch.tasks.push_back(&rec);
+  }
+  task_available_.notify_all();
+}
+
+absl::StatusOr<v1::TaskRecord*> Coordinator::FindLease(const std::string& worker_id,
+                                                      int64_t task_id, int64_t lease_id) {
+  auto it = tasks_.find(task_id);
+  if (it == tasks_.end() || it->second.state() != v1::TASK_STATE_LEASED ||
+      it->second.lease_id() != lease_id) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "task ", task_id, " lease ", lease_id,
+        " is no longer valid (expired, re-assigned or cancelled); drop its results"));
+  }
+  if (it->second.worker_id() != worker_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("lease ", lease_id, " belongs to another worker"));
+  }
+  return &it->second;
+}
+
+void Coordinator::RequeueOrFail(v1::TaskRecord& task, const std::string& why) {
+  JobEntry* entry = FindJob(task.job_id());
+  lease_to_task_.erase(task.lease_id());
+  task_progress_.erase(task.id());
+  if (entry == nullptr) return;
+  if (task.attempts() >= options_.max_task_attempts) {
+    EndJob(*entry, v1::JOB_STATE_FAILED,
+           absl::StrCat(TaskName(task), " failed ", task.attempts(), " times; last: ", why));
+    return;
+  }
+  task.set_state(v1::TASK_STATE_PENDING);
+  task.set_worker_id("");
+  pending_.insert(task.id());
+  AddEvent(*entry, absl::StrCat(TaskName(task), " re-queued: ", why));
+  StoreBatch batch;
+  batch.tasks.push_back(&task);
+  batch.jobs.push_back(&entry->job);
+  Persist(batch);
+  task_available_.notify_all();
+}
+
+// --- background ---
+
+void Coordinator::TickLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopping_) {
+    tick_wake_.wait_for(lock, std::chrono::milliseconds(250));
+    if (stopping_) break;
+    lock.unlock();
+    Tick();
+    lock.lock();
+  }
+}
+
+void Coordinator::Tick() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t now = Now();
+  std::vector<int64_t> expired;
+  for (const auto& [lease, task_id] : lease_to_task_) {
+    const auto& t = tasks_.at(task_id);
+    if (t.lease_deadline_ms() < now) expired.push_back(task_id);
+  }
+  for (int64_t id : expired) {
+    auto& t = tasks_.at(id);
+    RequeueOrFail(t, absl::StrCat("lease on worker ", t.worker_id(), " expired"));
+  }
+  for (auto& [id, w] : workers_) {
+    if (w.state() == v1::WORKER_STATE_LOST) continue;
+    if (now - TimeUtil::TimestampToMilliseconds(w.last_heartbeat()) > options_.lease_timeout_ms) {
+      w.set_state(v1::WORKER_STATE_LOST);
+      Logger("server")->warn("worker {} lost: no heartbeat for {} ms", id,
+                             options_.lease_timeout_ms);
+      StoreBatch batch;
+      batch.workers.push_back(&w);
+      Persist(batch);
+    }
+  }
+  for (auto& [id, entry] : jobs_) {
+    if (entry.job.state() != v1::JOB_STATE_RUNNING) continue;
+    const auto before = entry.job.progress().SerializeAsString();
+    RecomputeProgress(entry);
+    if (entry.job.progress().SerializeAsString() != before) Touch(entry);
+  }
+}
+
+void Coordinator::PlannerLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    planner_wake_.wait(lock, [&] { return stopping_ || !planner_queue_.empty(); });
+    if (stopping_) return;
+    const std::string id = planner_queue_.front();
+    planner_queue_.pop_front();
+    JobEntry* entry = FindJob(id);
+    if (entry == nullptr || IsFinalState(entry->job.state())) continue;
+    const auto phase = entry->plan.phase();
+    const bool queued = entry->job.state() == v1::JOB_STATE_QUEUED;
+    const bool complete = PhaseComplete(*entry);
+    lock.unlock();
+    if (queued) {
+      PlanProbes(id);
+    } else if (phase == v1::BuildPlan::PHASE_PROBING && complete) {
+      PlanShards(id);
+    } else if ((phase == v1::BuildPlan::PHASE_WRITING && complete) ||
+               phase == v1::BuildPlan::PHASE_FINALIZING) {
+      Finalize(id);
+    }
+    lock.lock();
+  }
+}
+
+void Coordinator::AdvanceBuild(const std::string& job_id) {
+  JobEntry* entry = FindJob(job_id);
+  if (entry == nullptr || IsFinalState(entry->job.state())) return;
+  if (entry->job.state() == v1::JOB_STATE_QUEUED || PhaseComplete(*entry) ||
+      entry->plan.phase() == v1::BuildPlan::PHASE_FINALIZING) {
+    EnqueuePlanner(job_id);
+  }
+}
+
+// --- clients ---
+
+absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) {
+    return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  }
+  return it->second.job;
+}
+
+absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsRequest& req) const {
+  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  const int page_size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 1000);
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ListJobsResponse resp;
+  // Newest first; the page token is the id of the last job returned.
+  auto it = jobs_.rbegin();
+  if (!req.page_token().empty()) {
+    while (it != jobs_.rend() && it->first >= req.page_token()) ++it;
+  }
+  for (; it != jobs_.rend(); ++it) {
+    const auto& job = it->second.job;
+    if (req.type() != v1::JOB_TYPE_UNSPECIFIED && job.type() != req.type()) continue;
+    if (req.states_size() > 0 &&
+        std::find(req.states().begin(), req.states().end(), job.state()) == req.states().end()) {
+      continue;
+    }
+    if (resp.jobs_size() == page_size) {
+      resp.set_next_page_token(resp.jobs(resp.jobs_size() - 1).id());
+      break;
+    }
+    auto* out = resp.add_jobs();
+    *out = job;
+    if (req.summary_only()) {
+      out->clear_history();
+      out->clear_result();
+    }
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id,
+                                               const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobEntry* entry = FindJob(job_id);
+  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  const auto state = entry->job.state();
+  if (state == v1::JOB_STATE_CANCELLED) return entry->job;
+  if (IsFinalState(state)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job ", job_id, " already ended ", StateName(state)));
+  }
+  EndJob(*entry, v1::JOB_STATE_CANCELLED, reason.empty() ? "cancelled by request" : reason);
+  return entry->job;
+}
+
+absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id,
+                                                      uint64_t* version,
+                                                      std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto find = [&]() -> const JobEntry* {
+    auto it = jobs_.find(job_id);
+    return it == jobs_.end() ? nullptr : &it->second;
+  };
+  if (find() == nullptr) {
+    return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  }
+  job_changed_.wait_for(lock, timeout, [&] {
+    const JobEntry* e = find();
+    return stopping_ || *version == 0 || e->version != *version;
+  });
+  if (stopping_) return absl::UnavailableError("the coordinator is shutting down");
+  const JobEntry* e = find();
+  *version = e->version;
+  return e->job;
+}
+
+std::vector<v1::Worker> Coordinator::ListWorkers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<v1::Worker> out;
+  for (const auto& [id, w] : workers_) {
+    auto& copy = out.emplace_back(w);
+    copy.clear_task_ids();
+    for (const auto& [lease, task_id] : lease_to_task_) {
+      if (tasks_.at(task_id).worker_id() == id) copy.add_task_ids(task_id);
+    }
+  }
+  return out;
+}
+
+// --- workers ---
+
+absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
+    const v1::RegisterWorkerRequest& req) {
+  if (req.hostname().empty()) return absl::InvalidArgumentError("hostname is required");
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string id = absl::StrFormat("w-%d", next_worker_seq_++);
+  auto& w = workers_[id];
+  w.set_id(id);
+  w.set_hostname(req.hostname());
+  w.set_pid(req.pid());
+  w.set_version(req.version());
+  *w.mutable_resources() = req.resources();
+  w.set_state(v1::WORKER_STATE_IDLE);
+  *w.mutable_register_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  *w.mutable_last_heartbeat() = w.register_time();
+  StoreBatch batch;
+  batch.workers.push_back(&w);
+  Persist(batch);
+  Logger("server")->info("worker {} registered: {} pid {} ({} cores, {} threads)", id,
+                         req.hostname(), req.pid(), req.resources().cpu_cores(),
+                         req.resources().threads());
+  v1::RegisterWorkerResponse resp;
+  resp.set_worker_id(id);
+  resp.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
+  resp.set_lease_timeout_ms(options_.lease_timeout_ms);
+  return resp;
+}
+
+absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto wit = workers_.find(req.worker_id());
+  if (wit == workers_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("worker_id: unknown worker '", req.worker_id(), "'; register again"));
+  }
+  auto& w = wit->second;
+  *w.mutable_last_heartbeat() = TimeUtil::MillisecondsToTimestamp(Now());
+  if (req.has_resources()) *w.mutable_resources() = req.resources();
+  if (w.state() == v1::WORKER_STATE_LOST) {
+    Logger("server")->info("worker {} is back", w.id());
+    w.set_state(v1::WORKER_STATE_IDLE);
+  }
+  v1::HeartbeatResponse resp;
+  const int64_t deadline = Now() + options_.lease_timeout_ms;
+  bool busy = false;
+  for (int64_t lease : req.lease_ids()) {
+    auto it = lease_to_task_.find(lease);
+    if (it == lease_to_task_.end() || tasks_.at(it->second).worker_id() != w.id()) {
+      resp.add_revoked_lease_ids(lease);
+      continue;
+    }
+    tasks_.at(it->second).set_lease_deadline_ms(deadline);
+    busy = true;
+  }
+  w.set_state(busy ? v1::WORKER_STATE_BUSY : v1::WORKER_STATE_IDLE);
+  return resp;
+}
+
+absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTaskRequest& req) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (workers_.count(req.worker_id()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("worker_id: unknown worker '", req.worker_id(), "'; register again"));
+  }
+  const auto wait = std::chrono::milliseconds(std::clamp(req.wait_ms(), 0, 10000));
+  task_available_.wait_for(lock, wait, [&] { return stopping_ || !pending_.empty(); });
+  v1::LeaseTaskResponse resp;
+  if (stopping_ || pending_.empty()) return resp;
+  const int64_t id = *pending_.begin();
+  pending_.erase(pending_.begin());
+  auto& t = tasks_.at(id);
+  t.set_state(v1::TASK_STATE_LEASED);
+  t.set_attempts(t.attempts() + 1);
+  t.set_lease_id(next_lease_id_++);
+  t.set_worker_id(req.worker_id());
+  t.set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
+  lease_to_task_[t.lease_id()] = id;
+  auto& w = workers_.at(req.worker_id());
+  w.set_state(v1::WORKER_STATE_BUSY);
+  *w.mutable_last_heartbeat() = TimeUtil::MillisecondsToTimestamp(Now());
+  StoreBatch batch;
+  batch.tasks.push_back(&t);
+  Persist(batch);
+  auto* out = resp.mutable_task();
+  *out = t.task();
+  out->set_lease_id(t.lease_id());
+  out->set_attempt(t.attempts());
+  *out->mutable_lease_deadline() = TimeUtil::MillisecondsToTimestamp(t.lease_deadline_ms());
+  if (JobEntry* entry = FindJob(t.job_id())) {
+    RecomputeProgress(*entry);
+    Touch(*entry);
+  }
+  return resp;
+}
+
+absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
+    const v1::ReportProgressRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  v1::ReportProgressResponse resp;
+  auto task = FindLease(req.worker_id(), req.task_id(), req.lease_id());
+  if (!task.ok()) {
+    resp.set_keep_going(false);
+    return resp;
+  }
+  (*task)->set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
+  task_progress_[req.task_id()] = {req.done(), req.bytes_done()};
+  resp.set_keep_going(true);
+  return resp;
+}
+
+absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(v1::TaskRecord * task, FindLease(req.worker_id(), req.task_id(), req.lease_id()));
+  const bool kind_matches = (task->task().has_probe() && req.result().has_probe()) ||
+                            (task->task().has_shard() && req.result().has_shard());
+  if (!kind_matches) {
+    return absl::InvalidArgumentError("result: does not match the task's kind");
+  }
+  task->set_state(v1::TASK_STATE_DONE);
+  *task->mutable_result() = req.result();
+  lease_to_task_.erase(task->lease_id());
+  task_progress_.erase(task->id());
+  JobEntry* entry = FindJob(task->job_id());
+  StoreBatch batch;
+  batch.tasks.push_back(task);
+  Persist(batch);
+  if (entry != nullptr) {
+    RecomputeProgress(*entry);
+    Touch(*entry);
+    if (PhaseComplete(*entry)) EnqueuePlanner(entry->job.id());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::FailTask(const v1::FailTaskRequest& req) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(v1::TaskRecord * task, FindLease(req.worker_id(), req.task_id(), req.lease_id()));
+  task->set_error(req.error());
+  const std::string why = absl::StrCat("worker ", req.worker_id(), ": ", req.error());
+  if (!req.retryable()) {
+    if (JobEntry* entry = FindJob(task->job_id())) {
+      EndJob(*entry, v1::JOB_STATE_FAILED, why);
+    }
+    return absl::OkStatus();
+  }
+  RequeueOrFail(*task, why);
+  return absl::OkStatus();
+}
+
+}  // namespace retrain::server

@@ -1,0 +1,160 @@
+// The coordinator's engine: jobs, their tasks, leases and workers. It knows
+// nothing of gRPC; the service classes translate requests to these calls.
+//
+// Thread-safe: every public method may be called from any thread. State is
+// guarded by one mutex; file-system work (scanning, writing manifests) runs
+// on the planner thread without holding it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "retrain/v1/coordinator_state.pb.h"
+#include "retrain/v1/job_service.pb.h"
+#include "retrain/v1/worker_service.pb.h"
+#include "server/data_roots.h"
+#include "server/sqlite_store.h"
+
+namespace retrain::server {
+
+// "task 7 (train-00003-of-00008)": how logs and job history name a task.
+std::string TaskName(const retrain::v1::TaskRecord& task);
+
+struct CoordinatorOptions {
+  // Folders requests may read and write; at least one.
+  std::vector<std::string> data_roots;
+  // Where the SQLite database lives.
+  std::string state_dir;
+  // A lease not extended by a heartbeat for this long expires, and a worker
+  // silent for this long is marked lost.
+  int lease_timeout_ms = 15000;
+  int heartbeat_interval_ms = 2000;
+  // Files validated per probe task.
+  int files_per_probe_task = 256;
+  // Leases of one task before the job fails.
+  int max_task_attempts = 4;
+};
+
+class Coordinator {
+ public:
+  // Opens the state, re-queues what was in flight and starts the background
+  // threads.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // --- clients ---
+  absl::StatusOr<retrain::v1::Job> SubmitDatasetBuild(
+      const retrain::v1::SubmitDatasetBuildRequest& request);
+  absl::StatusOr<retrain::v1::Job> GetJob(const std::string& job_id) const;
+  absl::StatusOr<retrain::v1::ListJobsResponse> ListJobs(
+      const retrain::v1::ListJobsRequest& request) const;
+  absl::StatusOr<retrain::v1::Job> CancelJob(const std::string& job_id, const std::string& reason);
+  // Blocks until the job's version passes `*version` or `timeout` passes,
+  // then returns the job and stores its version. `*version` 0 returns at
+  // once.
+  absl::StatusOr<retrain::v1::Job> WaitForJobChange(const std::string& job_id, uint64_t* version,
+                                                    std::chrono::milliseconds timeout) const;
+  std::vector<retrain::v1::Worker> ListWorkers() const;
+
+  // --- workers ---
+  absl::StatusOr<retrain::v1::RegisterWorkerResponse> RegisterWorker(
+      const retrain::v1::RegisterWorkerRequest& request);
+  absl::StatusOr<retrain::v1::HeartbeatResponse> Heartbeat(
+      const retrain::v1::HeartbeatRequest& request);
+  // Waits up to request.wait_ms (at most 10 s) for a task.
+  absl::StatusOr<retrain::v1::LeaseTaskResponse> LeaseTask(
+      const retrain::v1::LeaseTaskRequest& request);
+  absl::StatusOr<retrain::v1::ReportProgressResponse> ReportProgress(
+      const retrain::v1::ReportProgressRequest& request);
+  absl::Status CompleteTask(const retrain::v1::CompleteTaskRequest& request);
+  absl::Status FailTask(const retrain::v1::FailTaskRequest& request);
+
+ private:
+  struct JobEntry {
+    retrain::v1::Job job;
+    retrain::v1::BuildPlan plan;
+    uint64_t version = 1;
+    std::vector<int64_t> task_ids;  // the current phase's tasks
+    // Recent (time, done) samples for the rate estimate.
+    std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> samples;
+  };
+  struct TaskProgress {
+    int64_t done = 0;
+    int64_t bytes = 0;
+  };
+
+  Coordinator(CoordinatorOptions options, DataRoots roots, std::unique_ptr<SqliteStore> store);
+  absl::Status Load();
+  void TickLoop();
+  void PlannerLoop();
+  void Tick();
+
+  // Dataset builds (coordinator_build.cc).
+  absl::StatusOr<retrain::v1::DatasetBuildSpec> ValidateBuildSpec(
+      const retrain::v1::DatasetBuildSpec& spec, retrain::v1::BuildPlan* plan) const;
+  void PlanProbes(const std::string& job_id);
+  void PlanShards(const std::string& job_id);
+  void Finalize(const std::string& job_id);
+  void AdvanceBuild(const std::string& job_id);
+
+  // Helpers; callers hold mu_.
+  JobEntry* FindJob(const std::string& job_id);
+  void Touch(JobEntry& entry);
+  void AddEvent(JobEntry& entry, const std::string& reason);
+  void SetState(JobEntry& entry, retrain::v1::JobState state, const std::string& reason);
+  // Ends the job (FAILED or CANCELLED or SUCCEEDED), revokes its leases and
+  // forgets its tasks. Persists.
+  void EndJob(JobEntry& entry, retrain::v1::JobState state, const std::string& reason);
+  void RecomputeProgress(JobEntry& entry);
+  bool PhaseComplete(const JobEntry& entry) const;
+  absl::StatusOr<retrain::v1::TaskRecord*> FindLease(const std::string& worker_id, int64_t task_id,
+                                                    int64_t lease_id);
+  void RequeueOrFail(retrain::v1::TaskRecord& task, const std::string& why);
+  void Persist(StoreBatch& batch);
+  void AddTasks(JobEntry& entry, std::vector<retrain::v1::Task> tasks, StoreBatch& batch,
+                std::vector<retrain::v1::TaskRecord*>& keep);
+  void EnqueuePlanner(const std::string& job_id);
+  std::string NewJobId();
+  int64_t Now() const;  // wall-clock ms
+
+  // Constant after construction.
+  const CoordinatorOptions options_;
+  const DataRoots roots_;
+
+  mutable std::mutex mu_;
+  std::unique_ptr<SqliteStore> store_;                   // guarded by mu_
+  std::map<std::string, JobEntry> jobs_;                 // guarded by mu_
+  std::map<std::string, std::string> request_ids_;       // guarded by mu_
+  std::map<int64_t, retrain::v1::TaskRecord> tasks_;     // guarded by mu_
+  std::map<int64_t, TaskProgress> task_progress_;        // guarded by mu_
+  std::set<int64_t> pending_;                            // guarded by mu_
+  std::map<int64_t, int64_t> lease_to_task_;             // guarded by mu_
+  std::map<std::string, retrain::v1::Worker> workers_;   // guarded by mu_
+  std::deque<std::string> planner_queue_;                // guarded by mu_
+  int64_t next_job_seq_ = 1;                             // guarded by mu_
+  int64_t next_task_id_ = 1;                             // guarded by mu_
+  int64_t next_lease_id_ = 1;                            // guarded by mu_
+  int64_t next_worker_seq_ = 1;                          // guarded by mu_
+  bool stopping_ = false;                                // guarded by mu_
+  mutable std::condition_variable job_changed_;
+  std::condition_variable task_available_;
+  std::condition_variable planner_wake_;
+  std::condition_variable tick_wake_;
+
+  std::thread tick_thread_;
+  std::thread planner_thread_;
+};
+
+}  // namespace retrain::server

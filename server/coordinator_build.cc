@@ -1,0 +1,496 @@
+// Dataset builds: request validation and the phases list -> probe -> write
+// shards -> finalize.
+#include <sys/stat.h>
+
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/files.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/build_planner.h"
+#include "server/coordinator.h"
+#include "server/dataset_manifest.h"
+#include "server/dataset_scan.h"
+
+namespace retrain::server {
+
+namespace v1 = retrain::v1;
+namespace fs = std::filesystem;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+constexpr int kMaxShards = 99999;  // shard names have five digits
+
+absl::Status CheckDirectory(const std::string& field, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat(field, ": directory '", path, "' does not exist"));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": '", path, "' is not a directory"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckShardCount(const std::string& field, int value) {
+  if (value < 1 || value > kMaxShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be between 1 and ", kMaxShards, ", got ", value));
+  }
+  return absl::OkStatus();
+}
+
+// Shard files already in the output directory that this build would not
+// overwrite: readers glob train-* / validation-*, so they would mix in.
+absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
+  std::error_code ec;
+  if (!fs::exists(spec.output_directory(), ec)) return absl::OkStatus();
+  if (!fs::is_directory(spec.output_directory(), ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_directory: '", spec.output_directory(), "' exists and is not a directory"));
+  }
+  std::vector<std::string> foreign;
+  for (const auto& e : fs::directory_iterator(spec.output_directory(), ec)) {
+    const std::string name = e.path().filename().string();
+    const bool train = name.rfind("train-", 0) == 0;
+    const bool validation = name.rfind("validation-", 0) == 0;
+    if (!train && !validation) continue;
+    bool ours = false;
+    if (train && !spec.train_directory().empty()) {
+      for (int i = 0; i < spec.train_shards() && !ours; ++i) {
+        ours = name == ShardFileName("train", i, spec.train_shards());
+      }
+    }
+    if (validation && !spec.validation_directory().empty()) {
+      for (int i = 0; i < spec.validation_shards() && !ours; ++i) {
+        ours = name == ShardFileName("validation", i, spec.validation_shards());
+      }
+    }
+    if (!ours) foreign.push_back(EscapeNonUtf8(name));
+  }
+  if (!foreign.empty()) {
+    std::sort(foreign.begin(), foreign.end());
+    if (foreign.size() > 3) foreign.resize(3), foreign.push_back("...");
+    return absl::FailedPreconditionError(absl::StrCat(
+        "output_directory: '", spec.output_directory(), "' already holds shards of another build (",
+        absl::StrJoin(foreign, ", "),
+        ") that readers would mix in; use an empty directory or remove them"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
+    const v1::DatasetBuildSpec& in, v1::BuildPlan* plan) const {
+  v1::DatasetBuildSpec spec = in;
+  if (in.train_directory().empty() && in.validation_directory().empty()) {
+    return absl::InvalidArgumentError(
+        "train_directory, validation_directory: give at least one of them");
+  }
+  if (in.output_directory().empty()) {
+    return absl::InvalidArgumentError("output_directory is required");
+  }
+  if (!in.has_train_shards()) spec.set_train_shards(2);
+  if (!in.has_validation_shards()) spec.set_validation_shards(2);
+  RETURN_IF_ERROR(CheckShardCount("train_shards", spec.train_shards()));
+  RETURN_IF_ERROR(CheckShardCount("validation_shards", spec.validation_shards()));
+  if (in.has_num_threads() && (in.num_threads() < 1 || in.num_threads() > 256)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_threads: must be between 1 and 256, got ", in.num_threads()));
+  }
+  if (!in.has_background_class()) spec.set_background_class(true);
+  if (!in.has_jpeg_quality()) spec.set_jpeg_quality(95);
+  if (spec.jpeg_quality() < 1 || spec.jpeg_quality() > 100) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("jpeg_quality: must be between 1 and 100, got ", spec.jpeg_quality()));
+  }
+  if (!in.has_max_pixels()) spec.set_max_pixels(100'000'000);
+  if (spec.max_pixels() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_pixels: must be positive, got ", spec.max_pixels()));
+  }
+  if (!in.has_seed()) spec.set_seed(12345);
+
+  if (!in.train_directory().empty()) {
+    ASSIGN_OR_RETURN(*spec.mutable_train_directory(),
+                     roots_.Resolve("train_directory", in.train_directory()));
+    RETURN_IF_ERROR(CheckDirectory("train_directory", spec.train_directory()));
+  }
+  if (!in.validation_directory().empty()) {
+    ASSIGN_OR_RETURN(*spec.mutable_validation_directory(),
+                     roots_.Resolve("validation_directory", in.validation_directory()));
+    RETURN_IF_ERROR(CheckDirectory("validation_directory", spec.validation_directory()));
+  }
+  ASSIGN_OR_RETURN(*spec.mutable_output_directory(),
+                   roots_.Resolve("output_directory", in.output_directory()));
+  if (spec.output_directory() == spec.train_directory() ||
+      spec.output_directory() == spec.validation_directory()) {
+    return absl::InvalidArgumentError(
+        "output_directory: must differ from the train and validation directories");
+  }
+  RETURN_IF_ERROR(CheckOutputDirectory(spec));
+
+  // Labels: the labels file in order, or the sorted label directories.
+  const std::string& primary =
+      spec.train_directory().empty() ? spec.validation_directory() : spec.train_directory();
+  const char* primary_field =
+      spec.train_directory().empty() ? "validation_directory" : "train_directory";
+  std::vector<std::string> names;
+  if (!in.labels_file().empty()) {
+    ASSIGN_OR_RETURN(*spec.mutable_labels_file(), roots_.Resolve("labels_file", in.labels_file()));
+    auto content = ReadFile(spec.labels_file());
+    if (!content.ok()) {
+      return absl::Status(content.status().code() == absl::StatusCode::kNotFound
+                              ? absl::StatusCode::kNotFound
+                              : absl::StatusCode::kInvalidArgument,
+                          absl::StrCat("labels_file: ", content.status().message()));
+    }
+    ASSIGN_OR_RETURN(std::vector<LabelLine> lines, ParseLabels(*content, spec.labels_file()));
+    std::vector<std::string> missing;
+    for (const auto& l : lines) {
+      struct stat st;
+      const std::string dir = primary + "/" + l.name;
+      if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        missing.push_back(absl::StrCat("line ", l.line, " '", EscapeNonUtf8(l.name), "'"));
+      }
+      names.push_back(l.name);
+    }
+    if (!missing.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "labels_file ", spec.labels_file(), ": ", absl::StrJoin(missing, ", "),
+          missing.size() == 1 ? " has" : " have", " no directory in ", primary_field, " ",
+          primary, "; fix the name or create the directory"));
+    }
+  } else {
+    auto listed = ListLabelDirectories(primary);
+    if (!listed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(primary_field, ": ", listed.status().message()));
+    }
+    if (listed->empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          primary_field, ": '", primary,
+          "' has no label subdirectories; expected <dir>/<label>/<image files>"));
+    }
+    names = *std::move(listed);
+  }
+  const int first = spec.background_class() ? 1 : 0;
+  plan->clear_labels();
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto* l = plan->add_labels();
+    l->set_id(first + static_cast<int>(i));
+    l->set_name(names[i]);
+  }
+  return spec;
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetBuildRequest& req) {
+  v1::BuildPlan plan;
+  // File-system checks run without the lock.
+  ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(req.spec(), &plan));
+  v1::Job job;
+  job.set_type(v1::JOB_TYPE_DATASET_BUILD);
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_request_id(req.request_id());
+  *job.mutable_dataset_build() = spec;
+  *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  *job.mutable_update_time() = job.create_time();
+  job.mutable_progress()->set_phase("queued");
+  if (req.validate_only()) return job;
+
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!req.request_id().empty()) {
+    auto it = request_ids_.find(req.request_id());
+    if (it != request_ids_.end()) {
+      const auto& existing = jobs_.at(it->second).job;
+      if (!google::protobuf::util::MessageDifferencer::Equals(existing.dataset_build(), spec)) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "request_id: '", req.request_id(), "' was used for job ", existing.id(),
+            " with a different request"));
+      }
+      return existing;
+    }
+  }
+  job.set_id(NewJobId());
+  if (!req.request_id().empty()) request_ids_[req.request_id()] = job.id();
+  JobEntry& entry = jobs_[job.id()];
+  entry.job = std::move(job);
+  entry.plan = std::move(plan);
+  SetState(entry, v1::JOB_STATE_QUEUED,
+           absl::StrCat("dataset build submitted: ", entry.plan.labels_size(), " labels"));
+  StoreBatch batch;
+  batch.jobs.push_back(&entry.job);
+  batch.plans.emplace_back(entry.job.id(), &entry.plan);
+  Persist(batch);
+  EnqueuePlanner(entry.job.id());
+  return entry.job;
+}
+
+void Coordinator::PlanProbes(const std::string& job_id) {
+  v1::DatasetBuildSpec spec;
+  std::vector<std::string> labels;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    JobEntry* entry = FindJob(job_id);
+    if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
+    spec = entry->job.dataset_build();
+    for (const auto& l : entry->plan.labels()) labels.push_back(l.name());
+  }
+  std::vector<SplitScan> scans;
+  absl::Status status;
+  for (const auto& [split, dir] : {std::pair<std::string, std::string>{"train", spec.train_directory()},
+                                   {"validation", spec.validation_directory()}}) {
+    if (dir.empty()) continue;
+    auto scan = ScanSplit(split, dir, labels, roots_);
+    if (!scan.ok()) {
+      status = scan.status();
+      break;
+    }
+    scans.push_back(*std::move(scan));
+  }
+  std::error_code ec;
+  if (status.ok()) {
+    fs::create_directories(spec.output_directory() + "/index", ec);
+    if (ec) {
+      status = absl::FailedPreconditionError(absl::StrCat(
+          "output_directory: cannot create '", spec.output_directory(), "': ", ec.message()));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  JobEntry* entry = FindJob(job_id);
+  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
+  if (!status.ok()) {
+    EndJob(*entry, v1::JOB_STATE_FAILED, std::string(status.message()));
+    return;
+  }
+  std::vector<v1::Task> tasks;
+  int64_t files = 0;
+  entry->plan.clear_skipped();
+  for (const auto& scan : scans) {
+    for (auto& probe : MakeProbeTasks(scan, files, spec.max_pixels(),
+                                      options_.files_per_probe_task)) {
+      *tasks.emplace_back().mutable_probe() = std::move(probe);
+    }
+    files += static_cast<int64_t>(scan.files.size());
+    for (const auto& s : scan.skipped) *entry->plan.add_skipped() = s;
+  }
+  entry->plan.set_phase(v1::BuildPlan::PHASE_PROBING);
+  entry->plan.set_files_listed(files);
+  StoreBatch batch;
+  std::vector<v1::TaskRecord*> added;
+  AddTasks(*entry, std::move(tasks), batch, added);
+  SetState(*entry, v1::JOB_STATE_RUNNING,
+           absl::StrCat("listed ", files, " files (", entry->plan.skipped_size(),
+                        " refused); validating them in ", added.size(), " tasks"));
+  RecomputeProgress(*entry);
+  batch.jobs.push_back(&entry->job);
+  batch.plans.emplace_back(job_id, &entry->plan);
+  Persist(batch);
+  if (added.empty()) EnqueuePlanner(job_id);
+}
+
+void Coordinator::PlanShards(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  JobEntry* entry = FindJob(job_id);
+  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
+      entry->plan.phase() != v1::BuildPlan::PHASE_PROBING || !PhaseComplete(*entry)) {
+    return;
+  }
+  const auto& spec = entry->job.dataset_build();
+  auto& plan = entry->plan;
+  // Good files per split in scan order (file_index), and identical contents.
+  std::map<int64_t, std::pair<std::string, v1::ShardEntry>> good;
+  std::map<std::string, std::vector<std::string>> by_hash;
+  int64_t failed = 0;
+  for (int64_t id : entry->task_ids) {
+    const auto& t = tasks_.at(id);
+    const auto& probe = t.task().probe();
+    std::map<int64_t, const v1::FileEntry*> files;
+    for (const auto& f : probe.files()) files[f.file_index()] = &f;
+    for (const auto& r : t.result().probe().files()) {
+      auto fit = files.find(r.file_index());
+      if (fit == files.end()) continue;
+      const v1::FileEntry& f = *fit->second;
+      if (!r.ok()) {
+        auto* s = plan.add_skipped();
+        s->set_path(EscapeNonUtf8(f.relative_path()));
+        s->set_split(probe.split());
+        s->set_reason(r.reason());
+        s->set_detail(r.detail());
+        ++failed;
+        continue;
+      }
+      v1::ShardEntry e;
+      e.set_relative_path(f.relative_path());
+      e.set_label(plan.labels(f.label()).id());
+      e.set_label_text(plan.labels(f.label()).name());
+      e.set_content_hash(r.content_hash());
+      by_hash[r.content_hash()].push_back(
+          absl::StrCat(probe.split(), "/", EscapeNonUtf8(f.relative_path())));
+      good[f.file_index()] = {probe.split(), std::move(e)};
+    }
+  }
+  plan.clear_duplicates();
+  for (auto& [hash, paths] : by_hash) {
+    if (paths.size() < 2) continue;
+    auto* d = plan.add_duplicates();
+    for (auto& p : paths) d->add_paths(std::move(p));
+  }
+  std::vector<v1::Task> tasks;
+  int64_t records = 0;
+  for (const auto& [split, dir, shards] :
+       {std::tuple<std::string, std::string, int>{"train", spec.train_directory(), spec.train_shards()},
+        {"validation", spec.validation_directory(), spec.validation_shards()}}) {
+    if (dir.empty()) continue;
+    std::vector<v1::ShardEntry> entries;
+    for (auto& [index, item] : good) {
+      if (item.first == split) entries.push_back(std::move(item.second));
+    }
+    records += static_cast<int64_t>(entries.size());
+    ShardPlanOptions o;
+    o.split = split;
+    o.directory = dir;
+    o.output_directory = spec.output_directory();
+    o.num_shards = shards;
+    o.seed = spec.seed();
+    o.jpeg_quality = spec.jpeg_quality();
+    o.max_pixels = spec.max_pixels();
+    o.num_threads = spec.num_threads();
+    for (auto& shard : MakeShardTasks(std::move(entries), o)) {
+      *tasks.emplace_back().mutable_shard() = std::move(shard);
+    }
+  }
+  StoreBatch batch;
+  for (int64_t id : entry->task_ids) {
+    tasks_.erase(id);
+    batch.drop_tasks.push_back(id);
+  }
+  plan.set_phase(v1::BuildPlan::PHASE_WRITING);
+  plan.set_records_planned(records);
+  std::vector<v1::TaskRecord*> added;
+  AddTasks(*entry, std::move(tasks), batch, added);
+  AddEvent(*entry, absl::StrCat("validated ", plan.files_listed(), " files: ", records, " good, ",
+                                failed, " skipped, ", plan.duplicates_size(),
+                                " sets of duplicates; writing ", added.size(), " shards"));
+  RecomputeProgress(*entry);
+  batch.jobs.push_back(&entry->job);
+  batch.plans.emplace_back(job_id, &plan);
+  Persist(batch);
+}
+
+void Coordinator::Finalize(const std::string& job_id) {
+  v1::Job job;
+  v1::BuildPlan plan;
+  std::vector<v1::TaskRecord> shard_tasks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    JobEntry* entry = FindJob(job_id);
+    if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
+        !PhaseComplete(*entry)) {
+      return;
+    }
+    if (entry->plan.phase() == v1::BuildPlan::PHASE_WRITING) {
+      entry->plan.set_phase(v1::BuildPlan::PHASE_FINALIZING);
+      RecomputeProgress(*entry);
+      Touch(*entry);
+      StoreBatch batch;
+      batch.plans.emplace_back(job_id, &entry->plan);
+      Persist(batch);
+    }
+    job = entry->job;
+    plan = entry->plan;
+    for (int64_t id : entry->task_ids) shard_tasks.push_back(tasks_.at(id));
+  }
+  const auto& spec = job.dataset_build();
+  v1::DatasetBuildResult result;
+  result.set_output_directory(spec.output_directory());
+  result.set_manifest(spec.output_directory() + "/dataset.json");
+  *result.mutable_labels() = plan.labels();
+  *result.mutable_skipped() = plan.skipped();
+  *result.mutable_duplicates() = plan.duplicates();
+  std::map<std::string, std::map<int, int64_t>> counts;  // split -> label -> records
+  std::vector<int64_t> missing;
+  for (const auto& t : shard_tasks) {
+    const auto& task = t.task().shard();
+    const auto& r = t.result().shard();
+    v1::SplitResult* split =
+        task.split() == "train" ? result.mutable_train() : result.mutable_validation();
+    *split->add_shards() = r.shard();
+    split->set_num_records(split->num_records() + r.shard().num_records());
+    split->set_num_converted(split->num_converted() + r.num_converted());
+    std::set<std::string> skipped;
+    for (const auto& s : r.skipped()) {
+      skipped.insert(s.path());
+      *result.add_skipped() = s;
+    }
+    for (const auto& e : task.entries()) {
+      if (!skipped.count(EscapeNonUtf8(e.relative_path()))) ++counts[task.split()][e.label()];
+    }
+    struct stat st;
+    const std::string path = spec.output_directory() + "/" + r.shard().file();
+    if (::stat(path.c_str(), &st) != 0 || st.st_size != r.shard().num_bytes()) {
+      missing.push_back(t.id());
+    }
+  }
+  for (auto* split : {result.mutable_train(), result.mutable_validation()}) {
+    const std::string name = split == result.mutable_train() ? "train" : "validation";
+    for (const auto& l : plan.labels()) {
+      auto* c = split->add_class_counts();
+      c->set_label(l.id());
+      c->set_name(l.name());
+      c->set_count(counts[name][l.id()]);
+    }
+  }
+  absl::Status status;
+  if (missing.empty()) {
+    status = WriteFileAtomically(spec.output_directory() + "/labels.txt",
+                                 LabelsText(result, spec.background_class()));
+    if (status.ok()) {
+      status = WriteFileAtomically(result.manifest(), DatasetManifestJson(job, result));
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  JobEntry* entry = FindJob(job_id);
+  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING) return;
+  if (!missing.empty()) {
+    // A shard that was reported written is gone (or cut short): write it again.
+    entry->plan.set_phase(v1::BuildPlan::PHASE_WRITING);
+    StoreBatch batch;
+    for (int64_t id : missing) {
+      auto& t = tasks_.at(id);
+      t.set_state(v1::TASK_STATE_PENDING);
+      t.clear_result();
+      pending_.insert(id);
+      batch.tasks.push_back(&t);
+      AddEvent(*entry, absl::StrCat(TaskName(t), ": shard file missing or damaged; writing it again"));
+    }
+    batch.plans.emplace_back(job_id, &entry->plan);
+    batch.jobs.push_back(&entry->job);
+    Persist(batch);
+    task_available_.notify_all();
+    return;
+  }
+  if (!status.ok()) {
+    EndJob(*entry, v1::JOB_STATE_FAILED,
+           absl::StrCat("cannot write the manifest: ", status.message()));
+    return;
+  }
+  *entry->job.mutable_dataset_build_result() = result;
+  auto* p = entry->job.mutable_progress();
+  p->set_phase("done");
+  p->set_eta_seconds(0);
+  EndJob(*entry, v1::JOB_STATE_SUCCEEDED,
+         absl::StrCat(result.train().num_records(), " train and ",
+                      result.validation().num_records(), " validation records in ",
+                      result.train().shards_size() + result.validation().shards_size(),
+                      " shards; ", result.skipped_size(), " files skipped"));
+}
+
+}  // namespace retrain::server

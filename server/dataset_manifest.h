@@ -1,0 +1,22 @@
+// The files a finished dataset build leaves beside its shards: dataset.json
+// (the manifest readers and the trainer rely on) and labels.txt.
+#pragma once
+
+#include <string>
+
+#include "retrain/v1/dataset.pb.h"
+#include "retrain/v1/job.pb.h"
+
+namespace retrain::server {
+
+// dataset.json: labels, splits with shards (file, records, bytes, sha256,
+// index file), per-class counts, skipped files, duplicates, the seed and
+// every option used. `job` supplies the id and the (resolved) spec.
+std::string DatasetManifestJson(const retrain::v1::Job& job,
+                                const retrain::v1::DatasetBuildResult& result);
+
+// labels.txt: "<id>:<name>" per line (TF-Slim's label file format),
+// including "0:background" when label 0 is the background class.
+std::string LabelsText(const retrain::v1::DatasetBuildResult& result, bool background_class);
+
+}  // namespace retrain::server

@@ -1,0 +1,229 @@
+#include "server/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <functional>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace retrain::server {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs(
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  job BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS plans(
+  job_id TEXT PRIMARY KEY,
+  plan BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks(
+  id INTEGER PRIMARY KEY,
+  job_id TEXT NOT NULL,
+  record BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS tasks_by_job ON tasks(job_id);
+CREATE TABLE IF NOT EXISTS counters(
+  name TEXT PRIMARY KEY,
+  value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS workers(
+  id TEXT PRIMARY KEY,
+  worker BLOB NOT NULL);
+)sql";
+
+// A prepared statement, finalised on scope exit.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  absl::Status Error(const char* what) const {
+    return absl::InternalError(absl::StrCat("state database: ", what, ": ", sqlite3_errmsg(db_)));
+  }
+  void BindText(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void BindBlob(int i, const std::string& s) {
+    sqlite3_bind_blob(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+  }
+  void BindInt(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  absl::Status Run(const char* what) {
+    int rc = sqlite3_step(stmt_);
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    if (rc != SQLITE_DONE) return Error(what);
+    return absl::OkStatus();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+std::string ColumnBlob(sqlite3_stmt* s, int i) {
+  const void* p = sqlite3_column_blob(s, i);
+  return std::string(static_cast<const char*>(p), sqlite3_column_bytes(s, i));
+}
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, i)) : "";
+}
+
+// Runs `sql` and calls `row` for each result row.
+absl::Status Query(sqlite3* db, const char* sql,
+                   const std::function<absl::Status(sqlite3_stmt*)>& row) {
+  Statement st(db, sql);
+  if (!st.ok()) return st.Error("prepare");
+  while (true) {
+    int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return absl::OkStatus();
+    if (rc != SQLITE_ROW) return st.Error("read");
+    RETURN_IF_ERROR(row(st.get()));
+  }
+}
+
+template <typename Message>
+absl::Status ParseBlob(const std::string& blob, Message* m, const char* table) {
+  if (!m->ParseFromString(blob)) {
+    return absl::DataLossError(absl::StrCat("state database: a row of table '", table,
+                                            "' cannot be parsed; the database is damaged"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t JobSeq(const std::string& id) {
+  // Ids are "j-<seq>".
+  return std::stoll(id.substr(2));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& state_dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("--state_dir ", state_dir, ": cannot create: ", ec.message()));
+  }
+  const std::string path = state_dir + "/retrain.db";
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open: ", msg));
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db));
+  sqlite3_busy_timeout(db, 5000);
+  RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(store->Exec(kSchema));
+  return store;
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close(db_); }
+
+absl::Status SqliteStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(absl::StrCat("state database: ", msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoreContents> SqliteStore::LoadAll() {
+  StoreContents out;
+  RETURN_IF_ERROR(Query(db_, "SELECT job FROM jobs ORDER BY seq", [&](sqlite3_stmt* s) {
+    return ParseBlob(ColumnBlob(s, 0), &out.jobs.emplace_back(), "jobs");
+  }));
+  RETURN_IF_ERROR(Query(db_, "SELECT name, value FROM counters", [&](sqlite3_stmt* s) {
+    out.counters[ColumnText(s, 0)] = sqlite3_column_int64(s, 1);
+    return absl::OkStatus();
+  }));
+  RETURN_IF_ERROR(Query(db_, "SELECT job_id, plan FROM plans", [&](sqlite3_stmt* s) {
+    auto& [id, plan] = out.plans.emplace_back();
+    id = ColumnText(s, 0);
+    return ParseBlob(ColumnBlob(s, 1), &plan, "plans");
+  }));
+  RETURN_IF_ERROR(Query(db_, "SELECT record FROM tasks ORDER BY id", [&](sqlite3_stmt* s) {
+    return ParseBlob(ColumnBlob(s, 0), &out.tasks.emplace_back(), "tasks");
+  }));
+  RETURN_IF_ERROR(Query(db_, "SELECT worker FROM workers", [&](sqlite3_stmt* s) {
+    return ParseBlob(ColumnBlob(s, 0), &out.workers.emplace_back(), "workers");
+  }));
+  return out;
+}
+
+absl::Status SqliteStore::Commit(const StoreBatch& batch) {
+  if (batch.empty()) return absl::OkStatus();
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto apply = [&]() -> absl::Status {
+    Statement put_job(db_, "INSERT OR REPLACE INTO jobs(seq, id, job) VALUES(?, ?, ?)");
+    Statement put_plan(db_, "INSERT OR REPLACE INTO plans(job_id, plan) VALUES(?, ?)");
+    Statement put_task(db_, "INSERT OR REPLACE INTO tasks(id, job_id, record) VALUES(?, ?, ?)");
+    Statement put_worker(db_, "INSERT OR REPLACE INTO workers(id, worker) VALUES(?, ?)");
+    Statement drop_tasks(db_, "DELETE FROM tasks WHERE job_id = ?");
+    Statement drop_plan(db_, "DELETE FROM plans WHERE job_id = ?");
+    Statement drop_task(db_, "DELETE FROM tasks WHERE id = ?");
+    Statement put_counter(db_, "INSERT OR REPLACE INTO counters(name, value) VALUES(?, ?)");
+    for (Statement* st :
+         {&put_job, &put_plan, &put_task, &put_worker, &drop_tasks, &drop_plan, &drop_task,
+          &put_counter}) {
+      if (!st->ok()) return st->Error("prepare");
+    }
+    for (const auto* job : batch.jobs) {
+      put_job.BindInt(1, JobSeq(job->id()));
+      put_job.BindText(2, job->id());
+      put_job.BindBlob(3, job->SerializeAsString());
+      RETURN_IF_ERROR(put_job.Run("write job"));
+    }
+    for (const auto& [id, plan] : batch.plans) {
+      put_plan.BindText(1, id);
+      put_plan.BindBlob(2, plan->SerializeAsString());
+      RETURN_IF_ERROR(put_plan.Run("write plan"));
+    }
+    for (const auto* task : batch.tasks) {
+      put_task.BindInt(1, task->id());
+      put_task.BindText(2, task->job_id());
+      put_task.BindBlob(3, task->SerializeAsString());
+      RETURN_IF_ERROR(put_task.Run("write task"));
+    }
+    for (const auto* worker : batch.workers) {
+      put_worker.BindText(1, worker->id());
+      put_worker.BindBlob(2, worker->SerializeAsString());
+      RETURN_IF_ERROR(put_worker.Run("write worker"));
+    }
+    for (const auto& id : batch.drop_tasks_of_jobs) {
+      drop_tasks.BindText(1, id);
+      RETURN_IF_ERROR(drop_tasks.Run("drop tasks"));
+      drop_plan.BindText(1, id);
+      RETURN_IF_ERROR(drop_plan.Run("drop plan"));
+    }
+    for (int64_t id : batch.drop_tasks) {
+      drop_task.BindInt(1, id);
+      RETURN_IF_ERROR(drop_task.Run("drop task"));
+    }
+    for (const auto& [name, value] : batch.counters) {
+      put_counter.BindText(1, name);
+      put_counter.BindInt(2, value);
+      RETURN_IF_ERROR(put_counter.Run("write counter"));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status s = apply();
+  if (!s.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return Exec("COMMIT");
+}
+
+}  // namespace retrain::server

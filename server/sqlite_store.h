@@ -1,0 +1,65 @@
+// The coordinator's durable state: jobs, build plans, tasks and workers in
+// one SQLite database (WAL, synchronous=FULL), so that a killed coordinator
+// restarted on the same state directory loses nothing it acknowledged.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "retrain/v1/coordinator_state.pb.h"
+#include "retrain/v1/job.pb.h"
+#include "retrain/v1/worker.pb.h"
+
+struct sqlite3;
+
+namespace retrain::server {
+
+// A set of writes applied atomically: all or none.
+struct StoreBatch {
+  std::vector<const retrain::v1::Job*> jobs;
+  std::vector<std::pair<std::string, const retrain::v1::BuildPlan*>> plans;
+  std::vector<const retrain::v1::TaskRecord*> tasks;
+  std::vector<const retrain::v1::Worker*> workers;
+  // Deletes every task row of these jobs (after they end).
+  std::vector<std::string> drop_tasks_of_jobs;
+  // Deletes these task rows.
+  std::vector<int64_t> drop_tasks;
+  // Named counters (next ids) to persist.
+  std::vector<std::pair<std::string, int64_t>> counters;
+  bool empty() const {
+    return jobs.empty() && plans.empty() && tasks.empty() && workers.empty() &&
+           drop_tasks_of_jobs.empty() && drop_tasks.empty() && counters.empty();
+  }
+};
+
+struct StoreContents {
+  std::vector<retrain::v1::Job> jobs;  // in submission order
+  std::vector<std::pair<std::string, retrain::v1::BuildPlan>> plans;
+  std::vector<retrain::v1::TaskRecord> tasks;  // in id order
+  std::vector<retrain::v1::Worker> workers;
+  std::map<std::string, int64_t> counters;
+};
+
+// Not thread-safe: the owner serialises calls.
+class SqliteStore {
+ public:
+  // Opens or creates `<state_dir>/retrain.db`, creating `state_dir`.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& state_dir);
+  ~SqliteStore();
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  absl::StatusOr<StoreContents> LoadAll();
+  absl::Status Commit(const StoreBatch& batch);
+
+ private:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  absl::Status Exec(const char* sql);
+  sqlite3* db_;
+};
+
+}  // namespace retrain::server

@@ -1,0 +1,262 @@
+#include "worker/agent.h"
+
+#include <grpcpp/grpcpp.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/grpc_status.h"
+#include "common/logging.h"
+#include "worker/task_runner.h"
+
+namespace retrain::worker {
+
+namespace v1 = retrain::v1;
+using std::chrono::milliseconds;
+
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() + milliseconds(timeout_ms));
+  return ctx;
+}
+
+v1::WorkerResources Resources(int threads) {
+  v1::WorkerResources r;
+  r.set_cpu_cores(static_cast<int32_t>(std::thread::hardware_concurrency()));
+  struct sysinfo info;
+  if (sysinfo(&info) == 0) {
+    r.set_memory_bytes(static_cast<int64_t>(info.totalram) * info.mem_unit);
+    r.set_free_memory_bytes(static_cast<int64_t>(info.freeram) * info.mem_unit);
+  }
+  r.set_threads(threads);
+  return r;
+}
+
+bool Unreachable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  // Reconnect quickly after a coordinator restart.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  stub_ = v1::WorkerService::NewStub(
+      grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args));
+}
+
+Agent::~Agent() = default;
+
+void Agent::Stop() {
+  stopping_ = true;
+  task_cancelled_ = true;
+}
+
+template <typename Call>
+grpc::Status Agent::WithRetry(const char* what, Call call) {
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(options_.unreachable_timeout_s);
+  int backoff_ms = 100;
+  bool warned = false;
+  while (true) {
+    grpc::Status s = call();
+    if (!Unreachable(s) || stopping_ || std::chrono::steady_clock::now() > give_up) return s;
+    if (!warned) {
+      Logger("worker")->warn("{}: coordinator {} unreachable ({}); retrying", what,
+                             options_.server, s.error_message());
+      warned = true;
+    }
+    std::this_thread::sleep_for(milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+  }
+}
+
+absl::Status Agent::Register() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  v1::RegisterWorkerRequest req;
+  req.set_hostname(host);
+  req.set_pid(getpid());
+  req.set_version(kVersion);
+  *req.mutable_resources() = Resources(options_.threads);
+  v1::RegisterWorkerResponse resp;
+  grpc::Status s = WithRetry("register", [&] {
+    auto ctx = Context(5000);
+    ctx->set_wait_for_ready(true);
+    return stub_->RegisterWorker(ctx.get(), req, &resp);
+  });
+  if (!s.ok()) return FromGrpcStatus(s);
+  std::lock_guard<std::mutex> lock(mu_);
+  worker_id_ = resp.worker_id();
+  heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
+  Logger("worker")->info("registered with {} as {} ({} threads)", options_.server, worker_id_,
+                         options_.threads);
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Run() {
+  if (absl::Status s = Register(); !s.ok()) return s;
+  std::thread heartbeat([this] { HeartbeatLoop(); });
+  absl::Status result;
+  while (!stopping_) {
+    v1::LeaseTaskRequest req;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      req.set_worker_id(worker_id_);
+    }
+    req.set_wait_ms(2000);
+    v1::LeaseTaskResponse resp;
+    grpc::Status s = WithRetry("lease", [&] {
+      auto ctx = Context(req.wait_ms() + 5000);
+      return stub_->LeaseTask(ctx.get(), req, &resp);
+    });
+    if (stopping_) break;
+    if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
+      if (absl::Status r = Register(); !r.ok()) {
+        result = r;
+        break;
+      }
+      continue;
+    }
+    if (!s.ok()) {
+      result = absl::UnavailableError(absl::StrCat("coordinator ", options_.server,
+                                                   " unreachable: ", s.error_message()));
+      break;
+    }
+    if (resp.has_task()) RunTask(resp.task());
+  }
+  stopping_ = true;
+  heartbeat.join();
+  return result;
+}
+
+void Agent::HeartbeatLoop() {
+  while (!stopping_) {
+    v1::HeartbeatRequest req;
+    int interval;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      req.set_worker_id(worker_id_);
+      if (current_lease_ != 0) req.add_lease_ids(current_lease_);
+      interval = heartbeat_interval_ms_;
+    }
+    *req.mutable_resources() = Resources(options_.threads);
+    v1::HeartbeatResponse resp;
+    auto ctx = Context(std::max(interval, 1000));
+    grpc::Status s = stub_->Heartbeat(ctx.get(), req, &resp);
+    if (s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int64_t lease : resp.revoked_lease_ids()) {
+        if (lease == current_lease_) {
+          Logger("worker")->warn("lease {} revoked by the coordinator; stopping its task", lease);
+          task_cancelled_ = true;
+        }
+      }
+    }
+    // Sleep in small steps so Stop() is prompt.
+    for (int slept = 0; slept < interval && !stopping_; slept += 50) {
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  }
+}
+
+void Agent::RunTask(const v1::Task& task) {
+  auto log = Logger("worker");
+  std::string worker_id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    current_lease_ = task.lease_id();
+    worker_id = worker_id_;
+  }
+  task_cancelled_ = false;
+  RunContext context;
+  context.threads = options_.threads;
+  context.cancelled = &task_cancelled_;
+  context.progress = [&](int64_t done, int64_t bytes) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(worker_id);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    req.set_done(done);
+    req.set_bytes_done(bytes);
+    v1::ReportProgressResponse resp;
+    auto ctx = Context(2000);
+    if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+      task_cancelled_ = true;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  v1::TaskResult result;
+  absl::Status status;
+  std::string what;
+  if (task.has_probe()) {
+    what = absl::StrCat("validate ", task.probe().files_size(), " files");
+    auto r = RunProbeTask(task.probe(), context);
+    if (r.ok()) *result.mutable_probe() = *std::move(r);
+    status = r.status();
+  } else if (task.has_shard()) {
+    what = absl::StrCat("write ", task.shard().file_name());
+    context.threads = task.shard().num_threads() > 0 ? task.shard().num_threads() : context.threads;
+    auto r = RunShardTask(task.shard(), context);
+    if (r.ok()) *result.mutable_shard() = *std::move(r);
+    status = r.status();
+  } else {
+    status = absl::UnimplementedError("this worker does not know the task's kind; upgrade it");
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (status.code() == absl::StatusCode::kCancelled) {
+    log->info("job {} task {}: {} abandoned (lease revoked or worker stopping)", task.job_id(),
+              task.id(), what);
+  } else if (status.ok()) {
+    v1::CompleteTaskRequest req;
+    req.set_worker_id(worker_id);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    *req.mutable_result() = std::move(result);
+    v1::CompleteTaskResponse resp;
+    grpc::Status s = WithRetry("complete", [&] {
+      auto ctx = Context(10000);
+      return stub_->CompleteTask(ctx.get(), req, &resp);
+    });
+    if (s.ok()) {
+      log->info("job {} task {}: {} done in {:.2f} s", task.job_id(), task.id(), what, secs);
+    } else {
+      log->warn("job {} task {}: result refused: {}", task.job_id(), task.id(),
+                s.error_message());
+    }
+  } else {
+    // Errors writing the output will not go away on another worker.
+    const bool retryable = status.code() != absl::StatusCode::kPermissionDenied &&
+                           status.code() != absl::StatusCode::kResourceExhausted &&
+                           status.code() != absl::StatusCode::kUnimplemented;
+    log->error("job {} task {}: {} failed: {}", task.job_id(), task.id(), what,
+               std::string(status.message()));
+    v1::FailTaskRequest req;
+    req.set_worker_id(worker_id);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    req.set_error(std::string(status.message()));
+    req.set_retryable(retryable);
+    v1::FailTaskResponse resp;
+    WithRetry("fail", [&] {
+      auto ctx = Context(10000);
+      return stub_->FailTask(ctx.get(), req, &resp);
+    });
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  current_lease_ = 0;
+}
+
+}  // namespace retrain::worker

@@ -1,0 +1,55 @@
+// The worker process's loop: register with the coordinator, lease tasks,
+// run them, report results, and keep leases alive with heartbeats.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "retrain/v1/worker_service.grpc.pb.h"
+
+namespace retrain::worker {
+
+struct AgentOptions {
+  std::string server;  // HOST:PORT
+  int threads = 1;     // conversion threads per task
+  // Give up when the coordinator cannot be reached for this long.
+  int unreachable_timeout_s = 300;
+};
+
+// Thread-safe: Stop() may be called from any thread while Run() runs.
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent();
+
+  // Runs until Stop() or until the coordinator is unreachable for too long.
+  absl::Status Run();
+  // Stops after the current task's in-flight work is abandoned; its lease
+  // expires on the coordinator and the task goes to another worker.
+  void Stop();
+
+ private:
+  absl::Status Register();
+  void HeartbeatLoop();
+  void RunTask(const retrain::v1::Task& task);
+  // Retries `call` while the coordinator is unreachable. Returns its last
+  // status otherwise.
+  template <typename Call>
+  grpc::Status WithRetry(const char* what, Call call);
+
+  const AgentOptions options_;
+  std::unique_ptr<retrain::v1::WorkerService::Stub> stub_;
+  std::atomic<bool> stopping_{false};
+
+  std::mutex mu_;
+  std::string worker_id_;          // guarded by mu_
+  int heartbeat_interval_ms_ = 2000;  // guarded by mu_
+  int64_t current_lease_ = 0;      // guarded by mu_; 0 when idle
+  std::atomic<bool> task_cancelled_{false};
+};
+
+}  // namespace retrain::worker

@@ -1,0 +1,56 @@
+// Validation of one image file's bytes, and whether its JPEG can be stored
+// as is.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "retrain/v1/dataset.pb.h"
+#include "worker/image/image_format.h"
+
+namespace retrain::image {
+
+struct ProbeOptions {
+  // Images with more pixels (width * height, from the header) are refused
+  // as TOO_MANY_PIXELS before any pixel is decoded.
+  int64_t max_pixels = 100'000'000;
+};
+
+struct ImageInfo {
+  ImageFormat format = ImageFormat::kUnknown;
+  // Dimensions of the image as it will be stored, i.e. after the EXIF
+  // orientation is applied (orientations 5..8 swap width and height).
+  int width = 0;
+  int height = 0;
+  // True: a JPEG that is 3-component YCbCr, 8-bit, sequential, Huffman-coded
+  // and has no EXIF orientation other than 1; its bytes are stored as they
+  // are. False: it is converted and re-encoded.
+  bool passthrough = false;
+  // Why it is converted, e.g. "png", "grayscale jpeg", "cmyk jpeg",
+  // "progressive jpeg", "exif orientation 6" (several joined by ", ").
+  // Empty when passthrough.
+  std::string conversion;
+};
+
+struct ProbeOutcome {
+  bool ok = false;
+  // Set when !ok: NOT_AN_IMAGE, TRUNCATED, CORRUPT, UNSUPPORTED,
+  // TOO_MANY_PIXELS or EMPTY.
+  retrain::v1::SkipReason reason = retrain::v1::SKIP_REASON_UNSPECIFIED;
+  // What the decoder said, e.g. "libjpeg: Premature end of JPEG file".
+  std::string detail;
+  // Filled when ok.
+  ImageInfo info;
+};
+
+// Validates the image completely and says whether it can be stored as is.
+// The format comes from the bytes, never from a file name. JPEGs are checked
+// with libjpeg-turbo: header, pixel limit, then every entropy-coded segment
+// (jpeg_read_coefficients, no IDCT); any libjpeg warning fails them. Other
+// formats are decoded in full by libvips (fail_on=warning) and run through
+// the same conversion MakeRecordImage() uses, without the JPEG encode.
+// Initialises libvips if InitImageLibrary() has not been called. Thread-safe.
+ProbeOutcome ProbeImage(std::string_view bytes, const ProbeOptions& options);
+
+}  // namespace retrain::image

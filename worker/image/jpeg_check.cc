@@ -1,0 +1,244 @@
+#include "worker/image/jpeg_check.h"
+
+// clang-format off
+#include <cstdio>    // jpeglib.h needs FILE and size_t first
+#include <jpeglib.h>
+#include <jerror.h>
+// clang-format on
+#include <libexif/exif-data.h>
+
+#include <csetjmp>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace retrain::image::internal {
+namespace {
+
+using retrain::v1::SkipReason;
+
+constexpr int kMaxScans = 500;
+
+// What went wrong inside libjpeg, recorded by the callbacks below before
+// they longjmp() back. Plain data only: it crosses longjmp().
+struct Failure {
+  enum Kind { kNone, kError, kWarning, kTooManyScans };
+  Kind kind = kNone;
+  int msg_code = 0;
+  char message[JMSG_LENGTH_MAX] = {};
+};
+
+struct ErrorManager {
+  jpeg_error_mgr pub;  // first, so that cinfo->err can be cast back
+  std::jmp_buf jump;
+  Failure* failure;
+};
+
+[[noreturn]] void Fail(j_common_ptr cinfo, Failure::Kind kind) {
+  auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+  err->failure->kind = kind;
+  err->failure->msg_code = cinfo->err->msg_code;
+  (*cinfo->err->format_message)(cinfo, err->failure->message);
+  std::longjmp(err->jump, 1);
+}
+
+void OnErrorExit(j_common_ptr cinfo) { Fail(cinfo, Failure::kError); }
+
+// Warnings (level -1) end the read at once: any of them disqualifies the
+// file. Trace messages (level >= 0) are ignored.
+void OnEmitMessage(j_common_ptr cinfo, int msg_level) {
+  if (msg_level < 0) Fail(cinfo, Failure::kWarning);
+}
+
+void OnOutputMessage(j_common_ptr /*cinfo*/) {}
+
+void OnProgress(j_common_ptr cinfo) {
+  auto* dinfo = reinterpret_cast<j_decompress_ptr>(cinfo);
+  if (dinfo->input_scan_number > kMaxScans) {
+    auto* err = reinterpret_cast<ErrorManager*>(cinfo->err);
+    err->failure->kind = Failure::kTooManyScans;
+    std::longjmp(err->jump, 1);
+  }
+}
+
+// Header facts, copied out of libjpeg's struct. Plain data.
+struct Header {
+  bool read = false;
+  bool too_many_pixels = false;
+  unsigned width = 0;
+  unsigned height = 0;
+  int components = 0;
+  J_COLOR_SPACE color_space = JCS_UNKNOWN;
+  int precision = 0;
+  bool progressive = false;
+  bool arithmetic = false;
+  int orientation = 1;
+};
+
+// EXIF orientation from a saved APP1 segment, 0 if it has none.
+int ExifOrientation(const unsigned char* data, unsigned size) {
+  static constexpr unsigned char kExifHeader[] = {'E', 'x', 'i', 'f', 0, 0};
+  if (size < sizeof(kExifHeader) || std::memcmp(data, kExifHeader, sizeof(kExifHeader)) != 0) {
+    return 0;
+  }
+  ExifData* exif = exif_data_new();
+  if (exif == nullptr) return 0;
+  // Read as stored: no fixing up of entries.
+  exif_data_unset_option(exif, EXIF_DATA_OPTION_FOLLOW_SPECIFICATION);
+  exif_data_load_data(exif, data, size);
+  int orientation = 0;
+  ExifEntry* entry = exif_content_get_entry(exif->ifd[EXIF_IFD_0], EXIF_TAG_ORIENTATION);
+  if (entry != nullptr && entry->format == EXIF_FORMAT_SHORT && entry->components >= 1 &&
+      entry->size >= 2) {
+    orientation = exif_get_short(entry->data, exif_data_get_byte_order(exif));
+  }
+  exif_data_unref(exif);
+  return orientation;
+}
+
+// Runs libjpeg over `data`. All C++ objects with destructors live in the
+// caller: nothing here is skipped over by longjmp() but C frames.
+void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, Header* header,
+                Failure* failure) {
+  jpeg_decompress_struct cinfo;
+  std::memset(&cinfo, 0, sizeof(cinfo));
+  ErrorManager err;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = OnErrorExit;
+  err.pub.emit_message = OnEmitMessage;
+  err.pub.output_message = OnOutputMessage;
+  err.failure = failure;
+  jpeg_progress_mgr progress;
+  std::memset(&progress, 0, sizeof(progress));
+  progress.progress_monitor = OnProgress;
+
+  if (setjmp(err.jump) != 0) {
+    jpeg_destroy_decompress(&cinfo);
+    return;
+  }
+  jpeg_create_decompress(&cinfo);
+  cinfo.progress = &progress;
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
+  jpeg_read_header(&cinfo, TRUE);
+
+  header->read = true;
+  header->width = cinfo.image_width;
+  header->height = cinfo.image_height;
+  header->components = cinfo.num_components;
+  header->color_space = cinfo.jpeg_color_space;
+  header->precision = cinfo.data_precision;
+  header->progressive = cinfo.progressive_mode != 0;
+  header->arithmetic = cinfo.arith_code != 0;
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m != nullptr; m = m->next) {
+    if (m->marker != JPEG_APP0 + 1) continue;
+    const int orientation = ExifOrientation(m->data, m->data_length);
+    if (orientation != 0) {
+      header->orientation = orientation >= 1 && orientation <= 8 ? orientation : 1;
+      break;
+    }
+  }
+  if (static_cast<int64_t>(cinfo.image_width) * cinfo.image_height > max_pixels) {
+    header->too_many_pixels = true;
+    jpeg_destroy_decompress(&cinfo);
+    return;
+  }
+
+  // Decodes every scan's entropy-coded data into coefficient arrays, up to
+  // EOI; no IDCT, no colour conversion.
+  jpeg_read_coefficients(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+}
+
+bool IsUnsupportedVariant(int msg_code) {
+  switch (msg_code) {
+    case JERR_NOT_COMPILED:
+    case JERR_NOTIMPL:
+    case JERR_ARITH_NOTIMPL:
+    case JERR_BAD_PRECISION:
+    case JERR_SOF_UNSUPPORTED:
+    case JERR_CCIR601_NOTIMPL:
+    case JERR_IMAGE_TOO_BIG:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* ColorSpaceConversion(J_COLOR_SPACE color_space) {
+  switch (color_space) {
+    case JCS_GRAYSCALE:
+      return "grayscale jpeg";
+    case JCS_RGB:
+      return "rgb jpeg";
+    case JCS_CMYK:
+      return "cmyk jpeg";
+    case JCS_YCCK:
+      return "ycck jpeg";
+    default:
+      return "jpeg in an unusual colour space";
+  }
+}
+
+}  // namespace
+
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels) {
+  Header header;
+  Failure failure;
+  RunLibjpeg(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), max_pixels,
+             &header, &failure);
+
+  JpegCheck check;
+  switch (failure.kind) {
+    case Failure::kNone:
+      break;
+    case Failure::kWarning:
+      check.reason = failure.msg_code == JWRN_JPEG_EOF ? v1::SKIP_REASON_TRUNCATED
+                                                       : v1::SKIP_REASON_CORRUPT;
+      check.detail = absl::StrCat("libjpeg: ", failure.message);
+      return check;
+    case Failure::kError:
+      if (failure.msg_code == JERR_INPUT_EOF) {
+        check.reason = v1::SKIP_REASON_TRUNCATED;
+      } else if (IsUnsupportedVariant(failure.msg_code)) {
+        check.reason = v1::SKIP_REASON_UNSUPPORTED;
+      } else {
+        check.reason = v1::SKIP_REASON_CORRUPT;
+      }
+      check.detail = absl::StrCat("libjpeg: ", failure.message);
+      return check;
+    case Failure::kTooManyScans:
+      check.reason = v1::SKIP_REASON_CORRUPT;
+      check.detail = absl::StrCat("libjpeg: more than ", kMaxScans, " scans");
+      return check;
+  }
+  if (header.too_many_pixels) {
+    check.reason = v1::SKIP_REASON_TOO_MANY_PIXELS;
+    check.detail = absl::StrCat(header.width, "x", header.height, " is ",
+                                static_cast<int64_t>(header.width) * header.height,
+                                " pixels, more than the limit of ", max_pixels);
+    return check;
+  }
+
+  check.ok = true;
+  check.orientation = header.orientation;
+  const bool transposed = header.orientation >= 5;
+  check.width = static_cast<int>(transposed ? header.height : header.width);
+  check.height = static_cast<int>(transposed ? header.width : header.height);
+
+  std::vector<std::string> reasons;
+  if (header.components != 3 || header.color_space != JCS_YCbCr) {
+    reasons.push_back(ColorSpaceConversion(header.color_space));
+  }
+  if (header.precision != 8) reasons.push_back(absl::StrCat(header.precision, "-bit jpeg"));
+  if (header.progressive) reasons.push_back("progressive jpeg");
+  if (header.arithmetic) reasons.push_back("arithmetic-coded jpeg");
+  if (header.orientation != 1) reasons.push_back(absl::StrCat("exif orientation ", header.orientation));
+  check.passthrough = reasons.empty();
+  check.conversion = absl::StrJoin(reasons, ", ");
+  return check;
+}
+
+}  // namespace retrain::image::internal

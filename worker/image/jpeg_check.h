@@ -1,0 +1,40 @@
+// Internal to retrain_image: complete validation of a JPEG with libjpeg-turbo
+// (no vips), and the facts that decide whether it can be stored as is.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "retrain/v1/dataset.pb.h"
+
+namespace retrain::image::internal {
+
+struct JpegCheck {
+  // False: `reason` and `detail` say why the JPEG cannot be used.
+  bool ok = false;
+  retrain::v1::SkipReason reason = retrain::v1::SKIP_REASON_UNSPECIFIED;
+  std::string detail;
+  // Dimensions once the EXIF orientation is applied (5..8 swap them).
+  int width = 0;
+  int height = 0;
+  // EXIF orientation 1..8 from the APP1 "Exif" segment; 1 when absent or
+  // out of range.
+  int orientation = 1;
+  // 3-component YCbCr, 8-bit, sequential, Huffman-coded, orientation 1.
+  bool passthrough = false;
+  // Why it is not passthrough, e.g. "cmyk jpeg, progressive jpeg"; empty
+  // when passthrough.
+  std::string conversion;
+};
+
+// Reads the header, refuses more than `max_pixels` pixels before decoding
+// anything, then reads every entropy-coded segment with
+// jpeg_read_coefficients() (no IDCT). Any libjpeg warning fails the check:
+// "Premature end of JPEG file" as TRUNCATED, the others as CORRUPT; libjpeg
+// errors are CORRUPT, or UNSUPPORTED for variants this libjpeg cannot
+// decode (12-bit, lossless, hierarchical). More than 500 scans are refused
+// as CORRUPT (a progressive-JPEG denial of service). Thread-safe.
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels);
+
+}  // namespace retrain::image::internal

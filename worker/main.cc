@@ -1,0 +1,61 @@
+// retrain-worker: runs the coordinator's tasks on this machine.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "common/logging.h"
+#include "worker/agent.h"
+#include "worker/image/image_library.h"
+
+int main(int argc, char** argv) {
+  retrain::worker::AgentOptions options;
+  if (const char* env = std::getenv("RETRAIN_SERVER")) options.server = env;
+  options.threads = std::max(1u, std::thread::hardware_concurrency());
+  std::string log_level = "info";
+  CLI::App app{"retrain-worker: registers with a retrain coordinator and runs its tasks "
+               "(image validation and shard writing).\n"
+               "Example: retrain-worker --server 127.0.0.1:50051 --threads 4"};
+  app.add_option("--server", options.server, "Coordinator HOST:PORT (or RETRAIN_SERVER)");
+  app.add_option("--threads", options.threads, "Image conversion threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--unreachable_timeout_s", options.unreachable_timeout_s,
+                 "Exit when the coordinator is unreachable this long")
+      ->capture_default_str();
+  app.add_option("--log_level", log_level, "trace, debug, info, warn or error")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (options.server.empty()) {
+    std::cerr << "retrain-worker: --server (or RETRAIN_SERVER) is required\n";
+    return 2;
+  }
+  retrain::SetLogLevel(log_level);
+  if (auto s = retrain::image::InitImageLibrary(argv[0]); !s.ok()) {
+    std::cerr << "retrain-worker: " << s.message() << "\n";
+    return 1;
+  }
+  retrain::worker::Agent agent(options);
+
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    retrain::Logger("worker")->info("signal {}: stopping", sig);
+    agent.Stop();
+  });
+  watcher.detach();
+
+  absl::Status s = agent.Run();
+  if (!s.ok()) {
+    std::cerr << "retrain-worker: " << s.message() << "\n";
+    return 1;
+  }
+  return 0;
+}

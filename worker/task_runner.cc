@@ -1,0 +1,209 @@
+#include "worker/task_runner.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/files.h"
+#include "common/hashing.h"
+#include "common/status_macros.h"
+#include "common/tfrecord.h"
+#include "worker/example_encoder.h"
+#include "worker/image/image_probe.h"
+#include "worker/image/record_image.h"
+#include "worker/ordered_parallel.h"
+
+namespace retrain::worker {
+
+namespace v1 = retrain::v1;
+
+namespace {
+
+struct FileFailure {
+  v1::SkipReason reason = v1::SKIP_REASON_UNSPECIFIED;
+  std::string detail;
+};
+
+// Reads a source file; failures become skip reasons.
+bool ReadSource(const std::string& path, std::string* bytes, FileFailure* failure) {
+  auto data = ReadFile(path);
+  if (data.ok()) {
+    *bytes = *std::move(data);
+    return true;
+  }
+  const bool dir = data.status().code() == absl::StatusCode::kFailedPrecondition &&
+                   absl::StrContains(data.status().message(), "directory");
+  failure->reason = dir ? v1::SKIP_REASON_NOT_A_FILE : v1::SKIP_REASON_UNREADABLE;
+  failure->detail = std::string(data.status().message());
+  return false;
+}
+
+bool Cancelled(const RunContext& c) { return c.cancelled != nullptr && c.cancelled->load(); }
+
+// Calls `progress` at most a few times a second.
+class ProgressThrottle {
+ public:
+  explicit ProgressThrottle(const RunContext& c) : c_(c) {}
+  void Update(int64_t done, int64_t bytes, bool force = false) {
+    if (!c_.progress) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_ < std::chrono::milliseconds(500)) return;
+    last_ = now;
+    c_.progress(done, bytes);
+  }
+
+ private:
+  const RunContext& c_;
+  std::chrono::steady_clock::time_point last_{};
+};
+
+std::string BaseName(const std::string& relative_path) {
+  const auto slash = relative_path.rfind('/');
+  return slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
+                                             const RunContext& context) {
+  image::ProbeOptions options;
+  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  v1::ProbeResult result;
+  ProgressThrottle progress(context);
+  const size_t n = task.files_size();
+  RunOrdered<v1::FileProbe>(
+      n, context.threads, 4 * context.threads,
+      [&](size_t i) {
+        const auto& file = task.files(i);
+        v1::FileProbe probe;
+        probe.set_file_index(file.file_index());
+        if (Cancelled(context)) return probe;
+        std::string bytes;
+        FileFailure failure;
+        if (!ReadSource(task.directory() + "/" + file.relative_path(), &bytes, &failure)) {
+          probe.set_reason(failure.reason);
+          probe.set_detail(failure.detail);
+          return probe;
+        }
+        probe.set_size(static_cast<int64_t>(bytes.size()));
+        image::ProbeOutcome outcome = image::ProbeImage(bytes, options);
+        if (!outcome.ok) {
+          probe.set_reason(outcome.reason);
+          probe.set_detail(outcome.detail);
+          return probe;
+        }
+        probe.set_ok(true);
+        probe.set_content_hash(ContentHash(bytes));
+        return probe;
+      },
+      [&](size_t i, v1::FileProbe&& probe) {
+        *result.add_files() = std::move(probe);
+        progress.Update(static_cast<int64_t>(i + 1), 0);
+        return !Cancelled(context);
+      });
+  if (Cancelled(context)) return absl::CancelledError("task cancelled");
+  return result;
+}
+
+absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
+                                             const RunContext& context) {
+  image::ProbeOptions options;
+  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  const std::string shard_path = task.output_directory() + "/" + task.file_name();
+  const std::string index_dir = task.output_directory() + "/index";
+  std::error_code ec;
+  std::filesystem::create_directories(index_dir, ec);
+  if (ec) {
+    return absl::Status(ErrnoToCode(ec.value()),
+                        absl::StrCat(index_dir, ": cannot create: ", ec.message()));
+  }
+  AtomicFileWriter shard(shard_path);
+  AtomicFileWriter index(index_dir + "/" + task.file_name() + ".idx");
+  RETURN_IF_ERROR(shard.Open());
+  RETURN_IF_ERROR(index.Open());
+
+  struct Item {
+    bool ok = false;
+    FileFailure failure;
+    std::string record;  // serialized Example
+    bool converted = false;
+  };
+  v1::ShardResult result;
+  Sha256 sha;
+  std::string framed;
+  std::string index_text;
+  absl::Status write_status;
+  int64_t records = 0;
+  ProgressThrottle progress(context);
+  const size_t n = task.entries_size();
+  RunOrdered<Item>(
+      n, context.threads, 4 * context.threads,
+      [&](size_t i) {
+        const auto& entry = task.entries(i);
+        Item item;
+        if (Cancelled(context)) return item;
+        std::string bytes;
+        if (!ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
+          return item;
+        }
+        if (!entry.content_hash().empty() && ContentHash(bytes) != entry.content_hash()) {
+          item.failure = {v1::SKIP_REASON_CHANGED,
+                          "the file changed after it was validated; build again to include it"};
+          return item;
+        }
+        image::MakeOutcome made =
+            image::MakeRecordImage(std::move(bytes), options, task.jpeg_quality());
+        if (!made.ok) {
+          item.failure = {made.reason, made.detail};
+          return item;
+        }
+        ExampleFields fields;
+        fields.jpeg = made.image.jpeg;
+        fields.height = made.image.height;
+        fields.width = made.image.width;
+        fields.label = entry.label();
+        fields.text = entry.label_text();
+        const std::string base = BaseName(entry.relative_path());
+        fields.filename = base;
+        item.record = EncodeExample(fields);
+        item.converted = made.image.converted;
+        item.ok = true;
+        return item;
+      },
+      [&](size_t i, Item&& item) {
+        if (Cancelled(context)) return false;
+        if (!item.ok) {
+          auto* s = result.add_skipped();
+          s->set_path(EscapeNonUtf8(task.entries(i).relative_path()));
+          s->set_split(task.split());
+          s->set_reason(item.failure.reason);
+          s->set_detail(item.failure.detail);
+          return true;
+        }
+        framed.clear();
+        AppendTfRecord(item.record, &framed);
+        absl::StrAppend(&index_text, shard.bytes_written(), " ", framed.size(), "\n");
+        sha.Update(framed);
+        write_status = shard.Append(framed);
+        ++records;
+        if (item.converted) result.set_num_converted(result.num_converted() + 1);
+        progress.Update(static_cast<int64_t>(i + 1), shard.bytes_written());
+        return write_status.ok();
+      });
+  if (Cancelled(context)) return absl::CancelledError("task cancelled");
+  RETURN_IF_ERROR(write_status);
+  RETURN_IF_ERROR(index.Append(index_text));
+  // The index goes into place first: a visible shard always has its index.
+  RETURN_IF_ERROR(index.Commit(/*sync_dir=*/true));
+  RETURN_IF_ERROR(shard.Commit(/*sync_dir=*/true));
+  auto* info = result.mutable_shard();
+  info->set_file(task.file_name());
+  info->set_num_records(records);
+  info->set_num_bytes(shard.bytes_written());
+  info->set_sha256(sha.HexDigest());
+  progress.Update(static_cast<int64_t>(n), shard.bytes_written(), /*force=*/true);
+  return result;
+}
+
+}  // namespace retrain::worker

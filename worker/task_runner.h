@@ -1,0 +1,37 @@
+// Running the two kinds of dataset-build task on this machine. No RPC here:
+// the agent leases tasks and reports what these return.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/statusor.h"
+#include "retrain/v1/worker.pb.h"
+
+namespace retrain::worker {
+
+struct RunContext {
+  // Threads that read and decode images.
+  int threads = 1;
+  // Called from the running thread now and then with files done and bytes
+  // written so far.
+  std::function<void(int64_t done, int64_t bytes)> progress;
+  // Set from another thread to stop early (lease revoked).
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+// Validates every file of the task. Per-file failures are results, not
+// errors; the status is CANCELLED only when `cancelled` was set.
+absl::StatusOr<retrain::v1::ProbeResult> RunProbeTask(const retrain::v1::ProbeTask& task,
+                                                      const RunContext& context);
+
+// Writes one shard: `<output>/<file_name>` and `<output>/index/<file_name>.idx`,
+// each to a hidden temporary name first, fsynced and renamed into place, so a
+// shard is either complete or absent. Files that fail now (changed since
+// probing) are skipped and listed. Errors: the output cannot be written
+// (PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full disk, ...), or CANCELLED.
+absl::StatusOr<retrain::v1::ShardResult> RunShardTask(const retrain::v1::ShardTask& task,
+                                                      const RunContext& context);
+
+}  // namespace retrain::worker
