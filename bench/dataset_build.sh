@@ -236,16 +236,17 @@ run_retrain() {
 
   local t0 t1 rc=0
   t0=$(now)
-  timeout "$TIMEOUT" "$BIN/retrain" --server "127.0.0.1:$port" build-dataset \
+  # --output is an option of `retrain` itself, so it goes before the subcommand.
+  timeout "$TIMEOUT" "$BIN/retrain" --server "127.0.0.1:$port" --output json build-dataset \
     --train_directory "$TRAIN" --validation_directory "$VALID" \
     --output_directory "$run/out" --labels_file "$LABELS" \
-    --train_shards 8 --validation_shards 2 --wait --output json \
+    --train_shards 8 --validation_shards 2 --wait \
     >"$run/result.json" 2>"$run/logs/cli.log" || rc=$?
   t1=$(now)
   stop_all
   if [[ $rc -ne 0 ]]; then
     STATUS[$key]="FAILED"
-    NOTE[$key]="retrain exited $rc; see its output above"
+    NOTE[$key]="retrain exited $rc; its output and logs are printed on stderr"
     if [[ $rc -eq 124 ]]; then NOTE[$key]="retrain timed out after ${TIMEOUT} s (--timeout)"; fi
     FAILED=1
     echo "dataset_build.sh: ($key) retrain build-dataset exited $rc; last lines of its output and logs:" >&2
@@ -254,6 +255,15 @@ run_retrain() {
     record "$key" "$t0" "$t1"
     STATUS[$key]=ok
     verify_output "$run/out" "$key"
+    local job
+    job=$("$PY" -c '
+import json, sys
+try:
+  p = json.load(open(sys.argv[1])).get("progress", {})
+  print("job: done %s, skipped %s" % (p.get("done", "?"), p.get("skipped", "?")))
+except Exception:
+  print("job: result not JSON")' "$run/result.json")
+    NOTE[$key]="${NOTE[$key]}; $job"
   fi
   rm -rf "$run/out"
 }

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -84,6 +85,20 @@ absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
         ") that readers would mix in; use an empty directory or remove them"));
   }
   return absl::OkStatus();
+}
+
+// Removes temporary files that workers killed mid-write left behind for
+// this build's outputs (AtomicFileWriter names them ".<name>.tmp-<hex>").
+void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::string>& names) {
+  for (const std::string dir : {output, output + "/index"}) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      const auto tmp = name.find(".tmp-");
+      if (name[0] != '.' || tmp == std::string::npos) continue;
+      if (names.count(name.substr(1, tmp - 1))) fs::remove(e.path(), ec);
+    }
+  }
 }
 
 }  // namespace
@@ -450,6 +465,12 @@ void Coordinator::Finalize(const std::string& job_id) {
   }
   absl::Status status;
   if (missing.empty()) {
+    std::set<std::string> names = {"labels.txt", "dataset.json"};
+    for (const auto& t : shard_tasks) {
+      names.insert(t.task().shard().file_name());
+      names.insert(t.task().shard().file_name() + ".idx");
+    }
+    RemoveAbandonedTemporaries(spec.output_directory(), names);
     status = WriteFileAtomically(spec.output_directory() + "/labels.txt",
                                  LabelsText(result, spec.background_class()));
     if (status.ok()) {

@@ -48,7 +48,8 @@ enum class JpegKind { kBaseline, kGray, kCmyk, kRgb, kProgressive, kArithmetic }
 
 // `pixels` holds `components` bytes per pixel, in `in_space`.
 std::string EncodeJpeg(const std::string& pixels, int w, int h, int components,
-                       J_COLOR_SPACE in_space, JpegKind kind, int quality) {
+                       J_COLOR_SPACE in_space, JpegKind kind, int quality,
+                       std::string_view icc_profile = {}) {
   jpeg_compress_struct cinfo;
   jpeg_error_mgr err;
   cinfo.err = jpeg_std_error(&err);
@@ -81,6 +82,10 @@ std::string EncodeJpeg(const std::string& pixels, int w, int h, int components,
       break;
   }
   jpeg_start_compress(&cinfo, TRUE);
+  if (!icc_profile.empty()) {
+    jpeg_write_icc_profile(&cinfo, reinterpret_cast<const JOCTET*>(icc_profile.data()),
+                           static_cast<unsigned>(icc_profile.size()));
+  }
   const size_t stride = static_cast<size_t>(w) * components;
   while (cinfo.next_scanline < cinfo.image_height) {
     JSAMPROW row = reinterpret_cast<JSAMPROW>(
@@ -266,13 +271,20 @@ std::string MakeCmykJpeg(int w, int h, int quality, uint64_t seed) {
 }
 
 std::string MakeUniformCmykJpeg(int w, int h, uint8_t c, uint8_t m, uint8_t y, uint8_t k,
-                                int quality) {
+                                int quality, bool embed_profile) {
   std::string pixels;
   pixels.reserve(static_cast<size_t>(w) * h * 4);
   for (size_t i = 0; i < static_cast<size_t>(w) * h; ++i) {
     for (uint8_t ink : {c, m, y, k}) pixels.push_back(static_cast<char>(255 - ink));
   }
-  return EncodeJpeg(pixels, w, h, 4, JCS_CMYK, JpegKind::kCmyk, quality);
+  std::string profile;
+  if (embed_profile) {
+    profile = WithVips("MakeUniformCmykJpeg", [] {
+      EnsureVips();
+      return BlobToString(vips::VImage::profile_load("cmyk"));
+    });
+  }
+  return EncodeJpeg(pixels, w, h, 4, JCS_CMYK, JpegKind::kCmyk, quality, profile);
 }
 
 std::string MakeRgbJpeg(int w, int h, int quality, uint64_t seed) {
@@ -444,6 +456,48 @@ std::string MakeTiff(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
   return WithVips("MakeTiff",
                   [&] { return BlobToString(RgbImage(pixels, w, h).tiffsave_buffer()); });
+}
+
+namespace {
+
+// Runs a libvips saver that may be missing; empty on any failure.
+template <typename Fn>
+std::string TryVipsSave(Fn fn) {
+  EnsureVips();
+  try {
+    return fn();
+  } catch (const vips::VError&) {
+    vips_error_clear();
+    return std::string();
+  }
+}
+
+}  // namespace
+
+std::string MakeHeic(int w, int h, uint64_t seed) {
+  const std::string pixels = MakePhotoPixels(w, h, seed);
+  return TryVipsSave([&] {
+    return BlobToString(RgbImage(pixels, w, h).heifsave_buffer(
+        vips::VImage::option()->set("compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC)));
+  });
+}
+
+std::string MakeAvif(int w, int h, uint64_t seed) {
+  const std::string pixels = MakePhotoPixels(w, h, seed);
+  return TryVipsSave([&] {
+    return BlobToString(RgbImage(pixels, w, h).heifsave_buffer(
+        vips::VImage::option()->set("compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1)));
+  });
+}
+
+std::string MakeJpegXl(int w, int h, uint64_t seed) {
+  const std::string pixels = MakePhotoPixels(w, h, seed);
+  return TryVipsSave([&] { return BlobToString(RgbImage(pixels, w, h).jxlsave_buffer()); });
+}
+
+std::string MakeJpeg2000(int w, int h, uint64_t seed) {
+  const std::string pixels = MakePhotoPixels(w, h, seed);
+  return TryVipsSave([&] { return BlobToString(RgbImage(pixels, w, h).jp2ksave_buffer()); });
 }
 
 std::string MakeBmp(int w, int h, uint64_t seed) {

@@ -30,9 +30,10 @@ std::string MakeGrayJpeg(int w, int h, int quality = 90, uint64_t seed = 1);
 // Adobe software does (255 = no ink).
 std::string MakeCmykJpeg(int w, int h, int quality = 90, uint64_t seed = 1);
 // As MakeCmykJpeg, but every pixel has the given ink amounts (0 = no ink,
-// 255 = full ink). All zero is a white image.
+// 255 = full ink). All zero is a white image. `embed_profile` adds libvips'
+// built-in CMYK ICC profile as APP2 ICC_PROFILE segments.
 std::string MakeUniformCmykJpeg(int w, int h, uint8_t c, uint8_t m, uint8_t y, uint8_t k,
-                                int quality = 90);
+                                int quality = 90, bool embed_profile = false);
 // 3-component JPEG stored as RGB (Adobe transform 0), not YCbCr.
 std::string MakeRgbJpeg(int w, int h, int quality = 90, uint64_t seed = 1);
 // Progressive (jpeg_simple_progression).
@@ -81,6 +82,12 @@ std::string MakeWebp(int w, int h, uint64_t seed = 1);
 std::string MakeBmp(int w, int h, uint64_t seed = 1);
 // Uncompressed 8-bit RGB TIFF.
 std::string MakeTiff(int w, int h, uint64_t seed = 1);
+// Formats whose encoders libvips may lack: each returns an empty string if
+// this libvips cannot write it (tests should then skip).
+std::string MakeHeic(int w, int h, uint64_t seed = 1);  // HEVC in HEIF
+std::string MakeAvif(int w, int h, uint64_t seed = 1);  // AV1 in HEIF
+std::string MakeJpegXl(int w, int h, uint64_t seed = 1);
+std::string MakeJpeg2000(int w, int h, uint64_t seed = 1);  // JP2 container
 // A valid PNG signature and IHDR claiming w x h 8-bit RGB, a tiny IDAT
 // (far too little data for those dimensions) and IEND, all with correct
 // CRCs: a decompression bomb in miniature, to test pixel limits.

@@ -24,6 +24,22 @@ TEST(DetectImageFormatTest, GeneratedFiles) {
   EXPECT_EQ(DetectImageFormat(ti::MakeTiff(16, 16)), ImageFormat::kTiff);
 }
 
+TEST(DetectImageFormatTest, GeneratedNewerFormats) {
+  const struct {
+    std::string bytes;
+    ImageFormat format;
+  } cases[] = {
+      {ti::MakeHeic(16, 16), ImageFormat::kHeif},
+      {ti::MakeAvif(16, 16), ImageFormat::kHeif},
+      {ti::MakeJpegXl(16, 16), ImageFormat::kJpegXl},
+      {ti::MakeJpeg2000(16, 16), ImageFormat::kJpeg2000},
+  };
+  for (const auto& c : cases) {
+    if (c.bytes.empty()) continue;  // this libvips cannot write it
+    EXPECT_EQ(DetectImageFormat(c.bytes), c.format) << ImageFormatName(c.format);
+  }
+}
+
 TEST(DetectImageFormatTest, MagicNumbers) {
   EXPECT_EQ(DetectImageFormat("\xFF\xD8\xFF\xE0"s), ImageFormat::kJpeg);
   EXPECT_EQ(DetectImageFormat("\x89PNG\r\n\x1A\n"s), ImageFormat::kPng);

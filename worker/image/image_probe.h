@@ -46,8 +46,9 @@ struct ProbeOutcome {
 
 // Validates the image completely and says whether it can be stored as is.
 // The format comes from the bytes, never from a file name. JPEGs are checked
-// with libjpeg-turbo: header, pixel limit, then every entropy-coded segment
-// (jpeg_read_coefficients, no IDCT); any libjpeg warning fails them. Other
+// with libjpeg-turbo: header, pixel limit, then every scan entropy-decoded
+// up to EOI (only a 1/8-scale image is reconstructed, so this costs about
+// two thirds of a full decode); any libjpeg warning fails them. Other
 // formats are decoded in full by libvips (fail_on=warning) and run through
 // the same conversion MakeRecordImage() uses, without the JPEG encode.
 // Initialises libvips if InitImageLibrary() has not been called. Thread-safe.

@@ -29,8 +29,10 @@ struct JpegCheck {
 };
 
 // Reads the header, refuses more than `max_pixels` pixels before decoding
-// anything, then reads every entropy-coded segment with
-// jpeg_read_coefficients() (no IDCT). Any libjpeg warning fails the check:
+// anything, then entropy-decodes every scan up to EOI (reconstructing only
+// a 1/8-scale image, so no full IDCT, no colour conversion and, for
+// sequential JPEGs, no whole-image buffer). Any libjpeg warning fails the
+// check:
 // "Premature end of JPEG file" as TRUNCATED, the others as CORRUPT; libjpeg
 // errors are CORRUPT, or UNSUPPORTED for variants this libjpeg cannot
 // decode (12-bit, lossless, hierarchical). More than 500 scans are refused

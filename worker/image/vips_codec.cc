@@ -193,6 +193,24 @@ VImage Load(const VipsRequest& request) {
   return out;
 }
 
+// CMYK without an embedded ICC profile: the plain formula that libjpeg-turbo,
+// TensorFlow's decode_jpeg and PIL use, R = (1 - C) * (1 - K) and so on.
+// With no profile there is no colour intent to honour, and it is about ten
+// times cheaper than libvips' ICC route through its built-in CMYK profile
+// (~60 ms for 500x375, the lcms transform being built for each image).
+VImage NaiveCmykToRgb(const VImage& cmyk) {
+  const bool wide = cmyk.format() == VIPS_FORMAT_USHORT;
+  const double max = wide ? 65535.0 : 255.0;
+  VImage paper = max - cmyk.extract_band(0, VImage::option()->set("n", 4));
+  VImage rgb = (paper.extract_band(0, VImage::option()->set("n", 3)) * paper[3] / max + 0.5)
+                   .cast(cmyk.format());
+  if (cmyk.bands() > 4) {
+    rgb = rgb.bandjoin(cmyk.extract_band(4, VImage::option()->set("n", cmyk.bands() - 4)));
+  }
+  return rgb.copy(VImage::option()->set(
+      "interpretation", wide ? VIPS_INTERPRETATION_RGB16 : VIPS_INTERPRETATION_sRGB));
+}
+
 // 8-bit sRGB, 3 bands, rotated upright, alpha flattened onto white.
 VImage ToStoredForm(VImage image, int orientation) {
   if (orientation != 1) {
@@ -206,6 +224,11 @@ VImage ToStoredForm(VImage image, int orientation) {
     image = image.copy(VImage::option()->set(
         "interpretation", image.bands() >= 3 ? VIPS_INTERPRETATION_sRGB : VIPS_INTERPRETATION_B_W));
   }
+  if (image.interpretation() == VIPS_INTERPRETATION_CMYK && image.bands() >= 4 &&
+      image.get_typeof(VIPS_META_ICC_NAME) == 0) {
+    image = NaiveCmykToRgb(image);
+  }
+  // Everything else, CMYK with a profile included, the libvips way.
   image = image.colourspace(VIPS_INTERPRETATION_sRGB);
   if (image.has_alpha()) {
     const double max_alpha = image.format() == VIPS_FORMAT_USHORT ? 65535.0 : 255.0;

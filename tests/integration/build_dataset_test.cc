@@ -1,0 +1,470 @@
+// End-to-end dataset builds with the real coordinator, workers and CLI.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "common/files.h"
+#include "common/job_states.h"
+#include "tests/integration/dataset_check.h"
+#include "tests/support/cluster.h"
+#include "tests/support/test_images.h"
+
+namespace retrain::testing {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = retrain::v1;
+using ::testing::HasSubstr;
+using namespace retrain::test_images;  // NOLINT: image factories
+
+// What a test wrote: relative path ("train/cat/x.jpg") -> bytes.
+using Tree = std::map<std::string, std::string>;
+
+// Photo-like JPEGs with every fifth file a PNG, in
+// root/data/{train,validation}/<label>/, plus root/data/labels.txt.
+Tree WriteImages(const std::string& root, const std::vector<std::string>& labels, int train_each,
+                 int validation_each, int width = 96, int height = 72) {
+  Tree tree;
+  uint64_t seed = 1;
+  for (const auto& [split, count] : {std::pair<std::string, int>{"train", train_each},
+                                     {"validation", validation_each}}) {
+    for (const auto& label : labels) {
+      fs::create_directories(root + "/data/" + split + "/" + label);
+      for (int i = 0; i < count; ++i) {
+        const bool png = i % 5 == 4;
+        const std::string rel = split + "/" + label + "/img" + std::to_string(i) +
+                                (png ? ".png" : ".jpg");
+        std::string bytes = png ? MakePng(width, height, seed) : MakeJpeg(width, height, 90, seed);
+        ++seed;
+        WriteFile(root + "/data/" + rel, bytes);
+        tree[rel] = std::move(bytes);
+      }
+    }
+  }
+  std::string labels_text;
+  for (const auto& l : labels) labels_text += l + "\n";
+  WriteFile(root + "/data/labels.txt", labels_text);
+  return tree;
+}
+
+v1::SubmitDatasetBuildRequest BuildRequest(const std::string& root, const std::string& out,
+                                           int train_shards = 3, int validation_shards = 2) {
+  v1::SubmitDatasetBuildRequest req;
+  auto* s = req.mutable_spec();
+  s->set_train_directory(root + "/data/train");
+  s->set_validation_directory(root + "/data/validation");
+  s->set_output_directory(out);
+  s->set_labels_file(root + "/data/labels.txt");
+  s->set_train_shards(train_shards);
+  s->set_validation_shards(validation_shards);
+  return req;
+}
+
+v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
+  grpc::ClientContext ctx;
+  v1::Job job;
+  grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+grpc::Status SubmitStatus(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
+  grpc::ClientContext ctx;
+  v1::Job job;
+  return cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
+}
+
+// Every file of `tree` that is expected in the dataset appears in exactly
+// one record, with its label, and the records hold nothing else.
+void ExpectEachImageOnce(const DatasetView& view, const Tree& tree,
+                         const std::set<std::string>& left_out = {}) {
+  std::map<std::string, int> seen;  // "split/label/filename"
+  for (const auto& r : view.records) {
+    const std::string split = r.shard.rfind("train-", 0) == 0 ? "train" : "validation";
+    seen[split + "/" + r.bytes.at("image/class/text") + "/" + r.bytes.at("image/filename")]++;
+  }
+  size_t expected = 0;
+  for (const auto& [rel, bytes] : tree) {
+    if (left_out.count(rel)) continue;
+    ++expected;
+    EXPECT_EQ(seen[rel], 1) << rel;
+  }
+  EXPECT_EQ(view.records.size(), expected);
+}
+
+void ExpectValidRecords(const DatasetView& view) {
+  const std::vector<std::string> keys = {
+      "image/channels",   "image/class/label", "image/class/text", "image/colorspace",
+      "image/encoded",    "image/filename",    "image/format",     "image/height",
+      "image/width"};
+  for (const auto& r : view.records) {
+    ASSERT_EQ(r.keys, keys);
+    EXPECT_EQ(r.bytes.at("image/colorspace"), "RGB");
+    EXPECT_EQ(r.bytes.at("image/format"), "JPEG");
+    EXPECT_EQ(r.ints.at("image/channels"), 3);
+    JpegInfo info = ReadJpegInfo(r.bytes.at("image/encoded"));
+    EXPECT_TRUE(info.ok) << r.bytes.at("image/filename");
+    EXPECT_EQ(info.components, 3);
+    EXPECT_TRUE(info.ycbcr);
+    EXPECT_FALSE(info.progressive);
+    EXPECT_EQ(info.width, r.ints.at("image/width"));
+    EXPECT_EQ(info.height, r.ints.at("image/height"));
+  }
+}
+
+std::vector<std::string> HiddenOrForeignFiles(const std::string& out) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::recursive_directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (name[0] == '.') found.push_back(e.path().string());
+  }
+  return found;
+}
+
+class BuildDatasetTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  const std::string& root() { return dir_.path(); }
+};
+
+TEST_F(BuildDatasetTest, WritesShardsWithTheReferenceFeatures) {
+  Tree tree = WriteImages(root(), {"cat", "dog", "fish"}, 12, 4);
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(2);
+  cluster.StartWorker(1);
+  const std::string out = root() + "/out";
+  CommandResult r = cluster.Cli(
+      {"build-dataset", "--train_directory", root() + "/data/train", "--validation_directory",
+       root() + "/data/validation", "--output_directory", out, "--labels_file",
+       root() + "/data/labels.txt", "--train_shards", "4", "--validation_shards", "3", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << cluster.ServerLog();
+  EXPECT_THAT(r.out, HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(r.out, HasSubstr("train-00003-of-00004"));
+
+  DatasetView view = ReadDataset(out);
+  ExpectValidRecords(view);
+  ExpectEachImageOnce(view, tree);
+  // Labels as the reference numbers them: line N is label N, 0 is background.
+  const std::map<std::string, int64_t> ids = {{"cat", 1}, {"dog", 2}, {"fish", 3}};
+  for (const auto& rec : view.records) {
+    EXPECT_EQ(rec.ints.at("image/class/label"), ids.at(rec.bytes.at("image/class/text")));
+    const std::string split = rec.shard.rfind("train-", 0) == 0 ? "train" : "validation";
+    const std::string rel =
+        split + "/" + rec.bytes.at("image/class/text") + "/" + rec.bytes.at("image/filename");
+    if (rel.size() > 4 && rel.substr(rel.size() - 4) == ".jpg") {
+      EXPECT_EQ(rec.bytes.at("image/encoded"), tree.at(rel)) << "JPEG stored byte for byte";
+    } else {
+      EXPECT_NE(rec.bytes.at("image/encoded"), tree.at(rel)) << "PNG re-encoded";
+    }
+  }
+  // Shards of a split differ in size by at most one record.
+  for (const auto& [split, info] : view.manifest["splits"].items()) {
+    int64_t lo = INT64_MAX, hi = 0;
+    for (const auto& s : info["shards"]) {
+      lo = std::min(lo, s["num_records"].get<int64_t>());
+      hi = std::max(hi, s["num_records"].get<int64_t>());
+    }
+    EXPECT_LE(hi - lo, 1) << split;
+  }
+  EXPECT_EQ(view.manifest["splits"]["train"]["num_records"], 36);
+  EXPECT_EQ(view.manifest["splits"]["validation"]["num_records"], 12);
+  EXPECT_EQ(view.manifest["num_classes"], 4);
+  EXPECT_EQ(view.manifest["splits"]["train"]["class_counts"][1]["count"], 12);
+  EXPECT_EQ(*ReadFile(out + "/labels.txt"), "0:background\n1:cat\n2:dog\n3:fish\n");
+  EXPECT_THAT(HiddenOrForeignFiles(out), ::testing::IsEmpty());
+}
+
+TEST_F(BuildDatasetTest, OutputIsIdenticalWhateverTheWorkersAndThreads) {
+  WriteImages(root(), {"a", "b"}, 15, 5);
+  std::map<std::string, std::string> first_shards, first_index;
+  for (int round = 0; round < 2; ++round) {
+    Cluster cluster(root());
+    cluster.StartServer();
+    if (round == 0) {
+      cluster.StartWorker(1);
+    } else {
+      cluster.StartWorker(3);
+      cluster.StartWorker(2);
+    }
+    const std::string out = root() + "/out" + std::to_string(round);
+    v1::Job job = Submit(cluster, BuildRequest(root(), out, 3, 2));
+    job = cluster.WaitForEnd(job.id());
+    ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+    DatasetView view = ReadDataset(out);
+    if (round == 0) {
+      first_shards = view.shard_bytes;
+      first_index = view.index_bytes;
+    } else {
+      EXPECT_EQ(view.shard_bytes, first_shards);
+      EXPECT_EQ(view.index_bytes, first_index);
+    }
+  }
+  EXPECT_EQ(first_shards.size(), 5u);
+}
+
+TEST_F(BuildDatasetTest, BadFilesAreSkippedWithReasonsAndTheBuildGoesOn) {
+  Tree tree = WriteImages(root(), {"cat", "dog", "empty"}, 6, 2);
+  fs::remove_all(root() + "/data/train/empty");
+  fs::remove_all(root() + "/data/validation/empty");
+  for (auto it = tree.begin(); it != tree.end();) {
+    it = it->first.find("/empty/") != std::string::npos ? tree.erase(it) : std::next(it);
+  }
+  fs::create_directories(root() + "/data/train/empty");  // a label with no images
+  const std::string cat = root() + "/data/train/cat/";
+  const std::string good = MakeJpeg(80, 60, 90, 99);
+  std::map<std::string, v1::SkipReason> bad = {
+      {"train/cat/truncated.jpg", v1::SKIP_REASON_TRUNCATED},
+      {"train/cat/text.jpg", v1::SKIP_REASON_NOT_AN_IMAGE},
+      {"train/cat/zero.jpg", v1::SKIP_REASON_EMPTY},
+      {"train/cat/dir.jpg", v1::SKIP_REASON_NOT_A_FILE},
+      {"train/cat/loop.jpg", v1::SKIP_REASON_UNREADABLE},
+      {"train/cat/dangling.jpg", v1::SKIP_REASON_UNREADABLE},
+      {"train/cat/bomb.png", v1::SKIP_REASON_TOO_MANY_PIXELS},
+      {"train/cat/truncated.png", v1::SKIP_REASON_TRUNCATED},
+      {"train/cat/bad\xff.jpg", v1::SKIP_REASON_NOT_AN_IMAGE},
+  };
+  WriteFile(cat + "truncated.jpg", Truncate(MakeJpeg(200, 150, 90, 5), 0.5));
+  WriteFile(cat + "text.jpg", "this is not an image\n");
+  WriteFile(cat + "zero.jpg", "");
+  fs::create_directories(cat + "dir.jpg");
+  fs::create_symlink("loop.jpg", cat + "loop.jpg");
+  fs::create_symlink("nowhere.jpg", cat + "dangling.jpg");
+  WriteFile(cat + "bomb.png", MakeHugePngHeader(100000, 100000));
+  WriteFile(cat + "truncated.png", Truncate(MakePng(200, 150, 6), 0.6));
+  WriteFile(cat + "bad\xff.jpg", "garbage");
+  // Good files in every other format, some with misleading names.
+  Tree extra = {
+      {"train/dog/png-named.jpg", MakePng(40, 30, 7)},
+      {"train/dog/UPPER.PNG", MakePngRgba(40, 30, 8)},
+      {"train/dog/gray.jpg", MakeGrayJpeg(40, 30, 90, 9)},
+      {"train/dog/cmyk.jpg", MakeCmykJpeg(40, 30, 90, 10)},
+      {"train/dog/progressive.jpg", MakeProgressiveJpeg(40, 30, 90, 11)},
+      {"train/dog/rotated.jpg", MakeExifJpeg(40, 30, 6, 90, 12)},
+      {"train/dog/anim.gif", MakeGif(40, 30, 13)},
+      {"train/dog/pic.webp", MakeWebp(40, 30, 14)},
+      {"train/dog/pic.bmp", MakeBmp(40, 30, 15)},
+      {"train/dog/pic.tiff", MakeTiff(40, 30, 16)},
+      {"train/dog/deep.png", MakePng16(40, 30, 17)},
+      {"train/dog/caf\xff.jpg", MakeJpeg(40, 30, 90, 18)},
+      {"validation/dog/copy-of-img0.jpg", tree.at("train/cat/img0.jpg")},
+  };
+  for (const auto& [rel, bytes] : extra) {
+    WriteFile(root() + "/data/" + rel, bytes);
+    tree[rel] = bytes;
+  }
+  // A file nobody may read (root reads it anyway: then it is a good image).
+  const std::string locked = "train/dog/locked.jpg";
+  WriteFile(root() + "/data/" + locked, MakeJpeg(40, 30, 90, 19));
+  chmod((root() + "/data/" + locked).c_str(), 0);
+  const bool can_read_locked = access((root() + "/data/" + locked).c_str(), R_OK) == 0;
+  if (can_read_locked) {
+    tree[locked] = *ReadFile(root() + "/data/" + locked);
+  } else {
+    bad[locked] = v1::SKIP_REASON_UNREADABLE;
+  }
+  WriteFile(root() + "/data/labels.txt", "cat\ndog\n\nempty\n");
+
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(2);
+  const std::string out = root() + "/out";
+  v1::Job job = Submit(cluster, BuildRequest(root(), out, 2, 1));
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << cluster.ServerLog();
+
+  const auto& result = job.dataset_build_result();
+  std::map<std::string, v1::SkipReason> skipped;
+  for (const auto& s : result.skipped()) skipped[s.split() + "/" + s.path()] = s.reason();
+  std::map<std::string, v1::SkipReason> expected;
+  for (const auto& [rel, reason] : bad) expected[EscapeNonUtf8(rel)] = reason;
+  EXPECT_EQ(skipped, expected);
+
+  DatasetView view = ReadDataset(out);
+  ExpectValidRecords(view);
+  ExpectEachImageOnce(view, tree);
+  EXPECT_EQ(view.manifest["skipped"].size(), expected.size());
+  EXPECT_EQ(view.manifest["splits"]["train"]["class_counts"][2]["name"], "empty");
+  EXPECT_EQ(view.manifest["splits"]["train"]["class_counts"][2]["count"], 0);
+  ASSERT_EQ(result.duplicates_size(), 1);
+  EXPECT_THAT(result.duplicates(0).paths(),
+              ::testing::UnorderedElementsAre("train/cat/img0.jpg",
+                                              "validation/dog/copy-of-img0.jpg"));
+  // The rotated JPEG (orientation 6) is stored upright: width and height swap.
+  for (const auto& r : view.records) {
+    if (r.bytes.at("image/filename") == "rotated.jpg") {
+      EXPECT_EQ(r.ints.at("image/width"), 30);
+      EXPECT_EQ(r.ints.at("image/height"), 40);
+    }
+  }
+}
+
+TEST_F(BuildDatasetTest, SurvivesAWorkerKilledMidBuild) {
+  Tree tree = WriteImages(root(), {"a", "b", "c"}, 80, 20, 400, 300);
+  Cluster cluster(root());
+  cluster.StartServer();
+  Process& doomed = cluster.StartWorker(1);
+  const std::string out = root() + "/out";
+  v1::Job job = Submit(cluster, BuildRequest(root(), out, 6, 2));
+  // Kill the worker while it holds a shard-writing task.
+  cluster.WaitForJob(job.id(), [](const v1::Job& j) {
+    return j.progress().phase() == "writing shards" && j.progress().tasks_running() > 0;
+  });
+  doomed.Signal(SIGKILL);
+  doomed.Wait();
+  cluster.StartWorker(2);
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  bool requeued = false;
+  for (const auto& e : job.history()) requeued |= e.reason().find("re-queued") != std::string::npos;
+  EXPECT_TRUE(requeued) << "the killed worker's task was not handed to another worker";
+  DatasetView view = ReadDataset(out);
+  ExpectEachImageOnce(view, tree);
+  EXPECT_THAT(HiddenOrForeignFiles(out), ::testing::IsEmpty());
+}
+
+TEST_F(BuildDatasetTest, SurvivesACoordinatorKilledMidBuild) {
+  Tree tree = WriteImages(root(), {"a", "b", "c"}, 80, 20, 400, 300);
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  const std::string out = root() + "/out";
+  v1::Job job = Submit(cluster, BuildRequest(root(), out, 8, 2));
+  job = cluster.WaitForJob(job.id(), [](const v1::Job& j) {
+    return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
+  });
+  // Shards finished before the crash must be kept, not written again.
+  std::map<std::string, ino_t> before;
+  for (const auto& e : fs::directory_iterator(out)) {
+    struct stat st;
+    const bool hidden = e.path().filename().string()[0] == '.';
+    if (e.is_regular_file() && !hidden && stat(e.path().c_str(), &st) == 0) {
+      before[e.path().filename().string()] = st.st_ino;
+    }
+  }
+  const int port = cluster.port();
+  cluster.KillServer(SIGKILL);
+  cluster.StartServer(port);
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << cluster.ServerLog();
+  ASSERT_FALSE(before.empty());
+  for (const auto& [name, ino] : before) {
+    struct stat st;
+    ASSERT_EQ(stat((out + "/" + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_ino, ino) << name << " was written again";
+  }
+  DatasetView view = ReadDataset(out);
+  ExpectEachImageOnce(view, tree);
+}
+
+TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
+  WriteImages(root(), {"cat", "dog"}, 1, 1);
+  Cluster cluster(root());
+  cluster.StartServer();
+  const std::string out = root() + "/out";
+  struct Case {
+    std::string name;
+    std::function<void(v1::SubmitDatasetBuildRequest&)> change;
+    grpc::StatusCode code;
+    std::string mentions;
+  };
+  fs::create_directory_symlink("/usr", root() + "/escape");
+  WriteFile(root() + "/data/bad-labels.txt", "cat\ndog\ncat\nsub/dir\n");
+  WriteFile(root() + "/data/missing-labels.txt", "cat\nbird\n");
+  std::vector<Case> cases = {
+      {"no directories",
+       [](auto& r) {
+         r.mutable_spec()->clear_train_directory();
+         r.mutable_spec()->clear_validation_directory();
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "train_directory"},
+      {"no output", [](auto& r) { r.mutable_spec()->clear_output_directory(); },
+       grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
+      {"missing train dir",
+       [&](auto& r) { r.mutable_spec()->set_train_directory(root() + "/nope"); },
+       grpc::StatusCode::NOT_FOUND, "train_directory"},
+      {"zero shards", [](auto& r) { r.mutable_spec()->set_train_shards(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, "train_shards"},
+      {"negative shards", [](auto& r) { r.mutable_spec()->set_validation_shards(-3); },
+       grpc::StatusCode::INVALID_ARGUMENT, "validation_shards"},
+      {"output outside roots", [](auto& r) { r.mutable_spec()->set_output_directory("/tmp/x"); },
+       grpc::StatusCode::PERMISSION_DENIED, "output_directory"},
+      {"dot-dot escape",
+       [&](auto& r) { r.mutable_spec()->set_train_directory(root() + "/data/../../.."); },
+       grpc::StatusCode::PERMISSION_DENIED, "train_directory"},
+      {"symlink escape",
+       [&](auto& r) { r.mutable_spec()->set_validation_directory(root() + "/escape/share"); },
+       grpc::StatusCode::PERMISSION_DENIED, "validation_directory"},
+      {"relative path", [](auto& r) { r.mutable_spec()->set_output_directory("out"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
+      {"malformed labels",
+       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/bad-labels.txt"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "line 3 'cat' repeats line 1; line 4 'sub/dir'"},
+      {"label without directory",
+       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/missing-labels.txt"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "line 2 'bird' has no directory"},
+      {"jpeg quality", [](auto& r) { r.mutable_spec()->set_jpeg_quality(0); },
+       grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
+  };
+  for (const auto& c : cases) {
+    auto req = BuildRequest(root(), out);
+    c.change(req);
+    grpc::Status s = SubmitStatus(cluster, req);
+    EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.mentions)) << c.name;
+  }
+  // Shards of another build in the output directory would be globbed in.
+  fs::create_directories(out);
+  WriteFile(out + "/train-00000-of-00009", "old");
+  grpc::Status s = SubmitStatus(cluster, BuildRequest(root(), out));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("train-00000-of-00009"));
+  // Nothing was created by the refused requests.
+  v1::ListJobsResponse list;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().ListJobs(&ctx, v1::ListJobsRequest(), &list).ok());
+  EXPECT_EQ(list.jobs_size(), 0);
+}
+
+TEST_F(BuildDatasetTest, RetriedSubmitWithTheSameRequestIdIsOneJob) {
+  WriteImages(root(), {"cat"}, 2, 1);
+  Cluster cluster(root());
+  cluster.StartServer();
+  auto req = BuildRequest(root(), root() + "/out");
+  req.set_request_id("retry-me");
+  v1::Job first = Submit(cluster, req);
+  v1::Job second = Submit(cluster, req);
+  EXPECT_FALSE(first.id().empty());
+  EXPECT_EQ(first.id(), second.id());
+  req.mutable_spec()->set_train_shards(5);
+  EXPECT_EQ(SubmitStatus(cluster, req).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+}
+
+TEST_F(BuildDatasetTest, CliErrorsAreOneReadableLine) {
+  WriteImages(root(), {"cat"}, 1, 1);
+  Cluster cluster(root());
+  cluster.StartServer();
+  CommandResult bad = cluster.Cli({"build-dataset", "--train_directory", root() + "/data/train",
+                                   "--output_directory", root() + "/out", "--train_shards", "0"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_THAT(bad.err, ::testing::MatchesRegex("retrain: error: [^\n]*train_shards[^\n]*\n"));
+  CommandResult usage = cluster.Cli({"build-dataset", "--train_directory", "x"});
+  EXPECT_EQ(usage.exit_code, 2);
+  EXPECT_THAT(usage.err, ::testing::MatchesRegex("retrain: [^\n]*output_directory[^\n]*\n"));
+  const std::string address = cluster.address();
+  cluster.KillServer(SIGKILL);
+  CommandResult down = RunCommand({BinDir() + "/retrain", "--server", address, "--timeout_s", "2",
+                                   "list"});
+  EXPECT_EQ(down.exit_code, 3);
+  EXPECT_THAT(down.err, ::testing::MatchesRegex("retrain: cannot reach the server[^\n]*\n"));
+}
+
+}  // namespace
+}  // namespace retrain::testing

@@ -1,0 +1,109 @@
+// Test support that runs the real binaries: a coordinator on a free
+// loopback port with its state in a temporary directory, worker processes,
+// and CLI invocations. Processes are killed when their owners go away.
+// Not thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "retrain/v1/job_service.grpc.pb.h"
+
+namespace retrain::testing {
+
+// Where the project's binaries are (RETRAIN_BIN_DIR, set by CTest).
+std::string BinDir();
+
+// A fresh directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A child process with stdout and stderr going to `log_path`.
+class Process {
+ public:
+  static std::unique_ptr<Process> Start(const std::vector<std::string>& argv,
+                                        const std::string& log_path);
+  ~Process();  // SIGKILL and reap if still running
+  pid_t pid() const { return pid_; }
+  void Signal(int sig);
+  // Waits for exit; returns the exit code, or 128 + signal.
+  int Wait();
+  bool Running();
+
+ private:
+  explicit Process(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a command to completion (killing it after `timeout`).
+CommandResult RunCommand(const std::vector<std::string>& argv,
+                         std::chrono::seconds timeout = std::chrono::seconds(120));
+
+struct ClusterOptions {
+  int lease_timeout_ms = 3000;
+  int heartbeat_interval_ms = 300;
+};
+
+// A coordinator and workers for one test. The coordinator's data root is
+// `root`; its state lives in `root`/state.
+class Cluster {
+ public:
+  Cluster(std::string root, ClusterOptions options = {});
+  ~Cluster();
+
+  // Starts the coordinator on `port` (0: any free port) and waits until it
+  // answers.
+  void StartServer(int port = 0);
+  void KillServer(int sig = 9);
+  Process& StartWorker(int threads);
+  std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
+
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  retrain::v1::JobService::Stub& jobs() { return *stub_; }
+
+  // Polls the job until `done` holds for it or `timeout` passes; returns
+  // the last snapshot (fails the test on timeout).
+  retrain::v1::Job WaitForJob(const std::string& job_id,
+                              const std::function<bool(const retrain::v1::Job&)>& done,
+                              std::chrono::seconds timeout = std::chrono::seconds(120));
+  retrain::v1::Job WaitForEnd(const std::string& job_id,
+                              std::chrono::seconds timeout = std::chrono::seconds(120));
+
+  // The CLI against this cluster.
+  CommandResult Cli(std::vector<std::string> args);
+
+  std::string ServerLog() const;
+
+ private:
+  std::string root_;
+  ClusterOptions options_;
+  std::unique_ptr<Process> server_;
+  int server_starts_ = 0;
+  std::vector<std::unique_ptr<Process>> workers_;
+  std::string address_;
+  int port_ = 0;
+  std::unique_ptr<retrain::v1::JobService::Stub> stub_;
+};
+
+}  // namespace retrain::testing
