@@ -4,15 +4,14 @@
 #include <cstdio>  // jpeglib.h needs FILE and size_t first
 #include <jpeglib.h>
 // clang-format on
-#include <vips/vips8>
-
 #include <algorithm>
-#include <csetjmp>
 #include <array>
 #include <cmath>
+#include <csetjmp>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <vips/vips8>
 
 namespace retrain::test_images {
 namespace {
@@ -88,8 +87,8 @@ std::string EncodeJpeg(const std::string& pixels, int w, int h, int components,
   }
   const size_t stride = static_cast<size_t>(w) * components;
   while (cinfo.next_scanline < cinfo.image_height) {
-    JSAMPROW row = reinterpret_cast<JSAMPROW>(
-        const_cast<char*>(pixels.data() + cinfo.next_scanline * stride));
+    JSAMPROW row =
+        reinterpret_cast<JSAMPROW>(const_cast<char*>(pixels.data() + cinfo.next_scanline * stride));
     jpeg_write_scanlines(&cinfo, &row, 1);
   }
   jpeg_finish_compress(&cinfo);
@@ -144,12 +143,32 @@ std::string RgbToInvertedCmyk(const std::string& rgb) {
 std::string ExifOrientationSegment(int orientation) {
   std::string s("Exif\0\0", 6);
   const unsigned char tiff[] = {
-      'I', 'I', 0x2A, 0x00, 0x08, 0x00, 0x00, 0x00,  // header, IFD0 at 8
-      0x01, 0x00,                                    // 1 entry
-      0x12, 0x01, 0x03, 0x00,                        // tag 0x0112 Orientation, SHORT
-      0x01, 0x00, 0x00, 0x00,                        // count 1
-      static_cast<unsigned char>(orientation), 0x00, 0x00, 0x00,  // value, padded
-      0x00, 0x00, 0x00, 0x00,                                     // no next IFD
+      'I',
+      'I',
+      0x2A,
+      0x00,
+      0x08,
+      0x00,
+      0x00,
+      0x00,  // header, IFD0 at 8
+      0x01,
+      0x00,  // 1 entry
+      0x12,
+      0x01,
+      0x03,
+      0x00,  // tag 0x0112 Orientation, SHORT
+      0x01,
+      0x00,
+      0x00,
+      0x00,  // count 1
+      static_cast<unsigned char>(orientation),
+      0x00,
+      0x00,
+      0x00,  // value, padded
+      0x00,
+      0x00,
+      0x00,
+      0x00,  // no next IFD
   };
   s.append(reinterpret_cast<const char*>(tiff), sizeof(tiff));
   return s;
@@ -159,8 +178,8 @@ std::string ExifOrientationSegment(int orientation) {
 
 vips::VImage RgbImage(const std::string& pixels, int w, int h, int bands = 3) {
   EnsureVips();
-  return vips::VImage::new_from_memory(const_cast<char*>(pixels.data()), pixels.size(), w, h,
-                                       bands, VIPS_FORMAT_UCHAR);
+  return vips::VImage::new_from_memory(const_cast<char*>(pixels.data()), pixels.size(), w, h, bands,
+                                       VIPS_FORMAT_UCHAR);
 }
 
 std::string BlobToString(VipsBlob* blob) {
@@ -261,8 +280,8 @@ std::string MakeJpeg(int w, int h, int quality, uint64_t seed) {
 }
 
 std::string MakeGrayJpeg(int w, int h, int quality, uint64_t seed) {
-  return EncodeJpeg(RgbToGray(MakePhotoPixels(w, h, seed)), w, h, 1, JCS_GRAYSCALE,
-                    JpegKind::kGray, quality);
+  return EncodeJpeg(RgbToGray(MakePhotoPixels(w, h, seed)), w, h, 1, JCS_GRAYSCALE, JpegKind::kGray,
+                    quality);
 }
 
 std::string MakeCmykJpeg(int w, int h, int quality, uint64_t seed) {
@@ -292,13 +311,11 @@ std::string MakeRgbJpeg(int w, int h, int quality, uint64_t seed) {
 }
 
 std::string MakeProgressiveJpeg(int w, int h, int quality, uint64_t seed) {
-  return EncodeJpeg(MakePhotoPixels(w, h, seed), w, h, 3, JCS_RGB, JpegKind::kProgressive,
-                    quality);
+  return EncodeJpeg(MakePhotoPixels(w, h, seed), w, h, 3, JCS_RGB, JpegKind::kProgressive, quality);
 }
 
 std::string MakeArithmeticJpeg(int w, int h, int quality, uint64_t seed) {
-  return EncodeJpeg(MakePhotoPixels(w, h, seed), w, h, 3, JCS_RGB, JpegKind::kArithmetic,
-                    quality);
+  return EncodeJpeg(MakePhotoPixels(w, h, seed), w, h, 3, JCS_RGB, JpegKind::kArithmetic, quality);
 }
 
 std::string MakeExifJpeg(int w, int h, int orientation, int quality, uint64_t seed) {
@@ -384,8 +401,8 @@ size_t JpegScanDataOffset(std::string_view jpeg) {
       ++i;
       continue;
     }
-    const size_t length = (static_cast<unsigned char>(jpeg[i + 2]) << 8) |
-                          static_cast<unsigned char>(jpeg[i + 3]);
+    const size_t length =
+        (static_cast<unsigned char>(jpeg[i + 2]) << 8) | static_cast<unsigned char>(jpeg[i + 3]);
     if (marker == 0xDA) return i + 2 + length <= jpeg.size() ? i + 2 + length : 0;
     i += 2 + length;
   }
@@ -394,8 +411,7 @@ size_t JpegScanDataOffset(std::string_view jpeg) {
 
 std::string MakePng(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
-  return WithVips("MakePng",
-                  [&] { return BlobToString(RgbImage(pixels, w, h).pngsave_buffer()); });
+  return WithVips("MakePng", [&] { return BlobToString(RgbImage(pixels, w, h).pngsave_buffer()); });
 }
 
 std::string MakePngRgba(int w, int h, uint64_t seed) {
@@ -409,8 +425,9 @@ std::string MakePngRgba(int w, int h, uint64_t seed) {
     }
   }
   return WithVips("MakePngRgba", [&] {
-    vips::VImage image = RgbImage(rgba, w, h, 4).copy(
-        vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
+    vips::VImage image =
+        RgbImage(rgba, w, h, 4)
+            .copy(vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_sRGB));
     return BlobToString(image.pngsave_buffer());
   });
 }
@@ -423,10 +440,9 @@ std::string MakePng16(int w, int h, uint64_t seed) {
   }
   return WithVips("MakePng16", [&] {
     EnsureVips();
-    vips::VImage image = vips::VImage::new_from_memory(wide.data(), wide.size() * 2, w, h, 3,
-                                                       VIPS_FORMAT_USHORT)
-                             .copy(vips::VImage::option()->set("interpretation",
-                                                               VIPS_INTERPRETATION_RGB16));
+    vips::VImage image =
+        vips::VImage::new_from_memory(wide.data(), wide.size() * 2, w, h, 3, VIPS_FORMAT_USHORT)
+            .copy(vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_RGB16));
     return BlobToString(image.pngsave_buffer(vips::VImage::option()->set("bitdepth", 16)));
   });
 }
@@ -434,16 +450,16 @@ std::string MakePng16(int w, int h, uint64_t seed) {
 std::string MakeGrayPng(int w, int h, uint64_t seed) {
   const std::string gray = RgbToGray(MakePhotoPixels(w, h, seed));
   return WithVips("MakeGrayPng", [&] {
-    vips::VImage image = RgbImage(gray, w, h, 1).copy(
-        vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_B_W));
+    vips::VImage image =
+        RgbImage(gray, w, h, 1)
+            .copy(vips::VImage::option()->set("interpretation", VIPS_INTERPRETATION_B_W));
     return BlobToString(image.pngsave_buffer());
   });
 }
 
 std::string MakeGif(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
-  return WithVips("MakeGif",
-                  [&] { return BlobToString(RgbImage(pixels, w, h).gifsave_buffer()); });
+  return WithVips("MakeGif", [&] { return BlobToString(RgbImage(pixels, w, h).gifsave_buffer()); });
 }
 
 std::string MakeWebp(int w, int h, uint64_t seed) {
@@ -477,16 +493,18 @@ std::string TryVipsSave(Fn fn) {
 std::string MakeHeic(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
   return TryVipsSave([&] {
-    return BlobToString(RgbImage(pixels, w, h).heifsave_buffer(
-        vips::VImage::option()->set("compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC)));
+    return BlobToString(RgbImage(pixels, w, h)
+                            .heifsave_buffer(vips::VImage::option()->set(
+                                "compression", VIPS_FOREIGN_HEIF_COMPRESSION_HEVC)));
   });
 }
 
 std::string MakeAvif(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
   return TryVipsSave([&] {
-    return BlobToString(RgbImage(pixels, w, h).heifsave_buffer(
-        vips::VImage::option()->set("compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1)));
+    return BlobToString(RgbImage(pixels, w, h)
+                            .heifsave_buffer(vips::VImage::option()->set(
+                                "compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1)));
   });
 }
 
@@ -539,8 +557,8 @@ std::string MakeHugePngHeader(uint32_t w, uint32_t h) {
   ihdr.append({8, 2, 0, 0, 0});  // 8-bit, RGB, deflate, adaptive filter, no interlace
   AppendChunk(&out, "IHDR", ihdr);
   // zlib stream of one stored (uncompressed) block holding 16 zero bytes.
-  std::string idat = {0x78, 0x01, 0x01, 0x10, 0x00, static_cast<char>(0xEF),
-                      static_cast<char>(0xFF)};
+  std::string idat = {
+      0x78, 0x01, 0x01, 0x10, 0x00, static_cast<char>(0xEF), static_cast<char>(0xFF)};
   idat.append(16, '\0');
   AppendBe32(&idat, 0x00100001);  // adler32 of 16 zero bytes
   AppendChunk(&out, "IDAT", idat);

@@ -50,10 +50,16 @@ TEST(DetectImageFormatTest, MagicNumbers) {
   EXPECT_EQ(DetectImageFormat("II*\0\x08\0\0\0"s), ImageFormat::kTiff);
   EXPECT_EQ(DetectImageFormat("MM\0*\0\0\0\x08"s), ImageFormat::kTiff);
   EXPECT_EQ(DetectImageFormat("II+\0\x08\0\0\0"s), ImageFormat::kTiff);  // BigTIFF
-  EXPECT_EQ(DetectImageFormat("\0\0\0\x18" "ftypheic\0\0\0\0mif1heic"s), ImageFormat::kHeif);
-  EXPECT_EQ(DetectImageFormat("\0\0\0\x1C" "ftypavif\0\0\0\0avifmif1miaf"s), ImageFormat::kHeif);
+  EXPECT_EQ(DetectImageFormat("\0\0\0\x18"
+                              "ftypheic\0\0\0\0mif1heic"s),
+            ImageFormat::kHeif);
+  EXPECT_EQ(DetectImageFormat("\0\0\0\x1C"
+                              "ftypavif\0\0\0\0avifmif1miaf"s),
+            ImageFormat::kHeif);
   // Major brand is not an image brand, a compatible brand is.
-  EXPECT_EQ(DetectImageFormat("\0\0\0\x18" "ftypMA1B\0\0\0\0mif1avif"s), ImageFormat::kHeif);
+  EXPECT_EQ(DetectImageFormat("\0\0\0\x18"
+                              "ftypMA1B\0\0\0\0mif1avif"s),
+            ImageFormat::kHeif);
   EXPECT_EQ(DetectImageFormat("\xFF\x0A\xFA\x1F"s), ImageFormat::kJpegXl);
   EXPECT_EQ(DetectImageFormat("\0\0\0\x0CJXL \x0D\x0A\x87\x0A"s), ImageFormat::kJpegXl);
   EXPECT_EQ(DetectImageFormat("\0\0\0\x0CjP  \x0D\x0A\x87\x0A"s), ImageFormat::kJpeg2000);
@@ -69,7 +75,9 @@ TEST(DetectImageFormatTest, NotImages) {
   EXPECT_EQ(DetectImageFormat("GIF88a"), ImageFormat::kUnknown);
   EXPECT_EQ(DetectImageFormat("RIFF\x10\0\0\0WAVEfmt "s), ImageFormat::kUnknown);
   // An MP4 video shares the ftyp box but has no image brand.
-  EXPECT_EQ(DetectImageFormat("\0\0\0\x18" "ftypisom\0\0\0\0isomavc1"s), ImageFormat::kUnknown);
+  EXPECT_EQ(DetectImageFormat("\0\0\0\x18"
+                              "ftypisom\0\0\0\0isomavc1"s),
+            ImageFormat::kUnknown);
   EXPECT_EQ(DetectImageFormat("%PDF-1.7\n"), ImageFormat::kUnknown);
 }
 

@@ -92,8 +92,7 @@ TEST_F(ImageProbeTest, ConversionReasons) {
 }
 
 TEST_F(ImageProbeTest, SeveralConversionReasons) {
-  const ProbeOutcome outcome =
-      Probe(ti::InsertExifOrientation(ti::MakeProgressiveJpeg(64, 48), 8));
+  const ProbeOutcome outcome = Probe(ti::InsertExifOrientation(ti::MakeProgressiveJpeg(64, 48), 8));
   ASSERT_TRUE(outcome.ok) << outcome.detail;
   EXPECT_EQ(outcome.info.width, 48);
   EXPECT_EQ(outcome.info.height, 64);
@@ -267,7 +266,8 @@ TEST_F(ImageProbeTest, MaxPixelsOption) {
     EXPECT_TRUE(ProbeImage(bytes, options).ok);
   }
   options.max_pixels = 64 * 48 - 1;
-  for (const std::string& bytes : {ti::MakeJpeg(64, 48), ti::MakePng(64, 48), ti::MakeBmp(64, 48)}) {
+  for (const std::string& bytes :
+       {ti::MakeJpeg(64, 48), ti::MakePng(64, 48), ti::MakeBmp(64, 48)}) {
     const ProbeOutcome outcome = ProbeImage(bytes, options);
     EXPECT_FALSE(outcome.ok);
     EXPECT_EQ(outcome.reason, v1::SKIP_REASON_TOO_MANY_PIXELS) << outcome.detail;
@@ -279,7 +279,9 @@ TEST_F(ImageProbeTest, DamagedNewerContainers) {
   // has the loader.
   const std::string junk(200, '\x5A');
   for (const std::string& bytes : {
-           "\0\0\0\x18" "ftypheic\0\0\0\0mif1heic"s + junk,
+           "\0\0\0\x18"
+           "ftypheic\0\0\0\0mif1heic"s +
+               junk,
            "\0\0\0\x0CJXL \x0D\x0A\x87\x0A"s + junk,
            "\0\0\0\x0CjP  \x0D\x0A\x87\x0A"s + junk,
        }) {
@@ -294,11 +296,14 @@ TEST_F(ImageProbeTest, DamagedNewerContainers) {
 
 TEST_F(ImageProbeTest, SafeFromManyThreads) {
   const std::vector<std::string> inputs = {
-      ti::MakeJpeg(120, 90),         ti::MakePng(120, 90),
-      ti::MakeGif(120, 90),          ti::MakeCmykJpeg(120, 90),
+      ti::MakeJpeg(120, 90),
+      ti::MakePng(120, 90),
+      ti::MakeGif(120, 90),
+      ti::MakeCmykJpeg(120, 90),
       ti::Truncate(ti::MakeJpeg(120, 90), 0.5),
       ti::Truncate(ti::MakePng(120, 90), 0.5),
-      ti::MakeWebp(120, 90),         ti::MakeTiff(120, 90),
+      ti::MakeWebp(120, 90),
+      ti::MakeTiff(120, 90),
   };
   std::vector<ProbeOutcome> expected;
   for (const std::string& input : inputs) expected.push_back(Probe(input));

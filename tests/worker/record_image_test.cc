@@ -226,8 +226,10 @@ TEST_F(RecordImageTest, ExifOrientation6IsRotatedClockwise) {
   for (int r = 0; r < rh; ++r) {
     for (int c = 0; c < rw; ++c) {
       for (int k = 0; k < 3; ++k) {
-        const int a = static_cast<unsigned char>(rotated[(static_cast<size_t>(r) * rw + c) * 3 + k]);
-        const int b = static_cast<unsigned char>(original[(static_cast<size_t>(h - 1 - c) * w + r) * 3 + k]);
+        const int a =
+            static_cast<unsigned char>(rotated[(static_cast<size_t>(r) * rw + c) * 3 + k]);
+        const int b =
+            static_cast<unsigned char>(original[(static_cast<size_t>(h - 1 - c) * w + r) * 3 + k]);
         error += std::abs(a - b);
       }
     }
@@ -239,12 +241,10 @@ TEST_F(RecordImageTest, FailuresUseProbeReasons) {
   EXPECT_EQ(Make("").reason, v1::SKIP_REASON_EMPTY);
   EXPECT_EQ(Make("plain text, not a picture").reason, v1::SKIP_REASON_NOT_AN_IMAGE);
   EXPECT_EQ(Make(ti::Truncate(ti::MakeJpeg(200, 150), 0.5)).reason, v1::SKIP_REASON_TRUNCATED);
-  EXPECT_EQ(Make(ti::Truncate(ti::MakeCmykJpeg(200, 150), 0.5)).reason,
-            v1::SKIP_REASON_TRUNCATED);
+  EXPECT_EQ(Make(ti::Truncate(ti::MakeCmykJpeg(200, 150), 0.5)).reason, v1::SKIP_REASON_TRUNCATED);
   EXPECT_EQ(Make(ti::Truncate(ti::MakePng(200, 150), 0.5)).reason, v1::SKIP_REASON_TRUNCATED);
   EXPECT_EQ(Make(ti::Truncate(ti::MakeGif(200, 150), 0.5)).reason, v1::SKIP_REASON_TRUNCATED);
-  EXPECT_EQ(Make(ti::MakeHugePngHeader(100000, 100000)).reason,
-            v1::SKIP_REASON_TOO_MANY_PIXELS);
+  EXPECT_EQ(Make(ti::MakeHugePngHeader(100000, 100000)).reason, v1::SKIP_REASON_TOO_MANY_PIXELS);
 
   std::string corrupt = ti::MakeProgressiveJpeg(200, 150);
   const size_t scan = ti::JpegScanDataOffset(corrupt);
@@ -253,6 +253,15 @@ TEST_F(RecordImageTest, FailuresUseProbeReasons) {
   const MakeOutcome outcome = Make(corrupt);
   EXPECT_FALSE(outcome.ok);
   EXPECT_EQ(outcome.reason, v1::SKIP_REASON_CORRUPT) << outcome.detail;
+
+  // Damage that libjpeg reports only once the scan is over, which libvips'
+  // JPEG loader never looks at, even with fail_on=warning: the libjpeg
+  // check run before the conversion must catch it.
+  std::string rotated = ti::MakeExifJpeg(200, 150, 6);
+  for (size_t i = rotated.size() / 2; i < rotated.size() / 2 + 64; ++i) rotated[i] ^= 0x5A;
+  const MakeOutcome rotated_outcome = Make(rotated);
+  EXPECT_FALSE(rotated_outcome.ok);
+  EXPECT_EQ(rotated_outcome.reason, v1::SKIP_REASON_CORRUPT) << rotated_outcome.detail;
 }
 
 }  // namespace

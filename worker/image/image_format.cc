@@ -1,7 +1,7 @@
 #include "worker/image/image_format.h"
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 
 namespace retrain::image {
 namespace {
@@ -23,8 +23,8 @@ uint32_t ReadLe32(std::string_view bytes, size_t offset) {
 // Brands of the HEIF family (ISO/IEC 23008-12) and AVIF.
 bool IsHeifBrand(std::string_view brand) {
   static constexpr std::string_view kBrands[] = {
-      "heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs",
-      "mif1", "msf1", "avif", "avis", "mif2", "miaf",
+      "heic", "heix", "hevc", "hevx", "heim", "heis", "hevm",
+      "hevs", "mif1", "msf1", "avif", "avis", "mif2", "miaf",
   };
   for (std::string_view b : kBrands) {
     if (brand == b) return true;

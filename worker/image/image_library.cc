@@ -1,10 +1,11 @@
 #include "worker/image/image_library.h"
 
 #include <glib.h>
-#include <vips/vips8>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
+#include <vips/vips8>
 
 #include "common/logging.h"
 
@@ -24,9 +25,12 @@ absl::Status InitImageLibrary(const char* argv0) {
   // A function-local static is initialised exactly once, and other callers
   // wait for it (C++11 "magic statics").
   static const absl::Status status = [argv0]() -> absl::Status {
+    // BMP is read through ImageMagick, which would otherwise start an OpenMP
+    // team per image on top of our own threads. A value already set wins.
+    setenv("MAGICK_THREAD_LIMIT", "1", /*overwrite=*/0);
     if (VIPS_INIT(argv0 != nullptr ? argv0 : "retrain") != 0) {
-      absl::Status error = absl::InternalError(
-          std::string("libvips failed to initialise: ") + vips_error_buffer());
+      absl::Status error =
+          absl::InternalError(std::string("libvips failed to initialise: ") + vips_error_buffer());
       vips_error_clear();
       return error;
     }

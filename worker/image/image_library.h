@@ -9,7 +9,9 @@ namespace retrain::image {
 // (vips_cache_set_max(0)) and one vips worker thread per pipeline
 // (vips_concurrency_set(1)), since parallelism comes from the caller's own
 // threads. libvips' GLib warnings are sent to the "image" logger at debug
-// level instead of stderr. `argv0` may be null.
+// level instead of stderr. Sets MAGICK_THREAD_LIMIT=1 in the environment
+// unless already set (ImageMagick reads BMP for libvips). `argv0` may be
+// null.
 //
 // Idempotent and thread-safe: the first call does the work, later calls
 // return its result. ProbeImage and MakeRecordImage call it themselves (with

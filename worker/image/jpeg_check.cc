@@ -17,8 +17,6 @@
 namespace retrain::image::internal {
 namespace {
 
-using retrain::v1::SkipReason;
-
 constexpr int kMaxScans = 500;
 
 // What went wrong inside libjpeg, recorded by the callbacks below before
@@ -65,7 +63,6 @@ void OnProgress(j_common_ptr cinfo) {
 
 // Header facts, copied out of libjpeg's struct. Plain data.
 struct Header {
-  bool read = false;
   bool too_many_pixels = false;
   unsigned width = 0;
   unsigned height = 0;
@@ -124,7 +121,6 @@ void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, Head
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&cinfo, TRUE);
 
-  header->read = true;
   header->width = cinfo.image_width;
   header->height = cinfo.image_height;
   header->components = cinfo.num_components;
@@ -209,8 +205,8 @@ JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels) {
     case Failure::kNone:
       break;
     case Failure::kWarning:
-      check.reason = failure.msg_code == JWRN_JPEG_EOF ? v1::SKIP_REASON_TRUNCATED
-                                                       : v1::SKIP_REASON_CORRUPT;
+      check.reason =
+          failure.msg_code == JWRN_JPEG_EOF ? v1::SKIP_REASON_TRUNCATED : v1::SKIP_REASON_CORRUPT;
       check.detail = absl::StrCat("libjpeg: ", failure.message);
       return check;
     case Failure::kError:
@@ -249,7 +245,8 @@ JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels) {
   if (header.precision != 8) reasons.push_back(absl::StrCat(header.precision, "-bit jpeg"));
   if (header.progressive) reasons.push_back("progressive jpeg");
   if (header.arithmetic) reasons.push_back("arithmetic-coded jpeg");
-  if (header.orientation != 1) reasons.push_back(absl::StrCat("exif orientation ", header.orientation));
+  if (header.orientation != 1)
+    reasons.push_back(absl::StrCat("exif orientation ", header.orientation));
   check.passthrough = reasons.empty();
   check.conversion = absl::StrJoin(reasons, ", ");
   return check;

@@ -1,12 +1,11 @@
 #include "worker/image/vips_codec.h"
 
-#include <vips/vips8>
-
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <vector>
+#include <vips/vips8>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -185,9 +184,8 @@ VImage Load(const VipsRequest& request) {
   // The blob borrows request.bytes: no copy, nothing to free.
   std::unique_ptr<VipsBlob, BlobUnref> blob(
       vips_blob_new(nullptr, request.bytes.data(), request.bytes.size()));
-  auto* options = VImage::option()
-                      ->set("access", VIPS_ACCESS_SEQUENTIAL)
-                      ->set("fail_on", VIPS_FAIL_ON_WARNING);
+  auto* options =
+      VImage::option()->set("access", VIPS_ACCESS_SEQUENTIAL)->set("fail_on", VIPS_FAIL_ON_WARNING);
   VImage out;
   VImage::call(LoaderName(request.format), options->set("buffer", blob.get())->set("out", &out));
   return out;
@@ -232,10 +230,10 @@ VImage ToStoredForm(VImage image, int orientation) {
   image = image.colourspace(VIPS_INTERPRETATION_sRGB);
   if (image.has_alpha()) {
     const double max_alpha = image.format() == VIPS_FORMAT_USHORT ? 65535.0 : 255.0;
-    image = image.flatten(VImage::option()
-                              ->set("background", std::vector<double>{max_alpha, max_alpha,
-                                                                      max_alpha})
-                              ->set("max_alpha", max_alpha));
+    image =
+        image.flatten(VImage::option()
+                          ->set("background", std::vector<double>{max_alpha, max_alpha, max_alpha})
+                          ->set("max_alpha", max_alpha));
   }
   if (image.format() == VIPS_FORMAT_USHORT) {
     image = image / 257.0;
@@ -268,10 +266,10 @@ VipsResult RunVipsOrThrow(const VipsRequest& request) {
   if (request.format == ImageFormat::kBmp) {
     const BmpHeader header = ParseBmpHeader(request.bytes);
     if (header.valid && header.width * header.height > request.max_pixels) {
-      return Fail(retrain::v1::SKIP_REASON_TOO_MANY_PIXELS,
-                  absl::StrCat(header.width, "x", header.height, " is ",
-                               header.width * header.height, " pixels, more than the limit of ",
-                               request.max_pixels));
+      return Fail(
+          retrain::v1::SKIP_REASON_TOO_MANY_PIXELS,
+          absl::StrCat(header.width, "x", header.height, " is ", header.width * header.height,
+                       " pixels, more than the limit of ", request.max_pixels));
     }
     if (header.truncated) {
       return Fail(retrain::v1::SKIP_REASON_TRUNCATED, "bmp: file ends before its pixel data");

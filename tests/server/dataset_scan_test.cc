@@ -1,0 +1,109 @@
+#include "server/dataset_scan.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/cluster.h"
+
+namespace retrain::server {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::vector<std::string> Names(const std::vector<LabelLine>& labels) {
+  std::vector<std::string> out;
+  for (const auto& l : labels) out.push_back(l.name);
+  return out;
+}
+
+TEST(ParseLabelsTest, LinesInOrderBlankLinesIgnoredSpacesStripped) {
+  auto labels = ParseLabels("daisy\n  dandelion \n\n\troses\r\nsunflowers\ntulips", "l.txt");
+  ASSERT_TRUE(labels.ok()) << labels.status();
+  EXPECT_THAT(Names(*labels), ElementsAre("daisy", "dandelion", "roses", "sunflowers", "tulips"));
+  EXPECT_EQ((*labels)[2].line, 4);
+}
+
+TEST(ParseLabelsTest, EveryBadLineIsNamed) {
+  auto labels = ParseLabels("cat\ndog\ncat\na/b\n..\nok\n", "/d/labels.txt");
+  ASSERT_FALSE(labels.ok());
+  EXPECT_EQ(labels.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string msg(labels.status().message());
+  EXPECT_THAT(msg, HasSubstr("/d/labels.txt"));
+  EXPECT_THAT(msg, HasSubstr("line 3 'cat' repeats line 1"));
+  EXPECT_THAT(msg, HasSubstr("line 4 'a/b' contains a path separator"));
+  EXPECT_THAT(msg, HasSubstr("line 5 '..'"));
+}
+
+TEST(ParseLabelsTest, EmptyFileIsAnError) {
+  EXPECT_EQ(ParseLabels("\n \n", "l").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+class ScanTest : public ::testing::Test {
+ protected:
+  void Touch(const std::string& rel) {
+    fs::create_directories(fs::path(root_ + "/" + rel).parent_path());
+    std::ofstream(root_ + "/" + rel) << "x";
+  }
+  retrain::testing::TempDir dir_;
+  std::string root_ = fs::canonical(dir_.path()).string();
+};
+
+TEST_F(ScanTest, ListsLabelDirectoriesSorted) {
+  fs::create_directories(root_ + "/train/zebra");
+  fs::create_directories(root_ + "/train/ant");
+  fs::create_directories(root_ + "/train/.hidden");
+  Touch("train/file-at-top.jpg");
+  auto labels = ListLabelDirectories(root_ + "/train");
+  ASSERT_TRUE(labels.ok());
+  EXPECT_THAT(*labels, ElementsAre("ant", "zebra"));
+}
+
+TEST_F(ScanTest, FilesInLabelThenNameOrderAndOddEntriesSkipped) {
+  Touch("train/dog/b.jpg");
+  Touch("train/dog/a.jpg");
+  Touch("train/cat/z.jpg");
+  fs::create_directories(root_ + "/train/cat/folder.jpg");
+  fs::create_symlink("self", root_ + "/train/cat/self");
+  fs::create_symlink("/etc/hostname", root_ + "/train/cat/outside.jpg");
+  fs::create_symlink("z.jpg", root_ + "/train/cat/link.jpg");
+  auto roots = DataRoots::Create({root_});
+  ASSERT_TRUE(roots.ok());
+  auto scan = ScanSplit("train", root_ + "/train", {"dog", "cat", "missing"}, *roots);
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  std::vector<std::string> files;
+  for (const auto& f : scan->files) files.push_back(f.relative_path + "#" + std::to_string(f.label_index));
+  EXPECT_THAT(files, ElementsAre("dog/a.jpg#0", "dog/b.jpg#0", "cat/link.jpg#1", "cat/z.jpg#1"));
+  std::map<std::string, v1::SkipReason> skipped;
+  for (const auto& s : scan->skipped) skipped[s.path()] = s.reason();
+  EXPECT_EQ(skipped.size(), 3u);
+  EXPECT_EQ(skipped["cat/folder.jpg"], v1::SKIP_REASON_NOT_A_FILE);
+  EXPECT_EQ(skipped["cat/self"], v1::SKIP_REASON_UNREADABLE);
+  EXPECT_EQ(skipped["cat/outside.jpg"], v1::SKIP_REASON_UNREADABLE);
+}
+
+TEST_F(ScanTest, DataRootsRefuseEscapes) {
+  fs::create_directories(root_ + "/in");
+  fs::create_directory_symlink("/usr", root_ + "/link");
+  auto roots = DataRoots::Create({root_});
+  ASSERT_TRUE(roots.ok());
+  EXPECT_TRUE(roots->Resolve("f", root_ + "/in").ok());
+  EXPECT_TRUE(roots->Resolve("f", root_ + "/not/yet/made").ok());
+  EXPECT_EQ(*roots->Resolve("f", root_ + "/in/../in/./"), root_ + "/in");
+  EXPECT_EQ(roots->Resolve("f", root_ + "/../x").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(roots->Resolve("f", root_ + "/link/lib").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(roots->Resolve("f", root_ + "x").status().code(),
+            absl::StatusCode::kPermissionDenied);  // a sibling sharing the prefix
+  EXPECT_EQ(roots->Resolve("f", "relative").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(roots->Resolve("output_directory", "/").status().message()),
+              HasSubstr("output_directory"));
+}
+
+}  // namespace
+}  // namespace retrain::server
