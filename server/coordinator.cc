@@ -600,6 +600,9 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   }
   task->set_state(v1::TASK_STATE_DONE);
   *task->mutable_result() = req.result();
+  if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
+    w->second.set_state(v1::WORKER_STATE_IDLE);
+  }
   lease_to_task_.erase(task->lease_id());
   task_progress_.erase(task->id());
   JobEntry* entry = FindJob(task->job_id());

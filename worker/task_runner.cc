@@ -147,13 +147,17 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
         if (!ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
           return item;
         }
-        if (!entry.content_hash().empty() && ContentHash(bytes) != entry.content_hash()) {
-          item.failure = {v1::SKIP_REASON_CHANGED,
-                          "the file changed after it was validated; build again to include it"};
-          return item;
+        image::ProbeOptions make_options = options;
+        if (!entry.content_hash().empty()) {
+          if (ContentHash(bytes) != entry.content_hash()) {
+            item.failure = {v1::SKIP_REASON_CHANGED,
+                            "the file changed after it was validated; build again to include it"};
+            return item;
+          }
+          make_options.already_validated = true;
         }
         image::MakeOutcome made =
-            image::MakeRecordImage(std::move(bytes), options, task.jpeg_quality());
+            image::MakeRecordImage(std::move(bytes), make_options, task.jpeg_quality());
         if (!made.ok) {
           item.failure = {made.reason, made.detail};
           return item;

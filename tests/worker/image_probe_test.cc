@@ -245,6 +245,16 @@ TEST_F(ImageProbeTest, HugePngHeaderIsRefusedBeforeDecoding) {
   EXPECT_LT(elapsed, std::chrono::seconds(2));
 }
 
+TEST_F(ImageProbeTest, HugeBmpHeaderIsRefusedBeforeDecoding) {
+  // ImageMagick, which reads BMP for libvips, decodes everything up front;
+  // the limit must come first.
+  std::string bmp = ti::MakeBmp(8, 8);
+  bmp.replace(18, 8, "\xA0\x86\x01\x00\xA0\x86\x01\x00"s);  // 100000 x 100000
+  const ProbeOutcome outcome = Probe(bmp);
+  EXPECT_FALSE(outcome.ok);
+  EXPECT_EQ(outcome.reason, v1::SKIP_REASON_TOO_MANY_PIXELS) << outcome.detail;
+}
+
 TEST_F(ImageProbeTest, HugeJpegHeaderIsRefusedBeforeDecoding) {
   std::string jpeg = ti::MakeJpeg(64, 48);
   const size_t sof = SofOffset(jpeg);

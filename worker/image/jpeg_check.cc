@@ -97,8 +97,8 @@ int ExifOrientation(const unsigned char* data, unsigned size) {
 
 // Runs libjpeg over `data`. All C++ objects with destructors live in the
 // caller: nothing here is skipped over by longjmp() but C frames.
-void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, Header* header,
-                Failure* failure) {
+void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, bool header_only,
+                Header* header, Failure* failure) {
   jpeg_decompress_struct cinfo;
   std::memset(&cinfo, 0, sizeof(cinfo));
   ErrorManager err;
@@ -138,6 +138,10 @@ void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, Head
   }
   if (static_cast<int64_t>(cinfo.image_width) * cinfo.image_height > max_pixels) {
     header->too_many_pixels = true;
+    jpeg_destroy_decompress(&cinfo);
+    return;
+  }
+  if (header_only) {
     jpeg_destroy_decompress(&cinfo);
     return;
   }
@@ -194,11 +198,11 @@ const char* ColorSpaceConversion(J_COLOR_SPACE color_space) {
 
 }  // namespace
 
-JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels) {
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, bool header_only) {
   Header header;
   Failure failure;
   RunLibjpeg(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), max_pixels,
-             &header, &failure);
+             header_only, &header, &failure);
 
   JpegCheck check;
   switch (failure.kind) {

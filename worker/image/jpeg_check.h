@@ -37,6 +37,9 @@ struct JpegCheck {
 // errors are CORRUPT, or UNSUPPORTED for variants this libjpeg cannot
 // decode (12-bit, lossless, hierarchical). More than 500 scans are refused
 // as CORRUPT (a progressive-JPEG denial of service). Thread-safe.
-JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels);
+//
+// `header_only` skips the scans: for bytes already validated (the same
+// content was checked before), it decides passthrough from the header.
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, bool header_only = false);
 
 }  // namespace retrain::image::internal

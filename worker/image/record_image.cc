@@ -34,7 +34,8 @@ MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int 
   request.encode = true;
   request.jpeg_quality = std::clamp(jpeg_quality, 1, 100);
   if (format == ImageFormat::kJpeg) {
-    internal::JpegCheck check = internal::CheckJpeg(bytes, options.max_pixels);
+    internal::JpegCheck check =
+        internal::CheckJpeg(bytes, options.max_pixels, options.already_validated);
     if (!check.ok) return Failed(check.reason, std::move(check.detail));
     if (check.passthrough) {
       MakeOutcome outcome;

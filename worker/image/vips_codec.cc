@@ -59,12 +59,13 @@ uint32_t ReadBe32(std::string_view b, size_t at) {
 }
 
 // True if the PNG chunk sequence stops before a complete IEND chunk. libvips
-// reports truncated and corrupt PNGs with the same message, so this is what
-// tells them apart.
+// reports truncated and corrupt PNGs with the same message ("libpng read
+// error"), so this is what tells them apart.
 bool PngEndsEarly(std::string_view bytes) {
   size_t offset = 8;
   while (offset + 8 <= bytes.size()) {
     const uint64_t length = ReadBe32(bytes, offset);
+    if (length > 0x7FFFFFFF) return false;  // not a length: damage, not truncation
     const std::string_view type = bytes.substr(offset + 4, 4);
     if (offset + 12 + length > bytes.size()) return true;
     if (type == "IEND") return false;
