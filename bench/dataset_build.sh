@@ -14,7 +14,7 @@
 #   b) peer    bench/pillow_build.py (build_image_data.py with Pillow),
 #              --num_threads 2 --train_shards 8 --validation_shards 2
 #   c) retrain retrain-server + 1 retrain-worker (--threads 1), timed around
-#              `retrain build-dataset ... --wait`
+#              `retrain --output json build-dataset ... --wait` (exit 0 = success)
 #   d) retrain same with 2 workers (--threads 1 each), fresh state and output
 # images/s = images / seconds; MB/s = input bytes / 1e6 / seconds.
 # Goals: d/b >= 5x and d/c >= 1.7x.
@@ -105,6 +105,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 now() { echo "$EPOCHREALTIME"; }
+# show KEY: one progress line with the figure so far (survives an interrupted run).
+show() {
+  awk -v s="${SECS[$1]}" -v n="$IMAGES" -v b="$INPUT_BYTES" -v runs="${RUNS[$1]}" \
+    'BEGIN { printf "   %.3f s (runs: %s), %.1f images/s, %.1f MB/s\n", s, runs, n / s, b / 1e6 / s }'
+}
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # --- data ---------------------------------------------------------------------
@@ -161,6 +166,7 @@ if has_part a; then
     record a "$t0" "$t1"
     rm -f "$WORK/floor.bin"
   done
+  show a
   STATUS[a]=ok
   NOTE[a]="input bytes into one file, then fsync"
 fi
@@ -179,6 +185,7 @@ if has_part b; then
     t1=$(now)
     record b "$t0" "$t1"
   done
+  show b
   STATUS[b]=ok
   verify_output "$WORK/out-peer" b
   rm -rf "$WORK/out-peer"
@@ -230,6 +237,13 @@ run_retrain() {
     if [[ $ready -eq $workers ]]; then break; fi
     sleep 0.1
   done
+  for pid in "${PIDS[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "dataset_build.sh: ($key) a retrain-server or retrain-worker exited before the build; logs:" >&2
+      tail -n 10 "$run/logs/"*.log >&2 || true
+      exit 1
+    fi
+  done
   if [[ $ready -ne $workers ]]; then
     echo "   (warning: $ready of $workers workers logged 'registered' within 15 s; timing anyway)"
   fi
@@ -253,6 +267,7 @@ run_retrain() {
     tail -n 5 "$run/result.json" "$run/logs/cli.log" "$run/logs/server.log" "$run/logs/worker-"*.log >&2 || true
   else
     record "$key" "$t0" "$t1"
+    show "$key"
     STATUS[$key]=ok
     verify_output "$run/out" "$key"
     local job

@@ -10,16 +10,12 @@
 // (one label directory name per line), the layout build_image_data.py reads.
 // Output depends only on the flags: the same flags give the same bytes.
 
-#include <vips/vips8>
-
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -27,10 +23,12 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <system_error>
 #include <thread>
 #include <vector>
+#include <vips/vips8>
 
 namespace fs = std::filesystem;
 
@@ -71,7 +69,8 @@ uint64_t MixSeed(uint64_t seed, uint64_t index) {
 Error PrepareOutDir(const fs::path& out) {
   std::error_code ec;
   if (fs::exists(out, ec)) {
-    if (!fs::is_directory(out, ec)) return "--out " + out.string() + " exists and is not a directory";
+    if (!fs::is_directory(out, ec))
+      return "--out " + out.string() + " exists and is not a directory";
     if (!fs::is_empty(out, ec)) {
       return "--out " + out.string() + " is not empty; choose a new directory or empty it first";
     }
@@ -117,8 +116,8 @@ enum class Codec { kJpeg, kPng };
 Error Encode(std::vector<uint8_t>& pixels, int width, int height, int bands, Codec codec,
              int quality, const fs::path& path, size_t* bytes_written) {
   try {
-    vips::VImage image = vips::VImage::new_from_memory(pixels.data(), pixels.size(), width,
-                                                       height, bands, VIPS_FORMAT_UCHAR);
+    vips::VImage image = vips::VImage::new_from_memory(pixels.data(), pixels.size(), width, height,
+                                                       bands, VIPS_FORMAT_UCHAR);
     VipsBlob* blob = nullptr;
     if (codec == Codec::kJpeg) {
       // 4:2:0 chroma subsampling, as cameras and Pillow write by default
@@ -128,7 +127,8 @@ Error Encode(std::vector<uint8_t>& pixels, int width, int height, int bands, Cod
                                        ->set("subsample_mode", VIPS_FOREIGN_SUBSAMPLE_ON)
                                        ->set("strip", true));
     } else {
-      blob = image.pngsave_buffer(vips::VImage::option()->set("compression", 1)->set("strip", true));
+      blob =
+          image.pngsave_buffer(vips::VImage::option()->set("compression", 1)->set("strip", true));
     }
     size_t size = 0;
     const void* data = vips_blob_get(blob, &size);
@@ -156,12 +156,12 @@ struct PhotoOptions {
   std::string out;
   int count = 0;
   int classes = 10;
-  int png_every = 10;           // every M-th image (global index) is a PNG; 0 = none
+  int png_every = 10;  // every M-th image (global index) is a PNG; 0 = none
   double validation_fraction = 0.1;
   uint64_t seed = 1;
   int width = 500;
   int height = 375;
-  int quality = 90;             // JPEG quality
+  int quality = 90;  // JPEG quality
   int threads = 2;
 };
 
@@ -222,7 +222,9 @@ struct Color {
 constexpr float kFineMin = 16.0f, kFineMax = 36.0f;
 constexpr float kGrainMin = 6.0f, kGrainMax = 20.0f;
 
-Color RandomColor(Rng& rng) { return {rng.Uniform(20, 235), rng.Uniform(20, 235), rng.Uniform(20, 235)}; }
+Color RandomColor(Rng& rng) {
+  return {rng.Uniform(20, 235), rng.Uniform(20, 235), rng.Uniform(20, 235)};
+}
 
 // Renders the smooth part of a picture at width x height into `base`
 // (float RGB, interleaved): a palette mapped through multi-octave value noise
@@ -416,7 +418,7 @@ Error RunPhotos(const PhotoOptions& opt) {
   auto class_begin = [&](size_t c) { return c * n / k; };
 
   std::atomic<size_t> next{0};
-  std::atomic<uint64_t> total_bytes{0};
+  std::atomic<uint64_t> total_bytes{0}, jpeg_bytes{0};
   std::atomic<size_t> pngs{0}, validation{0};
   std::mutex error_mu;
   Error first_error;  // guarded by error_mu
@@ -449,6 +451,7 @@ Error RunPhotos(const PhotoOptions& opt) {
         return;
       }
       total_bytes += bytes;
+      if (!is_png) jpeg_bytes += bytes;
       if (is_png) ++pngs;
       if (is_validation) ++validation;
     }
@@ -462,10 +465,11 @@ Error RunPhotos(const PhotoOptions& opt) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "photos: wrote %zu images (%zu train, %zu validation, %zu png) in %zu classes, "
-      "%llu bytes (mean %.1f KB) into %s in %.2f s\n",
+      "%llu bytes (JPEG mean %.1f KB) into %s in %.2f s\n",
       n, n - validation.load(), validation.load(), pngs.load(), k,
       static_cast<unsigned long long>(total_bytes.load()),
-      static_cast<double>(total_bytes.load()) / static_cast<double>(n) / 1000.0,
+      n > pngs ? static_cast<double>(jpeg_bytes.load()) / static_cast<double>(n - pngs) / 1000.0
+               : 0.0,
       out.string().c_str(), secs);
   return "";
 }
@@ -493,7 +497,8 @@ Error RunMnist(const MnistOptions& opt) {
   for (int d = 0; d < 10; ++d) {
     const fs::path path = fs::path(opt.digits) / (std::to_string(d) + ".json");
     std::ifstream in(path);
-    if (!in) return "cannot open " + path.string() + " (--digits must be mnist's src/digits folder)";
+    if (!in)
+      return "cannot open " + path.string() + " (--digits must be mnist's src/digits folder)";
     try {
       nlohmann::json j = nlohmann::json::parse(in);
       data[d] = j.at("data").get<std::vector<float>>();
@@ -566,7 +571,8 @@ int main(int argc, char** argv) {
   p->add_option("--validation_fraction", photos.validation_fraction,
                 "fraction of each class written to validation/")
       ->capture_default_str();
-  p->add_option("--seed", photos.seed, "seed; same flags give the same bytes")->capture_default_str();
+  p->add_option("--seed", photos.seed, "seed; same flags give the same bytes")
+      ->capture_default_str();
   p->add_option("--width", photos.width, "image width")->capture_default_str();
   p->add_option("--height", photos.height, "image height")->capture_default_str();
   p->add_option("--quality", photos.quality, "JPEG quality")->capture_default_str();
@@ -580,7 +586,8 @@ int main(int argc, char** argv) {
   m->add_option("--validation_fraction", mnist.validation_fraction,
                 "fraction of each digit written to validation/")
       ->capture_default_str();
-  m->add_option("--limit", mnist.limit, "at most N images per digit (0: all)")->capture_default_str();
+  m->add_option("--limit", mnist.limit, "at most N images per digit (0: all)")
+      ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
 
