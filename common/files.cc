@@ -121,8 +121,10 @@ absl::Status AtomicFileWriter::Append(std::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFileWriter::Commit(bool sync_dir) {
-  if (::fsync(fd_) != 0) return ErrnoStatus(path_, "cannot fsync", errno);
+absl::Status AtomicFileWriter::Commit(Sync sync) {
+  if (sync == Sync::kDurable && ::fsync(fd_) != 0) {
+    return ErrnoStatus(path_, "cannot fsync", errno);
+  }
   if (::close(fd_) != 0) {
     fd_ = -1;
     return ErrnoStatus(path_, "cannot close", errno);
@@ -132,18 +134,19 @@ absl::Status AtomicFileWriter::Commit(bool sync_dir) {
     return ErrnoStatus(path_, "cannot rename into place", errno);
   }
   committed_ = true;
-  if (sync_dir) {
+  if (sync == Sync::kDurable) {
     const std::string dir = std::filesystem::path(path_).parent_path().string();
     return SyncDirectory(dir.empty() ? "." : dir);
   }
   return absl::OkStatus();
 }
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents) {
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
+                                 AtomicFileWriter::Sync sync) {
   AtomicFileWriter writer(path);
   absl::Status s = writer.Open();
   if (s.ok()) s = writer.Append(contents);
-  if (s.ok()) s = writer.Commit();
+  if (s.ok()) s = writer.Commit(sync);
   return s;
 }
 

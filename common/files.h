@@ -31,9 +31,17 @@ class AtomicFileWriter {
 
   absl::Status Open();
   absl::Status Append(std::string_view data);
-  // fsyncs and renames into place. `sync_dir` false leaves the directory
-  // fsync to the caller (to batch several renames).
-  absl::Status Commit(bool sync_dir = true);
+  enum class Sync {
+    // The data and the rename survive a power loss.
+    kDurable,
+    // No fsync: the rename is still atomic for other processes and across
+    // a crash of this one, but a power loss may leave an empty or partial
+    // file. For caches whose contents are checked when read.
+    kNone,
+  };
+  // Renames the file into place (after fsyncing it and, then, its
+  // directory when kDurable).
+  absl::Status Commit(Sync sync = Sync::kDurable);
   int64_t bytes_written() const { return bytes_written_; }
   const std::string& path() const { return path_; }
 
@@ -45,7 +53,8 @@ class AtomicFileWriter {
   bool committed_ = false;
 };
 
-absl::Status WriteFileAtomically(const std::string& path, std::string_view contents);
+absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,
+                                 AtomicFileWriter::Sync sync = AtomicFileWriter::Sync::kDurable);
 
 // Returns `bytes` as valid UTF-8: each byte that is not part of a valid
 // UTF-8 sequence becomes "\xNN".

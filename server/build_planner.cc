@@ -8,6 +8,10 @@ std::string ShardFileName(const std::string& split, int index, int count) {
   return absl::StrFormat("%s-%05d-of-%05d", split, index, count);
 }
 
+std::string ConversionCacheDirectory(const std::string& output_directory) {
+  return output_directory + "/.retrain-cache";
+}
+
 std::vector<v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
                                           int64_t max_pixels, int files_per_task) {
   std::vector<v1::ProbeTask> tasks;
@@ -42,6 +46,7 @@ std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
     shard.set_jpeg_quality(options.jpeg_quality);
     shard.set_max_pixels(options.max_pixels);
     shard.set_num_threads(options.num_threads);
+    shard.set_cache_directory(options.cache_directory);
     const size_t begin = n * s / options.num_shards;
     const size_t end = n * (s + 1) / options.num_shards;
     for (size_t i = begin; i < end; ++i) *shard.add_entries() = std::move(entries[i]);

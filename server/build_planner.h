@@ -15,6 +15,11 @@ namespace retrain::server {
 // "train-00003-of-00128".
 std::string ShardFileName(const std::string& split, int index, int count);
 
+// Where probe tasks leave converted JPEGs for the shard tasks of a build
+// writing to `output_directory`; removed when the build ends. Hidden, so no
+// reader's glob sees it.
+std::string ConversionCacheDirectory(const std::string& output_directory);
+
 // Batches of at most `files_per_task` files, in scan order. `first_index`
 // numbers the files (file_index) so that indices are unique across splits.
 std::vector<retrain::v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
@@ -34,6 +39,7 @@ struct ShardPlanOptions {
   int jpeg_quality = 95;
   int64_t max_pixels = 100'000'000;
   int num_threads = 0;
+  std::string cache_directory;
 };
 
 // Shuffles `entries` (in scan order) with the seed and deals them into

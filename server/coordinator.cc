@@ -3,12 +3,14 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/job_states.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "server/build_planner.h"
 
 namespace retrain::server {
 
@@ -171,6 +173,11 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
     tasks_.erase(it);
   }
   entry.task_ids.clear();
+  if (state != v1::JOB_STATE_SUCCEEDED && entry.job.has_dataset_build()) {
+    std::error_code ec;
+    std::filesystem::remove_all(
+        ConversionCacheDirectory(entry.job.dataset_build().output_directory()), ec);
+  }
   if (state == v1::JOB_STATE_FAILED) entry.job.set_error(reason);
   SetState(entry, state, reason);
   StoreBatch batch;

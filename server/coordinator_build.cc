@@ -291,6 +291,8 @@ void Coordinator::PlanProbes(const std::string& job_id) {
   for (const auto& scan : scans) {
     for (auto& probe : MakeProbeTasks(scan, files, spec.max_pixels(),
                                       options_.files_per_probe_task)) {
+      probe.set_cache_directory(ConversionCacheDirectory(spec.output_directory()));
+      probe.set_jpeg_quality(spec.jpeg_quality());
       *tasks.emplace_back().mutable_probe() = std::move(probe);
     }
     files += static_cast<int64_t>(scan.files.size());
@@ -347,6 +349,7 @@ void Coordinator::PlanShards(const std::string& job_id) {
       e.set_label(plan.labels(f.label()).id());
       e.set_label_text(plan.labels(f.label()).name());
       e.set_content_hash(r.content_hash());
+      e.set_cached_hash(r.cached_hash());
       by_hash[r.content_hash()].push_back(
           absl::StrCat(probe.split(), "/", EscapeNonUtf8(f.relative_path())));
       good[f.file_index()] = {probe.split(), std::move(e)};
@@ -378,6 +381,7 @@ void Coordinator::PlanShards(const std::string& job_id) {
     o.jpeg_quality = spec.jpeg_quality();
     o.max_pixels = spec.max_pixels();
     o.num_threads = spec.num_threads();
+    o.cache_directory = ConversionCacheDirectory(spec.output_directory());
     for (auto& shard : MakeShardTasks(std::move(entries), o)) {
       *tasks.emplace_back().mutable_shard() = std::move(shard);
     }
@@ -471,6 +475,8 @@ void Coordinator::Finalize(const std::string& job_id) {
       names.insert(t.task().shard().file_name() + ".idx");
     }
     RemoveAbandonedTemporaries(spec.output_directory(), names);
+    std::error_code ec;
+    fs::remove_all(ConversionCacheDirectory(spec.output_directory()), ec);
     status = WriteFileAtomically(spec.output_directory() + "/labels.txt",
                                  LabelsText(result, spec.background_class()));
     if (status.ok()) {

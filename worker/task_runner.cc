@@ -10,6 +10,7 @@
 #include "common/status_macros.h"
 #include "common/tfrecord.h"
 #include "worker/example_encoder.h"
+#include "worker/image/image_format.h"
 #include "worker/image/image_probe.h"
 #include "worker/image/record_image.h"
 #include "worker/ordered_parallel.h"
@@ -58,6 +59,64 @@ class ProgressThrottle {
   std::chrono::steady_clock::time_point last_{};
 };
 
+std::string CachePath(const std::string& cache_directory, const std::string& content_hash) {
+  return cache_directory + "/" + ToHex(content_hash) + ".jpg";
+}
+
+// Validates one file for a probe task; converts it now (and keeps the JPEG
+// in the cache) when it cannot be stored as is and the task has a cache.
+v1::FileProbe ProbeFile(const v1::ProbeTask& task, const v1::FileEntry& file,
+                        const image::ProbeOptions& options) {
+  v1::FileProbe probe;
+  probe.set_file_index(file.file_index());
+  std::string bytes;
+  FileFailure failure;
+  if (!ReadSource(task.directory() + "/" + file.relative_path(), &bytes, &failure)) {
+    probe.set_reason(failure.reason);
+    probe.set_detail(failure.detail);
+    return probe;
+  }
+  probe.set_size(static_cast<int64_t>(bytes.size()));
+  const std::string hash = ContentHash(bytes);
+  const image::ImageFormat format = image::DetectImageFormat(bytes);
+  const bool cache = !task.cache_directory().empty();
+  bool convert = false;
+  image::ProbeOptions convert_options = options;
+  if (!cache || format == image::ImageFormat::kJpeg || format == image::ImageFormat::kUnknown) {
+    // JPEGs: the scan check decides, and most are stored as they are.
+    image::ProbeOutcome outcome = image::ProbeImage(bytes, options);
+    if (!outcome.ok) {
+      probe.set_reason(outcome.reason);
+      probe.set_detail(outcome.detail);
+      return probe;
+    }
+    convert = !outcome.info.passthrough;
+    convert_options.already_validated = true;
+  } else {
+    // Other formats: the decode that converts is the validation.
+    convert = true;
+  }
+  if (convert && cache) {
+    image::MakeOutcome made =
+        image::MakeRecordImage(std::move(bytes), convert_options, task.jpeg_quality());
+    if (!made.ok) {
+      probe.set_reason(made.reason);
+      probe.set_detail(made.detail);
+      return probe;
+    }
+    // A lost cache file only costs a second conversion in the shard task.
+    if (WriteFileAtomically(CachePath(task.cache_directory(), hash), made.image.jpeg,
+                            AtomicFileWriter::Sync::kNone)
+            .ok()) {
+      probe.set_cached_hash(ContentHash(made.image.jpeg));
+    }
+  }
+  probe.set_ok(true);
+  probe.set_converted(convert);
+  probe.set_content_hash(hash);
+  return probe;
+}
+
 std::string BaseName(const std::string& relative_path) {
   const auto slash = relative_path.rfind('/');
   return slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
@@ -69,33 +128,22 @@ absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
                                              const RunContext& context) {
   image::ProbeOptions options;
   options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  if (!task.cache_directory().empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(task.cache_directory(), ec);
+    if (ec) {
+      return absl::Status(ErrnoToCode(ec.value()), absl::StrCat(task.cache_directory(),
+                                                                ": cannot create: ", ec.message()));
+    }
+  }
   v1::ProbeResult result;
   ProgressThrottle progress(context);
   const size_t n = task.files_size();
   RunOrdered<v1::FileProbe>(
       n, context.threads, 4 * context.threads,
       [&](size_t i) {
-        const auto& file = task.files(i);
-        v1::FileProbe probe;
-        probe.set_file_index(file.file_index());
-        if (Cancelled(context)) return probe;
-        std::string bytes;
-        FileFailure failure;
-        if (!ReadSource(task.directory() + "/" + file.relative_path(), &bytes, &failure)) {
-          probe.set_reason(failure.reason);
-          probe.set_detail(failure.detail);
-          return probe;
-        }
-        probe.set_size(static_cast<int64_t>(bytes.size()));
-        image::ProbeOutcome outcome = image::ProbeImage(bytes, options);
-        if (!outcome.ok) {
-          probe.set_reason(outcome.reason);
-          probe.set_detail(outcome.detail);
-          return probe;
-        }
-        probe.set_ok(true);
-        probe.set_content_hash(ContentHash(bytes));
-        return probe;
+        if (Cancelled(context)) return v1::FileProbe();
+        return ProbeFile(task, task.files(i), options);
       },
       [&](size_t i, v1::FileProbe&& probe) {
         *result.add_files() = std::move(probe);
@@ -144,11 +192,21 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
         Item item;
         if (Cancelled(context)) return item;
         std::string bytes;
-        if (!ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
+        image::ProbeOptions make_options = options;
+        bool from_cache = false;
+        if (!entry.cached_hash().empty() && !task.cache_directory().empty()) {
+          auto cached = ReadFile(CachePath(task.cache_directory(), entry.content_hash()));
+          if (cached.ok() && ContentHash(*cached) == entry.cached_hash()) {
+            bytes = *std::move(cached);
+            make_options.already_validated = true;
+            from_cache = true;
+          }
+        }
+        if (!from_cache &&
+            !ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
           return item;
         }
-        image::ProbeOptions make_options = options;
-        if (!entry.content_hash().empty()) {
+        if (!from_cache && !entry.content_hash().empty()) {
           if (ContentHash(bytes) != entry.content_hash()) {
             item.failure = {v1::SKIP_REASON_CHANGED,
                             "the file changed after it was validated; build again to include it"};
@@ -171,7 +229,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
         const std::string base = BaseName(entry.relative_path());
         fields.filename = base;
         item.record = EncodeExample(fields);
-        item.converted = made.image.converted;
+        item.converted = from_cache || made.image.converted;
         item.ok = true;
         return item;
       },
@@ -199,8 +257,8 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
   RETURN_IF_ERROR(write_status);
   RETURN_IF_ERROR(index.Append(index_text));
   // The index goes into place first: a visible shard always has its index.
-  RETURN_IF_ERROR(index.Commit(/*sync_dir=*/true));
-  RETURN_IF_ERROR(shard.Commit(/*sync_dir=*/true));
+  RETURN_IF_ERROR(index.Commit());
+  RETURN_IF_ERROR(shard.Commit());
   auto* info = result.mutable_shard();
   info->set_file(task.file_name());
   info->set_num_records(records);
