@@ -40,7 +40,7 @@ struct CoordinatorOptions {
   int lease_timeout_ms = 15000;
   int heartbeat_interval_ms = 2000;
   // Files validated per probe task.
-  int files_per_probe_task = 256;
+  int files_per_probe_task = 64;
   // Leases of one task before the job fails.
   int max_task_attempts = 4;
 };
