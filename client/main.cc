@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
                "Example: retrain build-dataset --train_directory train --validation_directory "
                "validation --output_directory out --labels_file labels.txt --wait"};
   app.require_subcommand(1);
+  // --server, --output and --timeout_s work before or after the command.
+  app.fallthrough();
   app.add_option("--server", g.server, "Coordinator HOST:PORT (or RETRAIN_SERVER)")
       ->capture_default_str();
   app.add_option("--output", g.output, "text or json")

@@ -293,6 +293,7 @@ void Coordinator::PlanProbes(const std::string& job_id) {
                                       options_.files_per_probe_task)) {
       probe.set_cache_directory(ConversionCacheDirectory(spec.output_directory()));
       probe.set_jpeg_quality(spec.jpeg_quality());
+      probe.set_num_threads(spec.num_threads());
       *tasks.emplace_back().mutable_probe() = std::move(probe);
     }
     files += static_cast<int64_t>(scan.files.size());

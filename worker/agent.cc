@@ -202,6 +202,7 @@ void Agent::RunTask(const v1::Task& task) {
   std::string what;
   if (task.has_probe()) {
     what = absl::StrCat("validate ", task.probe().files_size(), " files");
+    if (task.probe().num_threads() > 0) context.threads = task.probe().num_threads();
     auto r = RunProbeTask(task.probe(), context);
     if (r.ok()) *result.mutable_probe() = *std::move(r);
     status = r.status();

@@ -27,6 +27,8 @@ std::string BinDir() {
   return dir ? dir : "build/bin";
 }
 
+std::string SourceDir() { return RETRAIN_SOURCE_DIR; }
+
 TempDir::TempDir() {
   std::random_device rd;
   path_ = (fs::temp_directory_path() /
@@ -49,7 +51,7 @@ TempDir::~TempDir() {
 namespace {
 
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
+            const std::string& err_path, int uid = -1) {
   std::vector<char*> cargv;
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
@@ -64,6 +66,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
     dup2(err, 2);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
+    if (uid >= 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(126);
     execv(cargv[0], cargv.data());
     _exit(127);
   }
@@ -80,8 +83,8 @@ std::string ReadAll(const std::string& path) {
 }  // namespace
 
 std::unique_ptr<Process> Process::Start(const std::vector<std::string>& argv,
-                                        const std::string& log_path) {
-  return std::unique_ptr<Process>(new Process(Spawn(argv, log_path, log_path)));
+                                        const std::string& log_path, int uid) {
+  return std::unique_ptr<Process>(new Process(Spawn(argv, log_path, log_path, uid)));
 }
 
 Process::~Process() {
@@ -167,11 +170,11 @@ void Cluster::KillServer(int sig) {
   server_->Wait();
 }
 
-Process& Cluster::StartWorker(int threads) {
+Process& Cluster::StartWorker(int threads, int uid) {
   const int n = static_cast<int>(workers_.size());
   workers_.push_back(Process::Start(
       {BinDir() + "/retrain-worker", "--server", address_, "--threads", std::to_string(threads)},
-      root_ + "/worker-" + std::to_string(n) + ".log"));
+      root_ + "/worker-" + std::to_string(n) + ".log", uid));
   return *workers_.back();
 }
 

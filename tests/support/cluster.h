@@ -18,6 +18,8 @@ namespace retrain::testing {
 
 // Where the project's binaries are (RETRAIN_BIN_DIR, set by CTest).
 std::string BinDir();
+// The source tree this test was built from.
+std::string SourceDir();
 
 // A fresh directory under the system temp dir, removed on destruction.
 class TempDir {
@@ -34,7 +36,7 @@ class TempDir {
 class Process {
  public:
   static std::unique_ptr<Process> Start(const std::vector<std::string>& argv,
-                                        const std::string& log_path);
+                                        const std::string& log_path, int uid = -1);
   ~Process();  // SIGKILL and reap if still running
   pid_t pid() const { return pid_; }
   void Signal(int sig);
@@ -75,7 +77,8 @@ class Cluster {
   // answers.
   void StartServer(int port = 0);
   void KillServer(int sig = 9);
-  Process& StartWorker(int threads);
+  // `uid` >= 0 runs the worker as that user (the test must run as root).
+  Process& StartWorker(int threads, int uid = -1);
   std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
 
   const std::string& address() const { return address_; }
