@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "common/crc32c.h"
 
 namespace retrain {
@@ -44,51 +43,69 @@ TfRecordReader::~TfRecordReader() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
-absl::Status TfRecordReader::Open(const std::string& path) {
+bool TfRecordReader::Open(const std::string& path) {
+  if (file_ != nullptr) std::fclose(file_);
   path_ = path;
-  file_ = std::fopen(path.c_str(), "rb");
-  if (file_ == nullptr) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
-  }
   offset_ = 0;
-  return absl::OkStatus();
+  error_.clear();
+  file_ = std::fopen(path.c_str(), "rb");
+  if (file_ == nullptr || std::fseek(file_, 0, SEEK_END) != 0) {
+    error_ = path + ": cannot open: " + std::strerror(errno);
+    return false;
+  }
+  size_ = std::ftell(file_);
+  std::fseek(file_, 0, SEEK_SET);
+  return true;
 }
 
-absl::StatusOr<bool> TfRecordReader::Next(std::string* record) {
-  if (file_ == nullptr) return absl::FailedPreconditionError("TfRecordReader is not open");
+TfRecordReader::Result TfRecordReader::Fail(Result result, int64_t at, const char* what) {
+  const char* kind = result == Result::kTruncated ? "truncated" : result == Result::kCorrupt
+                                                                      ? "corrupt"
+                                                                      : "unreadable";
+  error_ = path_ + ": " + kind + " record at offset " + std::to_string(at) + " (" + what + ")";
+  return result;
+}
+
+TfRecordReader::Result TfRecordReader::ReadAt(int64_t offset, std::string* record) {
+  if (file_ == nullptr) return Fail(Result::kIoError, offset, "not open");
+  if (offset < 0 || offset > size_ || std::fseek(file_, offset, SEEK_SET) != 0) {
+    return Fail(Result::kIoError, offset, "offset outside the file");
+  }
+  offset_ = offset;
+  return Next(record);
+}
+
+TfRecordReader::Result TfRecordReader::Next(std::string* record) {
+  if (file_ == nullptr) return Fail(Result::kIoError, offset_, "not open");
   const int64_t start = offset_;
   char header[12];
-  size_t got = std::fread(header, 1, sizeof(header), file_);
-  if (got == 0 && std::feof(file_)) return false;
-  auto truncated = [&](const char* what) {
-    return absl::OutOfRangeError(
-        absl::StrCat(path_, ": truncated record at offset ", start, " (", what, ")"));
-  };
-  if (got != sizeof(header)) return truncated("header");
+  const size_t got = std::fread(header, 1, sizeof(header), file_);
+  if (got == 0 && std::feof(file_)) return Result::kEnd;
+  if (got != sizeof(header)) {
+    return std::ferror(file_) ? Fail(Result::kIoError, start, std::strerror(errno))
+                              : Fail(Result::kTruncated, start, "header");
+  }
   const uint64_t length = GetFixed64(header);
   if (UnmaskCrc(GetFixed32(header + 8)) != Crc32cExtend(0, header, 8)) {
-    return absl::DataLossError(
-        absl::StrCat(path_, ": corrupt record at offset ", start, " (length checksum mismatch)"));
+    return Fail(Result::kCorrupt, start, "length checksum mismatch");
   }
-  // A length larger than the rest of the file is truncation; check before
-  // allocating so a damaged length cannot exhaust memory.
-  const long here = std::ftell(file_);
-  std::fseek(file_, 0, SEEK_END);
-  const long end = std::ftell(file_);
-  std::fseek(file_, here, SEEK_SET);
-  if (length + 4 > static_cast<uint64_t>(end - here)) return truncated("data");
+  // A length beyond the end of the file is truncation; checked before
+  // allocating, so a damaged length cannot exhaust memory.
+  const int64_t left = size_ - start - 12;
+  if (length + 4 > static_cast<uint64_t>(left < 0 ? 0 : left)) {
+    return Fail(Result::kTruncated, start, "data");
+  }
   record->resize(length);
   char footer[4];
   if (std::fread(record->data(), 1, length, file_) != length ||
       std::fread(footer, 1, 4, file_) != 4) {
-    return truncated("data");
+    return Fail(Result::kTruncated, start, "data");
   }
   if (UnmaskCrc(GetFixed32(footer)) != Crc32c(*record)) {
-    return absl::DataLossError(
-        absl::StrCat(path_, ": corrupt record at offset ", start, " (data checksum mismatch)"));
+    return Fail(Result::kCorrupt, start, "data checksum mismatch");
   }
   offset_ = start + kTfRecordOverhead + static_cast<int64_t>(length);
-  return true;
+  return Result::kRecord;
 }
 
 }  // namespace retrain

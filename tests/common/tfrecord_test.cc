@@ -47,17 +47,20 @@ TEST_F(TfRecordTest, RoundTrip) {
   std::string bytes;
   for (const auto& r : records) AppendTfRecord(r, &bytes);
   TfRecordReader reader;
-  ASSERT_TRUE(reader.Open(Write(bytes)).ok());
+  ASSERT_TRUE(reader.Open(Write(bytes)));
   std::string record;
+  std::vector<int64_t> offsets;
   for (const auto& expected : records) {
-    auto more = reader.Next(&record);
-    ASSERT_TRUE(more.ok()) << more.status();
-    ASSERT_TRUE(*more);
+    offsets.push_back(reader.offset());
+    ASSERT_EQ(reader.Next(&record), TfRecordReader::Result::kRecord) << reader.error();
     EXPECT_EQ(record, expected);
   }
-  auto end = reader.Next(&record);
-  ASSERT_TRUE(end.ok());
-  EXPECT_FALSE(*end);
+  EXPECT_EQ(reader.Next(&record), TfRecordReader::Result::kEnd);
+  // Random access by offset, as index files give them.
+  ASSERT_EQ(reader.ReadAt(offsets[2], &record), TfRecordReader::Result::kRecord);
+  EXPECT_EQ(record, records[2]);
+  ASSERT_EQ(reader.ReadAt(offsets[1], &record), TfRecordReader::Result::kRecord);
+  EXPECT_EQ(record, records[1]);
 }
 
 TEST_F(TfRecordTest, CorruptRecordNamesFileAndOffset) {
@@ -68,13 +71,11 @@ TEST_F(TfRecordTest, CorruptRecordNamesFileAndOffset) {
   bytes[second + 12 + 2] ^= 0x40;  // a bit inside the second record's data
   TfRecordReader reader;
   const std::string path = Write(bytes);
-  ASSERT_TRUE(reader.Open(path).ok());
+  ASSERT_TRUE(reader.Open(path));
   std::string record;
-  ASSERT_TRUE(*reader.Next(&record));
-  auto bad = reader.Next(&record);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(std::string(bad.status().message()),
+  ASSERT_EQ(reader.Next(&record), TfRecordReader::Result::kRecord);
+  EXPECT_EQ(reader.Next(&record), TfRecordReader::Result::kCorrupt);
+  EXPECT_THAT(reader.error(),
               ::testing::AllOf(::testing::HasSubstr(path),
                                ::testing::HasSubstr("offset " + std::to_string(second))));
 }
@@ -85,13 +86,11 @@ TEST_F(TfRecordTest, TruncatedRecordIsReported) {
   AppendTfRecord("cut short", &bytes);
   bytes.resize(bytes.size() - 6);
   TfRecordReader reader;
-  ASSERT_TRUE(reader.Open(Write(bytes)).ok());
+  ASSERT_TRUE(reader.Open(Write(bytes)));
   std::string record;
-  ASSERT_TRUE(*reader.Next(&record));
-  auto bad = reader.Next(&record);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kOutOfRange);
-  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("truncated"));
+  ASSERT_EQ(reader.Next(&record), TfRecordReader::Result::kRecord);
+  EXPECT_EQ(reader.Next(&record), TfRecordReader::Result::kTruncated);
+  EXPECT_THAT(reader.error(), ::testing::HasSubstr("truncated"));
 }
 
 TEST_F(TfRecordTest, DamagedLengthDoesNotAllocateIt) {
@@ -99,11 +98,9 @@ TEST_F(TfRecordTest, DamagedLengthDoesNotAllocateIt) {
   AppendTfRecord("data", &bytes);
   bytes[7] = '\x7f';  // length now enormous, and its CRC no longer matches
   TfRecordReader reader;
-  ASSERT_TRUE(reader.Open(Write(bytes)).ok());
+  ASSERT_TRUE(reader.Open(Write(bytes)));
   std::string record;
-  auto bad = reader.Next(&record);
-  ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(reader.Next(&record), TfRecordReader::Result::kCorrupt);
 }
 
 }  // namespace

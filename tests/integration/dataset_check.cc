@@ -47,17 +47,17 @@ DatasetView ReadDataset(const std::string& dir) {
         if (parts.size() == 2) entries.emplace_back(std::stoll(parts[0]), std::stoll(parts[1]));
       }
       TfRecordReader reader;
-      EXPECT_TRUE(reader.Open(path).ok());
+      EXPECT_TRUE(reader.Open(path)) << reader.error();
       std::string record;
       size_t n = 0;
       while (true) {
         const int64_t offset = reader.offset();
-        auto more = reader.Next(&record);
-        if (!more.ok()) {
-          ADD_FAILURE() << more.status();
+        const auto result = reader.Next(&record);
+        if (result == TfRecordReader::Result::kEnd) break;
+        if (result != TfRecordReader::Result::kRecord) {
+          ADD_FAILURE() << reader.error();
           break;
         }
-        if (!*more) break;
         if (n < entries.size()) {
           EXPECT_EQ(entries[n].first, offset) << file << " record " << n;
           EXPECT_EQ(entries[n].second, static_cast<int64_t>(record.size()) + kTfRecordOverhead);
