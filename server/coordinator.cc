@@ -88,8 +88,9 @@ absl::Status Coordinator::Load() {
   for (auto& [id, plan] : contents.plans) {
     if (auto* e = FindJob(id)) e->plan = std::move(plan);
   }
-  // Leases survive a restart; their holders get a full lease time to check in.
-  const int64_t grace = Now() + options_.lease_timeout_ms;
+  // Leases survive a restart; their holders get two lease times to
+  // reconnect and report (their retries back off while the server is down).
+  const int64_t grace = Now() + 2 * static_cast<int64_t>(options_.lease_timeout_ms);
   for (auto& task : contents.tasks) {
     JobEntry* entry = FindJob(task.job_id());
     if (entry == nullptr || IsFinalState(entry->job.state())) continue;

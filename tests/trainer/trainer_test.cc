@@ -1,0 +1,128 @@
+// Training runs end to end on tiny datasets: resume, fine-tuning, NaN stop.
+#include "worker/trainer/trainer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "tests/trainer/input/test_dataset.h"
+#include "worker/trainer/checkpoint.h"
+#include "worker/trainer/nn/model.h"
+#include "worker/trainer/trainer_error.h"
+
+namespace retrain::trainer {
+namespace {
+
+using testing::DatasetSpec;
+using testing::MakeTempDir;
+using testing::WriteDataset;
+
+std::string Dataset(const std::string& name, int num_labels) {
+  const std::string dir = MakeTempDir(name);
+  DatasetSpec spec;
+  spec.num_labels = num_labels;
+  spec.splits = {{"train", 48, 2, 40, 40, false, 90}, {"validation", 12, 1, 40, 40, false, 90}};
+  WriteDataset(dir, spec);
+  return dir;
+}
+
+TrainOptions Options(const std::string& data, const std::string& train_dir, int64_t steps) {
+  TrainOptions o;
+  o.data_dir = data;
+  o.train_dir = train_dir;
+  o.model = "small";
+  o.batch_size = 8;
+  o.max_steps = steps;
+  o.image_size = 32;
+  o.input_queue_memory_factor = 0;
+  o.num_preprocess_threads = 2;
+  o.num_readers = 2;
+  o.initial_learning_rate = 0.01;
+  o.num_intra_op_threads = 1;  // bitwise-repeatable arithmetic
+  o.seed = 3;
+  return o;
+}
+
+std::vector<torch::Tensor> Weights(const std::string& checkpoint) {
+  const CheckpointMeta meta = ReadCheckpointMeta(checkpoint);
+  ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
+  RestoreCheckpoint(checkpoint, *model, nullptr, nullptr);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+TEST(TrainerTest, ResumeContinuesTheSameTrajectory) {
+  const std::string data = Dataset("resume-data", 3);
+  const std::string straight = MakeTempDir("straight");
+  const std::string resumed = MakeTempDir("resumed");
+  Train(Options(data, straight, 12));
+  Train(Options(data, resumed, 5));  // stops at step 5 with a checkpoint
+  Train(Options(data, resumed, 12));  // resumes from it
+  CheckpointManager a(straight, 5), b(resumed, 5);
+  ASSERT_EQ(ReadCheckpointMeta(*b.Latest()).step, 12);
+  const auto wa = Weights(*a.Latest());
+  const auto wb = Weights(*b.Latest());
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(wa[i], wb[i], 1e-6, 1e-7)) << "parameter " << i;
+  }
+  // And it did learn something: the weights moved from step 5.
+  CheckpointManager bb(resumed, 5);
+  EXPECT_EQ(bb.List().size(), 2u);
+}
+
+TEST(TrainerTest, FineTunesFromACheckpointWithAnotherClassCount) {
+  const std::string three = Dataset("ft-three", 3);
+  const std::string five = Dataset("ft-five", 5);
+  const std::string pre = MakeTempDir("ft-pre");
+  Train(Options(three, pre, 3));
+  const std::string checkpoint = *CheckpointManager(pre, 5).Latest();
+
+  TrainOptions o = Options(five, MakeTempDir("ft-no-flag"), 2);
+  o.pretrained_model_checkpoint_path = checkpoint;
+  try {
+    Train(o);
+    FAIL() << "a class-count mismatch without --fine_tune must be refused";
+  } catch (const TrainerError& e) {
+    EXPECT_EQ(e.kind(), TrainerError::Kind::kConfig);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("--fine_tune"));
+  }
+  o.train_dir = MakeTempDir("ft-tuned");
+  o.fine_tune = true;
+  Train(o);
+  const CheckpointMeta meta = ReadCheckpointMeta(*CheckpointManager(o.train_dir, 5).Latest());
+  EXPECT_EQ(meta.num_classes, 6);
+  EXPECT_EQ(meta.step, 2);  // the step counter starts fresh
+}
+
+TEST(TrainerTest, NanLossStopsWithAClearMessage) {
+  TrainOptions o = Options(Dataset("nan-data", 3), MakeTempDir("nan"), 50);
+  o.initial_learning_rate = 1e30;
+  try {
+    Train(o);
+    FAIL() << "training went on with a diverged loss";
+  } catch (const TrainerError& e) {
+    EXPECT_EQ(e.kind(), TrainerError::Kind::kNumerical);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("lower --initial_learning_rate"));
+  }
+}
+
+TEST(TrainerTest, EvaluatesTheNewestCheckpoint) {
+  const std::string data = Dataset("eval-data", 3);
+  const std::string run = MakeTempDir("eval-run");
+  Train(Options(data, run, 4));
+  EvalOptions e;
+  e.data_dir = data;
+  e.checkpoint_dir = run;
+  e.run_once = true;
+  e.batch_size = 5;
+  e.num_preprocess_threads = 2;
+  EvalResult r = Evaluate(e);
+  EXPECT_EQ(r.num_examples, 12);
+  EXPECT_EQ(r.step, 4);
+  EXPECT_GE(r.precision_at_5, r.precision_at_1);
+  EXPECT_LE(r.precision_at_1, 1.0);
+}
+
+}  // namespace
+}  // namespace retrain::trainer

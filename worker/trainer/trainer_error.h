@@ -1,0 +1,28 @@
+// The trainer's one error type. The trainer builds on machines without
+// abseil (GPU hosts), and LibTorch reports failures by exception, so the
+// trainer does too: everything it cannot go on from is a TrainerError with
+// a message that names the file, flag or value and what to do, caught once
+// in main() and printed as one line.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace retrain::trainer {
+
+class TrainerError : public std::runtime_error {
+ public:
+  // What kind of failure, so that main() can exit with a distinct code and
+  // a supervisor can tell a configuration error (retrying cannot help)
+  // from the rest.
+  enum class Kind { kConfig, kData, kNumerical, kOutOfMemory, kInternal };
+
+  TrainerError(Kind kind, const std::string& message)
+      : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+}  // namespace retrain::trainer
