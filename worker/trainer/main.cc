@@ -8,10 +8,10 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "common/logging.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/trainer.h"
 #include "worker/trainer/trainer_error.h"
+#include "worker/trainer/trainer_log.h"
 
 namespace {
 
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
     std::cerr << "retrain-trainer: " << err.what() << " (see retrain-trainer --help)\n";
     return 2;
   }
-  retrain::SetLogLevel(log_level);
+  retrain::trainer::SetTrainerLogLevel(log_level);
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   try {

@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "common/logging.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/event_writer.h"
 #include "worker/trainer/input/dataset_manifest.h"
@@ -23,6 +22,7 @@
 #include "worker/trainer/nn/moving_average.h"
 #include "worker/trainer/nn/rmsprop_tf.h"
 #include "worker/trainer/trainer_error.h"
+#include "worker/trainer/trainer_log.h"
 
 namespace retrain::trainer {
 
@@ -66,8 +66,7 @@ InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bo
 
 // Refuses a host-memory plan that does not fit, naming the knobs.
 void CheckMemoryPlan(const MemoryPlan& plan, const TrainOptions& o) {
-  auto log = Logger("trainer");
-  log->info("{}", plan.description);
+  LogInfo(plan.description);
   const int64_t available = AvailableMemoryBytes();
   if (available > 0 && plan.total_bytes > available) {
     throw TrainerError(
@@ -96,7 +95,6 @@ void CheckFinite(const torch::Tensor& loss, int64_t step, double lr) {
 void RequestStop() { g_stop = 1; }
 
 void Train(const TrainOptions& o) {
-  auto log = Logger("trainer");
   if (o.data_dir.empty()) throw TrainerError(TrainerError::Kind::kConfig, "--data_dir is required");
   if (o.train_dir.empty()) {
     throw TrainerError(TrainerError::Kind::kConfig, "--train_dir is required");
@@ -130,8 +128,8 @@ void Train(const TrainOptions& o) {
     // Fine-tuning: weights only; the step and optimizer state start fresh.
     LoadWeights(o.pretrained_model_checkpoint_path, *model, o.fine_tune,
                 /*use_moving_averages=*/false);
-    log->info("starting from the weights of {}{}", o.pretrained_model_checkpoint_path,
-              o.fine_tune ? " (classifier layers fresh)" : "");
+    LogInfo("starting from the weights of " + o.pretrained_model_checkpoint_path +
+            (o.fine_tune ? " (classifier layers fresh)" : ""));
   }
   RmsPropTfOptions opt_options;
   opt_options.lr(o.initial_learning_rate)
@@ -152,7 +150,7 @@ void Train(const TrainOptions& o) {
     RestoreCheckpoint(*latest, *model, &ema, &optimizer);
     meta.step = saved.step;
     meta.input_position = saved.input_position;
-    log->info("resuming from {} at step {}", *latest, meta.step);
+    LogInfo("resuming from " + *latest + " at step " + std::to_string(meta.step));
   }
 
   InputPipeline::Options pipeline_options = PipelineOptions(o, image_size, /*train=*/true);
@@ -162,9 +160,10 @@ void Train(const TrainOptions& o) {
     pipeline.Seek(InputPipeline::Position::FromJson(meta.input_position));
   }
   auto events = EventWriter::Create(o.train_dir);
-  log->info("training {} ({} classes, {} px) on {} examples per epoch, batch {}, {} steps",
-            o.model, manifest.num_classes, image_size, examples_per_epoch, o.batch_size,
-            max_steps);
+  LogInfo(Printf("training %s (%d classes, %d px) on %lld examples per epoch, batch %d, %lld steps",
+                 o.model.c_str(), manifest.num_classes, image_size,
+                 static_cast<long long>(examples_per_epoch), o.batch_size,
+                 static_cast<long long>(max_steps)));
 
   model->train();
   auto save = [&](int64_t step) {
@@ -172,7 +171,7 @@ void Train(const TrainOptions& o) {
     meta.input_position = pipeline.position().ToJson();
     const std::string path = checkpoints.Save(meta, *model, ema, optimizer);
     Emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
-    log->info("checkpoint {}", path);
+    LogInfo("checkpoint " + path);
   };
   int64_t step = meta.step;
   auto last_log = Clock::now();
@@ -218,9 +217,9 @@ void Train(const TrainOptions& o) {
       const double secs = std::chrono::duration<double>(Clock::now() - last_log).count();
       const double rate = secs > 0 ? examples_since_log / secs : 0;
       const double epoch = static_cast<double>(step) * o.batch_size / examples_per_epoch;
-      log->info("step {}, loss = {:.4f}, lr = {:.5f} ({:.1f} examples/sec; {:.3f} sec/batch)",
-                step, loss_value, lr, rate,
-                secs * o.batch_size / std::max<int64_t>(examples_since_log, 1));
+      LogInfo(Printf("step %lld, loss = %.4f, lr = %.5f (%.1f examples/sec; %.3f sec/batch)",
+                     static_cast<long long>(step), loss_value, lr, rate,
+                     secs * o.batch_size / std::max<int64_t>(examples_since_log, 1)));
       Emit({{"event", "step"},
             {"step", step},
             {"max_steps", max_steps},
@@ -248,11 +247,10 @@ void Train(const TrainOptions& o) {
   save(step);
   events->Flush();
   Emit({{"event", "done"}, {"step", step}, {"loss", loss_value}, {"stopped", g_stop != 0}});
-  log->info(g_stop ? "stopped at step {} on request" : "finished at step {}", step);
+  LogInfo((g_stop ? "stopped on request at step " : "finished at step ") + std::to_string(step));
 }
 
 EvalResult Evaluate(const EvalOptions& o) {
-  auto log = Logger("trainer");
   if (o.data_dir.empty()) throw TrainerError(TrainerError::Kind::kConfig, "--data_dir is required");
   if (o.checkpoint_dir.empty()) {
     throw TrainerError(TrainerError::Kind::kConfig, "--checkpoint_dir is required");
@@ -309,8 +307,8 @@ EvalResult Evaluate(const EvalOptions& o) {
       result.precision_at_5 = n > 0 ? static_cast<double>(top5) / n : 0;
       result.step = meta.step;
       result.checkpoint = *latest;
-      log->info("{}: precision @ 1 = {:.4f} recall @ 5 = {:.4f} [{} examples]", *latest,
-                result.precision_at_1, result.precision_at_5, n);
+      LogInfo(Printf("%s: precision @ 1 = %.4f recall @ 5 = %.4f [%lld examples]", latest->c_str(),
+                     result.precision_at_1, result.precision_at_5, static_cast<long long>(n)));
       Emit({{"event", "eval"},
             {"step", meta.step},
             {"checkpoint", *latest},
