@@ -13,53 +13,9 @@
 #include <vector>
 
 #include "retrain/v1/job_service.grpc.pb.h"
+#include "tests/support/process.h"
 
 namespace retrain::testing {
-
-// Where the project's binaries are (RETRAIN_BIN_DIR, set by CTest).
-std::string BinDir();
-// The source tree this test was built from.
-std::string SourceDir();
-
-// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A child process with stdout and stderr going to `log_path`.
-class Process {
- public:
-  static std::unique_ptr<Process> Start(const std::vector<std::string>& argv,
-                                        const std::string& log_path, int uid = -1);
-  ~Process();  // SIGKILL and reap if still running
-  pid_t pid() const { return pid_; }
-  void Signal(int sig);
-  // Waits for exit; returns the exit code, or 128 + signal.
-  int Wait();
-  bool Running();
-
- private:
-  explicit Process(pid_t pid) : pid_(pid) {}
-  pid_t pid_;
-  bool reaped_ = false;
-  int status_ = 0;
-};
-
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs a command to completion (killing it after `timeout`).
-CommandResult RunCommand(const std::vector<std::string>& argv,
-                         std::chrono::seconds timeout = std::chrono::seconds(120));
 
 struct ClusterOptions {
   int lease_timeout_ms = 3000;

@@ -42,5 +42,25 @@ TEST(EventWriterTest, ScalarsReadBackAsTensorBoardEvents) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(EventWriterTest, EventsAreByteIdenticalToProtobufs) {
+  tensorflow::Event version;
+  version.set_wall_time(1.7e9 + 0.25);
+  version.set_file_version("brain.Event:2");
+  EXPECT_EQ(SerializeVersionEvent(1.7e9 + 0.25), version.SerializeAsString());
+  for (int64_t step : {int64_t{0}, int64_t{1}, int64_t{123456789012}}) {
+    for (float value : {0.0f, -1.5f, 3.25e-7f}) {
+      tensorflow::Event event;
+      event.set_wall_time(1.8e9);
+      event.set_step(step);
+      auto* v = event.mutable_summary()->add_value();
+      v->set_tag("total_loss");
+      v->set_simple_value(value);
+      EXPECT_EQ(SerializeScalarEvent(1.8e9, step, "total_loss", value),
+                event.SerializeAsString())
+          << step << " " << value;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace retrain::trainer

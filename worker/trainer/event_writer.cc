@@ -7,8 +7,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "common/proto_wire.h"
 #include "common/tfrecord.h"
-#include "tensorflow/core/util/event.pb.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -20,7 +20,37 @@ double WallTime() {
       .count();
 }
 
+// Field numbers of tensorflow/core/util/event.proto.
+constexpr uint32_t kEventWallTime = 1;
+constexpr uint32_t kEventStep = 2;
+constexpr uint32_t kEventFileVersion = 3;
+constexpr uint32_t kEventSummary = 5;
+constexpr uint32_t kSummaryValue = 1;
+constexpr uint32_t kValueTag = 1;
+constexpr uint32_t kValueSimpleValue = 2;
+
 }  // namespace
+
+std::string SerializeVersionEvent(double wall_time) {
+  std::string event;
+  wire::AppendDoubleField(kEventWallTime, wall_time, &event);
+  wire::AppendBytesField(kEventFileVersion, "brain.Event:2", &event);
+  return event;
+}
+
+std::string SerializeScalarEvent(double wall_time, int64_t step, const std::string& tag,
+                                 float value) {
+  std::string summary_value;
+  wire::AppendBytesField(kValueTag, tag, &summary_value);
+  wire::AppendFloatField(kValueSimpleValue, value, &summary_value);
+  std::string summary;
+  wire::AppendBytesField(kSummaryValue, summary_value, &summary);
+  std::string event;
+  wire::AppendDoubleField(kEventWallTime, wall_time, &event);
+  if (step != 0) wire::AppendVarintField(kEventStep, static_cast<uint64_t>(step), &event);
+  wire::AppendBytesField(kEventSummary, summary, &event);
+  return event;
+}
 
 std::unique_ptr<EventWriter> EventWriter::Create(const std::string& logdir) {
   std::error_code ec;
@@ -35,10 +65,7 @@ std::unique_ptr<EventWriter> EventWriter::Create(const std::string& logdir) {
                        "--train_dir: cannot write " + path + ": " + std::strerror(errno));
   }
   std::unique_ptr<EventWriter> writer(new EventWriter(path, file));
-  tensorflow::Event version;
-  version.set_wall_time(WallTime());
-  version.set_file_version("brain.Event:2");
-  writer->Write(version.SerializeAsString());
+  writer->Write(SerializeVersionEvent(WallTime()));
   writer->Flush();
   return writer;
 }
@@ -52,13 +79,7 @@ void EventWriter::Write(const std::string& serialized_event) {
 }
 
 void EventWriter::AddScalar(const std::string& tag, float value, int64_t step) {
-  tensorflow::Event event;
-  event.set_wall_time(WallTime());
-  event.set_step(step);
-  auto* v = event.mutable_summary()->add_value();
-  v->set_tag(tag);
-  v->set_simple_value(value);
-  Write(event.SerializeAsString());
+  Write(SerializeScalarEvent(WallTime(), step, tag, value));
 }
 
 void EventWriter::Flush() { std::fflush(file_); }

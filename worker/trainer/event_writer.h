@@ -10,6 +10,13 @@
 
 namespace retrain::trainer {
 
+// A serialized tensorflow.Event: the file-version record that opens every
+// event file, and one scalar summary (the fields TensorBoard reads;
+// proto3 leaves a zero step out, as protobuf does).
+std::string SerializeVersionEvent(double wall_time);
+std::string SerializeScalarEvent(double wall_time, int64_t step, const std::string& tag,
+                                 float value);
+
 class EventWriter {
  public:
   // Creates the file (and `logdir`) and writes the "brain.Event:2" version

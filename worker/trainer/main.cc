@@ -3,11 +3,20 @@
 //
 // Exit codes: 0 success; 2 usage or configuration error (retrying cannot
 // help); 3 bad data; 4 the loss diverged (NaN); 5 out of memory; 1 other.
+// A launcher of several ranks exits with the code of the rank that failed
+// (128 + signal when it was killed).
+//
+// Data parallelism (as torchrun): --num_replicas N (CPU, Gloo) or
+// --num_gpus N (CUDA, NCCL) makes this process a launcher of N local ranks;
+// with --nnodes M --node_rank K --master_addr A --master_port P on each of
+// M hosts they form one job. --rank R --world_size W (with --master_addr,
+// --master_port) runs one rank directly, for other launchers.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "worker/trainer/distributed/launcher.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/trainer.h"
 #include "worker/trainer/trainer_error.h"
@@ -16,22 +25,6 @@
 namespace {
 
 void OnSignal(int) { retrain::trainer::RequestStop(); }
-
-int ExitCode(retrain::trainer::TrainerError::Kind kind) {
-  using Kind = retrain::trainer::TrainerError::Kind;
-  switch (kind) {
-    case Kind::kConfig:
-      return 2;
-    case Kind::kData:
-      return 3;
-    case Kind::kNumerical:
-      return 4;
-    case Kind::kOutOfMemory:
-      return 5;
-    default:
-      return 1;
-  }
-}
 
 }  // namespace
 
@@ -86,6 +79,33 @@ int main(int argc, char** argv) {
   train->add_option("--keep_checkpoints", t.keep_checkpoints)->capture_default_str();
   train->add_option("--num_intra_op_threads", t.num_intra_op_threads,
                     "LibTorch threads (default: LibTorch's choice)");
+  retrain::trainer::LaunchOptions launch;
+  int num_replicas = 0, num_gpus = 0;
+  bool direct_rank = false;
+  auto* replicas_opt = train->add_option(
+      "--num_replicas", num_replicas,
+      "CPU ranks on this host (Gloo); each takes batch_size / ranks examples per step");
+  auto* gpus_opt = train->add_option("--num_gpus", num_gpus,
+                                     "GPU ranks on this host, one per GPU (NCCL)");
+  replicas_opt->excludes(gpus_opt);
+  train->add_option("--nnodes", launch.nnodes, "Hosts in the job")->capture_default_str();
+  train->add_option("--node_rank", launch.node_rank, "This host's number (0 runs rank 0)")
+      ->capture_default_str();
+  train->add_option("--master_addr", launch.master_addr, "Host of rank 0 (the rendezvous)")
+      ->capture_default_str();
+  train->add_option("--master_port", launch.master_port,
+                    "Rendezvous port (default: a free one; required with --nnodes > 1)");
+  auto* rank_opt = train->add_option("--rank", t.rank.rank, "Run as this one rank (no launcher)");
+  auto* world_opt = train->add_option("--world_size", t.rank.world_size, "Ranks in the job");
+  train->add_option("--local_rank", t.rank.local_rank, "With --rank: this rank's GPU");
+  train->add_option("--collective_timeout_secs", launch.collective_timeout_secs,
+                    "A collective that takes longer fails (a dead or hung rank)")
+      ->capture_default_str();
+  train->add_option("--stop_grace_secs", launch.stop_grace_secs,
+                    "Launcher: SIGKILL ranks this long after asking them to stop")
+      ->capture_default_str();
+  rank_opt->needs(world_opt);
+  world_opt->needs(rank_opt);
 
   auto* eval = app.add_subcommand(
       "eval",
@@ -110,17 +130,41 @@ int main(int argc, char** argv) {
     std::cerr << "retrain-trainer: " << err.what() << " (see retrain-trainer --help)\n";
     return 2;
   }
+  // Who this process is: a rank started by a launcher, a launcher, a rank
+  // started by another launcher (--rank), or the whole job alone.
+  const bool launched = *train && retrain::trainer::RankFromEnvironment(&t.rank);
+  direct_rank = *train && !launched && rank_opt->count() > 0;
+  const int local_ranks = std::max(num_replicas, num_gpus);
+  const bool launcher = *train && !launched && !direct_rank && (local_ranks > 0 || launch.nnodes > 1);
+  std::string who = "retrain-trainer: ";
+  if (launched || direct_rank) {
+    t.rank.master_addr = launched ? t.rank.master_addr : launch.master_addr;
+    if (direct_rank) {
+      t.rank.master_port = launch.master_port > 0 ? launch.master_port : t.rank.master_port;
+      t.rank.collective_timeout_secs = launch.collective_timeout_secs;
+      t.rank.use_cuda = num_gpus > 0;
+    }
+    if (t.rank.world_size > 1) who += "rank " + std::to_string(t.rank.rank) + ": ";
+    // Only rank 0 speaks for the job; the others report problems only.
+    if (t.rank.rank != 0 && log_level == "info") log_level = "warn";
+  }
   retrain::trainer::SetTrainerLogLevel(log_level);
   signal(SIGTERM, OnSignal);
   signal(SIGINT, OnSignal);
   try {
+    if (launcher) {
+      launch.ranks_per_node = std::max(local_ranks, 1);
+      launch.use_cuda = num_gpus > 0;
+      retrain::trainer::CheckBatchSplit(t.batch_size, launch.ranks_per_node * launch.nnodes);
+      return retrain::trainer::LaunchRanks(argv, launch);
+    }
     if (*train) retrain::trainer::Train(t);
     if (*eval) retrain::trainer::Evaluate(e);
   } catch (const retrain::trainer::TrainerError& err) {
-    std::cerr << "retrain-trainer: " << err.what() << "\n";
-    return ExitCode(err.kind());
+    std::cerr << who << err.what() << "\n";
+    return retrain::trainer::ExitCodeOf(err.kind());
   } catch (const c10::Error& err) {
-    std::cerr << "retrain-trainer: LibTorch: " << err.what_without_backtrace() << "\n";
+    std::cerr << who << "LibTorch: " << err.what_without_backtrace() << "\n";
     return 1;
   }
   return 0;

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "worker/trainer/distributed/rank_options.h"
+
 namespace retrain::trainer {
 
 struct TrainOptions {
@@ -41,6 +43,9 @@ struct TrainOptions {
   int keep_checkpoints = 5;
   // Intra-op threads for LibTorch; 0 keeps LibTorch's default.
   int num_intra_op_threads = 0;
+  // This process's rank in a data-parallel job (world_size 1: alone). Each
+  // rank takes batch_size / world_size examples per step.
+  RankOptions rank;
 };
 
 struct EvalOptions {

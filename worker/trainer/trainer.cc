@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/distributed/communicator.h"
+#include "worker/trainer/distributed/gradient_reducer.h"
 #include "worker/trainer/event_writer.h"
 #include "worker/trainer/input/dataset_manifest.h"
 #include "worker/trainer/input/input_pipeline.h"
@@ -59,6 +61,9 @@ InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bo
   p.train = train;
   p.distort = o.augmentation == "inception";
   p.seed = o.seed;
+  p.rank = o.rank.rank;
+  p.world_size = o.rank.world_size;
+  p.batch_size = o.batch_size / o.rank.world_size;
   // No records may drop out of an evaluation; training stops on bad data.
   p.skip_corrupt_records = false;
   return p;
@@ -66,12 +71,15 @@ InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bo
 
 // Refuses a host-memory plan that does not fit, naming the knobs.
 void CheckMemoryPlan(const MemoryPlan& plan, const TrainOptions& o) {
-  LogInfo(plan.description);
+  if (o.rank.rank == 0) LogInfo(plan.description);
+  // The ranks of a host share its memory.
+  const int64_t needed = plan.total_bytes * o.rank.local_world_size;
   const int64_t available = AvailableMemoryBytes();
-  if (available > 0 && plan.total_bytes > available) {
+  if (available > 0 && needed > available) {
     throw TrainerError(
         TrainerError::Kind::kConfig,
-        "the input pipeline needs " + HumanBytes(plan.total_bytes) + " of host memory and " +
+        "the input pipeline needs " + HumanBytes(needed) + " of host memory (" +
+            std::to_string(o.rank.local_world_size) + " rank(s) on this host) and " +
             HumanBytes(available) + " is available; lower --input_queue_memory_factor (now " +
             std::to_string(o.input_queue_memory_factor) + "; the shuffle buffer takes " +
             HumanBytes(plan.shuffle_buffer_bytes) + ") or --batch_size (now " +
@@ -79,35 +87,153 @@ void CheckMemoryPlan(const MemoryPlan& plan, const TrainOptions& o) {
   }
 }
 
-void CheckFinite(const torch::Tensor& loss, int64_t step, double lr) {
-  const double value = loss.item<double>();
-  if (!std::isfinite(value)) {
+void CheckFinite(double loss, int64_t step, double lr) {
+  if (!std::isfinite(loss)) {
     throw TrainerError(TrainerError::Kind::kNumerical,
-                       "the loss is " + std::string(std::isnan(value) ? "NaN" : "infinite") +
+                       "the loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") +
                            " at step " + std::to_string(step) +
                            ": training diverged; lower --initial_learning_rate (now " +
                            std::to_string(lr) + ") and start again from the last checkpoint");
   }
 }
 
+// LibTorch reports allocation failures as c10::Error (CUDA's as its
+// OutOfMemoryError subclass); they become kOutOfMemory naming the batch.
+void ThrowIfOutOfMemory(const c10::Error& e, int per_rank_batch) {
+  const std::string what = e.what_without_backtrace();
+  if (what.find("out of memory") != std::string::npos ||
+      what.find("alloc") != std::string::npos) {
+    throw TrainerError(TrainerError::Kind::kOutOfMemory,
+                       "out of memory in a training step at " + std::to_string(per_rank_batch) +
+                           " examples per rank (--batch_size / ranks); lower --batch_size");
+  }
+}
+
+void CheckTrainOptions(const TrainOptions& o) {
+  auto fail = [](const std::string& why) { throw TrainerError(TrainerError::Kind::kConfig, why); };
+  if (o.data_dir.empty()) fail("--data_dir is required");
+  if (o.train_dir.empty()) fail("--train_dir is required");
+  if (o.batch_size < 1) fail("--batch_size must be at least 1");
+  if (o.augmentation != "inception" && o.augmentation != "none") {
+    fail("--augmentation must be 'inception' or 'none', not '" + o.augmentation + "'");
+  }
+  const RankOptions& r = o.rank;
+  if (r.world_size < 1 || r.rank < 0 || r.rank >= r.world_size) {
+    fail("--rank must be in [0, --world_size), not " + std::to_string(r.rank) + " of " +
+         std::to_string(r.world_size));
+  }
+  CheckBatchSplit(o.batch_size, r.world_size);
+}
+
+torch::Device TrainingDevice(const RankOptions& r) {
+  if (!r.use_cuda) return torch::Device(torch::kCPU);
+  if (!torch::cuda::is_available()) {
+    throw TrainerError(TrainerError::Kind::kConfig,
+                       "--num_gpus needs CUDA and this LibTorch or machine has none; use "
+                       "--num_replicas for CPU ranks");
+  }
+  if (r.local_rank >= static_cast<int>(torch::cuda::device_count())) {
+    throw TrainerError(TrainerError::Kind::kConfig,
+                       "rank " + std::to_string(r.rank) + " wants GPU " +
+                           std::to_string(r.local_rank) + " and this host has " +
+                           std::to_string(torch::cuda::device_count()));
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(r.local_rank));
+}
+
+// After each step the ranks agree on the mean loss (NaN anywhere makes it
+// NaN everywhere, so every rank stops alike), on stopping (any rank asked)
+// and on a time-based checkpoint (rank 0's clock decides).
+struct StepAgreement {
+  double mean_loss = 0;
+  bool stop = false;
+  bool checkpoint_due = false;
+};
+
+StepAgreement Agree(Communicator* comm, double loss, bool stop, bool checkpoint_due) {
+  if (comm == nullptr) return {loss, stop, checkpoint_due};
+  auto t = torch::tensor({loss, stop ? 1.0 : 0.0, checkpoint_due ? 1.0 : 0.0},
+                         torch::TensorOptions().dtype(torch::kFloat64));
+  comm->AllReduceSum(t, "the step agreement");
+  auto a = t.accessor<double, 1>();
+  return {a[0] / comm->size(), a[1] > 0, a[2] > 0};
+}
+
+// Every rank must start from the same state: the same checkpoint (rank 0
+// says which step), then rank 0's weights and buffers.
+void AgreeOnStart(Communicator& comm, Model& model, int64_t step) {
+  auto rank0_step = torch::tensor({step}, torch::TensorOptions().dtype(torch::kInt64));
+  comm.BroadcastFromRankZero({rank0_step}, "the start-up broadcast");
+  if (rank0_step.item<int64_t>() != step) {
+    throw TrainerError(
+        TrainerError::Kind::kConfig,
+        "rank " + std::to_string(comm.rank()) + " finds its newest checkpoint at step " +
+            std::to_string(step) + " in --train_dir and rank 0 at step " +
+            std::to_string(rank0_step.item<int64_t>()) +
+            ": every rank must see the same --train_dir (shared storage across hosts)");
+  }
+  std::vector<torch::Tensor> state;
+  for (auto& p : model.parameters()) state.push_back(p);
+  for (auto& b : model.buffers()) state.push_back(b);
+  comm.BroadcastFromRankZero(state, "the start-up broadcast");
+}
+
+// What a checkpoint keeps of the input: one rank's position as is, or, in
+// a job of several ranks, {"world_size": W, "ranks": [position, ...]}
+// gathered by rank 0 through the rendezvous store (empty on other ranks).
+std::string GatherInputPositions(Communicator* comm, const std::string& mine, int64_t step) {
+  if (comm == nullptr) return mine;
+  const std::string prefix = "input_position/" + std::to_string(step) + "/";
+  if (comm->rank() != 0) {
+    comm->SetValue(prefix + std::to_string(comm->rank()), mine);
+    return {};
+  }
+  nlohmann::json ranks = nlohmann::json::array({mine});
+  for (int k = 1; k < comm->size(); ++k) {
+    ranks.push_back(comm->GetValue(prefix + std::to_string(k)));
+    comm->DeleteValue(prefix + std::to_string(k));
+  }
+  return nlohmann::json{{"world_size", comm->size()}, {"ranks", ranks}}.dump();
+}
+
+// This rank's input position in a checkpoint's, or "" (start the input
+// afresh) when the checkpoint comes from a job with another number of ranks.
+std::string SelectInputPosition(const std::string& saved, const RankOptions& r) {
+  if (saved.empty()) return saved;
+  const auto j = nlohmann::json::parse(saved, nullptr, false);
+  const bool per_rank = j.is_object() && j.contains("ranks") && j.contains("world_size");
+  const int saved_world = per_rank ? j.at("world_size").get<int>() : 1;
+  if (saved_world != r.world_size) {
+    if (r.rank == 0) {
+      LogWarning(Printf("the checkpoint was written by %d ranks and this job has %d: the step "
+                        "count continues, the input starts a fresh pass",
+                        saved_world, r.world_size));
+    }
+    return {};
+  }
+  return per_rank ? j.at("ranks").at(r.rank).get<std::string>() : saved;
+}
+
 }  // namespace
 
 void RequestStop() { g_stop = 1; }
 
-void Train(const TrainOptions& o) {
-  if (o.data_dir.empty()) throw TrainerError(TrainerError::Kind::kConfig, "--data_dir is required");
-  if (o.train_dir.empty()) {
-    throw TrainerError(TrainerError::Kind::kConfig, "--train_dir is required");
-  }
-  if (o.batch_size < 1) {
-    throw TrainerError(TrainerError::Kind::kConfig, "--batch_size must be at least 1");
-  }
-  if (o.augmentation != "inception" && o.augmentation != "none") {
+void CheckBatchSplit(int batch_size, int world_size) {
+  if (world_size > 0 && batch_size % world_size != 0) {
     throw TrainerError(TrainerError::Kind::kConfig,
-                       "--augmentation must be 'inception' or 'none', not '" + o.augmentation + "'");
+                       "--batch_size " + std::to_string(batch_size) + " does not divide among " +
+                           std::to_string(world_size) + " ranks; give a multiple of " +
+                           std::to_string(world_size));
   }
+}
+
+void Train(const TrainOptions& o) {
+  const RankOptions& r = o.rank;
+  CheckTrainOptions(o);
+  const bool leader = r.rank == 0;
   if (o.num_intra_op_threads > 0) torch::set_num_threads(o.num_intra_op_threads);
   torch::manual_seed(o.seed);
+  const torch::Device device = TrainingDevice(r);
 
   const DatasetManifest manifest = LoadDatasetManifest(o.data_dir);
   const int64_t examples_per_epoch = manifest.split("train").num_records;
@@ -128,9 +254,12 @@ void Train(const TrainOptions& o) {
     // Fine-tuning: weights only; the step and optimizer state start fresh.
     LoadWeights(o.pretrained_model_checkpoint_path, *model, o.fine_tune,
                 /*use_moving_averages=*/false);
-    LogInfo("starting from the weights of " + o.pretrained_model_checkpoint_path +
-            (o.fine_tune ? " (classifier layers fresh)" : ""));
+    if (leader) {
+      LogInfo("starting from the weights of " + o.pretrained_model_checkpoint_path +
+              (o.fine_tune ? " (classifier layers fresh)" : ""));
+    }
   }
+  model->to(device);
   RmsPropTfOptions opt_options;
   opt_options.lr(o.initial_learning_rate)
       .decay(o.rmsprop_decay)
@@ -144,31 +273,51 @@ void Train(const TrainOptions& o) {
   meta.num_classes = manifest.num_classes;
   meta.image_size = image_size;
   meta.seed = static_cast<int64_t>(o.seed);
+  std::string input_position;
   if (latest) {
     // --train_dir is never wiped: its checkpoints mean resume.
     const CheckpointMeta saved = ReadCheckpointMeta(*latest);
     RestoreCheckpoint(*latest, *model, &ema, &optimizer);
     meta.step = saved.step;
-    meta.input_position = saved.input_position;
-    LogInfo("resuming from " + *latest + " at step " + std::to_string(meta.step));
+    input_position = SelectInputPosition(saved.input_position, r);
+    if (leader) LogInfo("resuming from " + *latest + " at step " + std::to_string(meta.step));
+  }
+
+  std::unique_ptr<Communicator> comm;
+  std::unique_ptr<GradientReducer> reducer;
+  if (r.distributed()) {
+    comm = Communicator::Connect(r);
+    AgreeOnStart(*comm, *model, meta.step);
+    reducer = std::make_unique<GradientReducer>(model->parameters(), *comm);
+    if (leader) {
+      LogInfo(Printf("rank 0 of %d (%s): %d examples per rank and step, gradients in %d buckets",
+                     r.world_size, comm->backend(), o.batch_size / r.world_size,
+                     reducer->num_buckets()));
+    }
   }
 
   InputPipeline::Options pipeline_options = PipelineOptions(o, image_size, /*train=*/true);
   CheckMemoryPlan(PlanInputMemory(pipeline_options, manifest), o);
   InputPipeline pipeline(pipeline_options, manifest);
-  if (!meta.input_position.empty()) {
-    pipeline.Seek(InputPipeline::Position::FromJson(meta.input_position));
+  if (!input_position.empty()) {
+    pipeline.Seek(InputPipeline::Position::FromJson(input_position));
   }
-  auto events = EventWriter::Create(o.train_dir);
-  LogInfo(Printf("training %s (%d classes, %d px) on %lld examples per epoch, batch %d, %lld steps",
-                 o.model.c_str(), manifest.num_classes, image_size,
-                 static_cast<long long>(examples_per_epoch), o.batch_size,
-                 static_cast<long long>(max_steps)));
+  std::unique_ptr<EventWriter> events;
+  if (leader) {
+    events = EventWriter::Create(o.train_dir);
+    LogInfo(Printf("training %s (%d classes, %d px) on %lld examples per epoch, batch %d, "
+                   "%lld steps",
+                   o.model.c_str(), manifest.num_classes, image_size,
+                   static_cast<long long>(examples_per_epoch), o.batch_size,
+                   static_cast<long long>(max_steps)));
+  }
 
   model->train();
   auto save = [&](int64_t step) {
+    // Every rank's input position; only rank 0 writes the checkpoint.
     meta.step = step;
-    meta.input_position = pipeline.position().ToJson();
+    meta.input_position = GatherInputPositions(comm.get(), pipeline.position().ToJson(), step);
+    if (!leader) return;
     const std::string path = checkpoints.Save(meta, *model, ema, optimizer);
     Emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
     LogInfo("checkpoint " + path);
@@ -177,9 +326,11 @@ void Train(const TrainOptions& o) {
   auto last_log = Clock::now();
   auto last_checkpoint = Clock::now();
   int64_t examples_since_log = 0;
+  int64_t steps_since_log = 0;
   double loss_value = 0;
+  bool stopped = false;
   Batch batch;
-  while (step < max_steps && !g_stop) {
+  while (step < max_steps) {
     if (!pipeline.Next(&batch)) {
       throw TrainerError(TrainerError::Kind::kInternal, "the training input ended");
     }
@@ -187,67 +338,82 @@ void Train(const TrainOptions& o) {
                                             o.learning_rate_decay_factor);
     optimizer.SetLearningRate(lr);
     auto images = torch::from_blob(batch.images.data(), {batch.size, 3, batch.height, batch.width},
-                                   torch::kFloat32);
-    auto labels = torch::from_blob(batch.labels.data(), {batch.size}, torch::kInt64);
-    // Dropout draws from a stream fixed by (seed, step): a resumed run
+                                   torch::kFloat32)
+                      .to(device);
+    auto labels = torch::from_blob(batch.labels.data(), {batch.size}, torch::kInt64).to(device);
+    // Dropout draws from a stream fixed by (seed, rank, step): a resumed run
     // continues the same trajectory as one that was never stopped.
-    torch::manual_seed(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step));
-    optimizer.zero_grad();
-    LossTerms loss;
+    torch::manual_seed(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) +
+                       static_cast<uint64_t>(r.rank) * 0xD1B54A32D192ED03ull);
+    optimizer.ClearGradients();
+    if (reducer) reducer->Prepare();
+    double local_loss = 0;
     try {
       ModelOutput out = model->Forward(images);
-      loss = ComputeLoss(*model, out, labels);
-      CheckFinite(loss.total, step, lr);
+      LossTerms loss = ComputeLoss(*model, out, labels);
+      local_loss = loss.total.item<double>();
+      if (!comm) CheckFinite(local_loss, step, lr);
       loss.total.backward();
     } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      if (what.find("alloc") != std::string::npos || what.find("memory") != std::string::npos) {
-        throw TrainerError(TrainerError::Kind::kOutOfMemory,
-                           "out of memory in a training step at --batch_size " +
-                               std::to_string(o.batch_size) + "; lower --batch_size");
-      }
+      ThrowIfOutOfMemory(e, o.batch_size / r.world_size);
       throw;
     }
+    if (reducer) reducer->Finish();
+    const bool checkpoint_by_time =
+        o.checkpoint_every_secs > 0 &&
+        Clock::now() - last_checkpoint > std::chrono::seconds(o.checkpoint_every_secs);
+    const StepAgreement agreed =
+        Agree(comm.get(), local_loss, g_stop != 0, leader && checkpoint_by_time);
+    CheckFinite(agreed.mean_loss, step, lr);
     optimizer.step();
     ++step;
-    ema.Apply(step);
-    examples_since_log += batch.size;
-    loss_value = loss.total.item<double>();
-    if (step % o.log_every_steps == 0 || step == max_steps) {
+    if (leader) ema.Apply(step);
+    examples_since_log += static_cast<int64_t>(batch.size) * r.world_size;
+    ++steps_since_log;
+    loss_value = agreed.mean_loss;
+    if (leader && (step % o.log_every_steps == 0 || step == max_steps)) {
       const double secs = std::chrono::duration<double>(Clock::now() - last_log).count();
       const double rate = secs > 0 ? examples_since_log / secs : 0;
       const double epoch = static_cast<double>(step) * o.batch_size / examples_per_epoch;
-      LogInfo(Printf("step %lld, loss = %.4f, lr = %.5f (%.1f examples/sec; %.3f sec/batch)",
-                     static_cast<long long>(step), loss_value, lr, rate,
-                     secs * o.batch_size / std::max<int64_t>(examples_since_log, 1)));
-      Emit({{"event", "step"},
-            {"step", step},
-            {"max_steps", max_steps},
-            {"epoch", epoch},
-            {"loss", loss_value},
-            {"learning_rate", lr},
-            {"examples_per_sec", rate},
-            {"sec_per_batch", secs * o.batch_size / std::max<int64_t>(examples_since_log, 1)}});
+      const double sec_per_batch = secs / std::max<int64_t>(steps_since_log, 1);
+      const double allreduce_ms =
+          reducer ? 1000 * reducer->TakeWaitSeconds() / std::max<int64_t>(steps_since_log, 1) : 0;
+      LogInfo(Printf("step %lld, loss = %.4f, lr = %.5f (%.1f examples/sec; %.3f sec/batch%s)",
+                     static_cast<long long>(step), loss_value, lr, rate, sec_per_batch,
+                     reducer ? Printf("; all-reduce wait %.1f ms", allreduce_ms).c_str() : ""));
+      nlohmann::json event = {{"event", "step"},
+                              {"step", step},
+                              {"max_steps", max_steps},
+                              {"epoch", epoch},
+                              {"loss", loss_value},
+                              {"learning_rate", lr},
+                              {"examples_per_sec", rate},
+                              {"sec_per_batch", sec_per_batch}};
+      if (reducer) event["allreduce_wait_ms"] = allreduce_ms;
+      Emit(event);
       events->AddScalar("total_loss", static_cast<float>(loss_value), step);
       events->AddScalar("learning_rate", static_cast<float>(lr), step);
       events->AddScalar("examples_per_sec", static_cast<float>(rate), step);
       events->Flush();
       last_log = Clock::now();
       examples_since_log = 0;
+      steps_since_log = 0;
+    }
+    if (agreed.stop) {
+      stopped = true;
+      break;
     }
     const bool by_steps = o.checkpoint_every_steps > 0 && step % o.checkpoint_every_steps == 0;
-    const bool by_time =
-        o.checkpoint_every_secs > 0 &&
-        Clock::now() - last_checkpoint > std::chrono::seconds(o.checkpoint_every_secs);
-    if ((by_steps || by_time) && step < max_steps) {
+    if ((by_steps || agreed.checkpoint_due) && step < max_steps) {
       save(step);
       last_checkpoint = Clock::now();
     }
   }
   save(step);
+  if (!leader) return;
   events->Flush();
-  Emit({{"event", "done"}, {"step", step}, {"loss", loss_value}, {"stopped", g_stop != 0}});
-  LogInfo((g_stop ? "stopped on request at step " : "finished at step ") + std::to_string(step));
+  Emit({{"event", "done"}, {"step", step}, {"loss", loss_value}, {"stopped", stopped}});
+  LogInfo((stopped ? "stopped on request at step " : "finished at step ") + std::to_string(step));
 }
 
 EvalResult Evaluate(const EvalOptions& o) {

@@ -32,6 +32,11 @@ void Train(const TrainOptions& options);
 // eval_interval_secs until stopped. Throws TrainerError.
 EvalResult Evaluate(const EvalOptions& options);
 
+// Throws TrainerError(kConfig) unless batch_size splits evenly among
+// world_size ranks (each takes batch_size / world_size, as the reference
+// splits its batch across GPUs).
+void CheckBatchSplit(int batch_size, int world_size);
+
 // Asks a running Train()/Evaluate() to checkpoint (training) and return.
 // Async-signal-safe.
 void RequestStop();

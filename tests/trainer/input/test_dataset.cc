@@ -17,8 +17,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/proto_wire.h"
 #include "common/tfrecord.h"
-#include "tensorflow/core/example/example.pb.h"
 
 namespace retrain::trainer::testing {
 
@@ -101,20 +101,50 @@ std::string EncodeJpeg(const RgbImage& image, int quality) {
   return out;
 }
 
+namespace {
+
+// One entry of Features.feature (a map<string, Feature>) in the wire format:
+// key = 1, value = 2; Feature.bytes_list = 1, Feature.int64_list = 3; the
+// lists' values are field 1 (int64 packed, as protobuf writes proto3).
+std::string FeatureEntry(const std::string& key, uint32_t list_field, const std::string& list) {
+  std::string feature, entry;
+  wire::AppendBytesField(list_field, list, &feature);
+  wire::AppendBytesField(1, key, &entry);
+  wire::AppendBytesField(2, feature, &entry);
+  return entry;
+}
+
+std::string Int64Feature(const std::string& key, int64_t value) {
+  std::string packed, list;
+  wire::AppendVarint(static_cast<uint64_t>(value), &packed);
+  wire::AppendBytesField(1, packed, &list);
+  return FeatureEntry(key, 3, list);
+}
+
+std::string BytesFeature(const std::string& key, const std::string& value) {
+  std::string list;
+  wire::AppendBytesField(1, value, &list);
+  return FeatureEntry(key, 1, list);
+}
+
+}  // namespace
+
 std::string MakeExample(const std::string& jpeg, int width, int height, int64_t label,
                         const std::string& text, const std::string& filename) {
-  tensorflow::Example example;
-  auto& f = *example.mutable_features()->mutable_feature();
-  f["image/height"].mutable_int64_list()->add_value(height);
-  f["image/width"].mutable_int64_list()->add_value(width);
-  f["image/colorspace"].mutable_bytes_list()->add_value("RGB");
-  f["image/channels"].mutable_int64_list()->add_value(3);
-  f["image/class/label"].mutable_int64_list()->add_value(label);
-  f["image/class/text"].mutable_bytes_list()->add_value(text);
-  f["image/format"].mutable_bytes_list()->add_value("JPEG");
-  f["image/filename"].mutable_bytes_list()->add_value(filename);
-  f["image/encoded"].mutable_bytes_list()->add_value(jpeg);
-  return example.SerializeAsString();
+  // Written with the wire helpers, not libprotobuf: tests that link
+  // LibTorch use this (see common/proto_wire.h).
+  std::string features;
+  for (const std::string& entry :
+       {Int64Feature("image/height", height), Int64Feature("image/width", width),
+        BytesFeature("image/colorspace", "RGB"), Int64Feature("image/channels", 3),
+        Int64Feature("image/class/label", label), BytesFeature("image/class/text", text),
+        BytesFeature("image/format", "JPEG"), BytesFeature("image/filename", filename),
+        BytesFeature("image/encoded", jpeg)}) {
+    wire::AppendBytesField(1, entry, &features);
+  }
+  std::string example;
+  wire::AppendBytesField(1, features, &example);
+  return example;
 }
 
 std::string ReadFile(const std::string& path) {
@@ -174,8 +204,10 @@ WrittenDataset WriteDataset(const std::string& dir, const DatasetSpec& spec) {
     json shards = json::array();
     int next = 0;
     for (int s = 0; s < ss.num_shards; ++s) {
-      // Contiguous runs whose sizes differ by at most one.
-      const int count = ss.num_records / ss.num_shards + (s < ss.num_records % ss.num_shards);
+      // Contiguous runs whose sizes differ by at most one, or shard_sizes.
+      const int count = ss.shard_sizes.empty()
+                            ? ss.num_records / ss.num_shards + (s < ss.num_records % ss.num_shards)
+                            : ss.shard_sizes.at(s);
       char name[64];
       std::snprintf(name, sizeof(name), "%s-%05d-of-%05d", ss.name.c_str(), s, ss.num_shards);
       std::string shard, index;

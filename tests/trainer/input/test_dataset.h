@@ -48,6 +48,9 @@ struct SplitSpec {
   int height = 48;
   bool id_images = true;  // MakeIdImage(record number) rather than MakePhotoImage
   int quality = 90;
+  // Records per shard (num_shards entries summing to num_records); empty:
+  // as even as possible.
+  std::vector<int> shard_sizes = {};
 };
 
 struct DatasetSpec {

@@ -31,7 +31,7 @@ std::vector<std::string> ClassSizedParameters(const Model& model, int num_classe
 }
 
 TEST(ModelRegistryTest, NamesEveryModel) {
-  EXPECT_EQ(ModelNames(), (std::vector<std::string>{"inception_v3", "resnet50", "small"}));
+  EXPECT_EQ(ModelNames(), (std::vector<std::string>{"inception_v3", "linear", "resnet50", "small"}));
 }
 
 TEST(ModelRegistryTest, RejectsUnknownNamesAndClassCounts) {
@@ -40,10 +40,22 @@ TEST(ModelRegistryTest, RejectsUnknownNamesAndClassCounts) {
     FAIL() << "no throw";
   } catch (const TrainerError& e) {
     EXPECT_EQ(e.kind(), TrainerError::Kind::kConfig);
-    EXPECT_NE(std::string(e.what()).find("inception_v3, resnet50, small"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("inception_v3, linear, resnet50, small"), std::string::npos)
         << e.what();
   }
   EXPECT_THROW(CreateModel("small", 0), TrainerError);
+}
+
+TEST(LinearModelTest, PoolsAnyInputSizeToOneLayerWithoutNormalisation) {
+  ModelPtr model = CreateModel("linear", 5);
+  EXPECT_EQ(model->DefaultImageSize(), 32);
+  EXPECT_EQ(model->parameters().size(), 2u);
+  EXPECT_TRUE(model->buffers().empty());
+  for (int side : {32, 40}) {
+    auto out = model->Forward(torch::rand({3, 3, side, side}));
+    EXPECT_EQ(out.logits.sizes(), (std::vector<int64_t>{3, 5}));
+    EXPECT_FALSE(out.aux_logits.defined());
+  }
 }
 
 TEST(SmallModelTest, ShapesNamesAndWeights) {

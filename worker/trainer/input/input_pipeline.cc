@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "common/logging.h"
-#include "tensorflow/core/example/example.pb.h"
+#include "worker/trainer/input/example_fields.h"
 #include "worker/trainer/input/preprocess.h"
 #include "worker/trainer/input/random.h"
 #include "worker/trainer/input/shuffle_buffer.h"
@@ -59,31 +59,14 @@ bool UsesShuffleBuffer(const InputPipeline::Options& o) {
 }
 
 // The two features the trainer needs, or a TrainerError(kData).
-void ParseExample(const Record& record, tensorflow::Example* example, const std::string** jpeg,
-                  int64_t* label) {
-  if (!example->ParseFromString(record.data)) {
+TrainingExampleFields ParseExample(const Record& record) {
+  TrainingExampleFields fields;
+  std::string error;
+  if (!ParseTrainingExample(record.data, &fields, &error)) {
     throw TrainerError(TrainerError::Kind::kData,
-                       record.Where() +
-                           ": not a serialized tf.Example; rebuild the dataset "
-                           "with retrain build-dataset");
+                       record.Where() + ": " + error + "; rebuild the dataset with retrain build-dataset");
   }
-  const auto& features = example->features().feature();
-  auto encoded = features.find("image/encoded");
-  if (encoded == features.end() || encoded->second.bytes_list().value_size() != 1) {
-    throw TrainerError(TrainerError::Kind::kData,
-                       record.Where() +
-                           ": the example has no image/encoded bytes; rebuild the "
-                           "dataset with retrain build-dataset");
-  }
-  auto label_it = features.find("image/class/label");
-  if (label_it == features.end() || label_it->second.int64_list().value_size() != 1) {
-    throw TrainerError(TrainerError::Kind::kData,
-                       record.Where() +
-                           ": the example has no image/class/label; rebuild the "
-                           "dataset with retrain build-dataset");
-  }
-  *jpeg = &encoded->second.bytes_list().value(0);
-  *label = label_it->second.int64_list().value(0);
+  return fields;
 }
 
 }  // namespace
@@ -365,7 +348,6 @@ void InputPipeline::DecodeLoop() {
     Fail(std::current_exception(), -1);
     return;
   }
-  tensorflow::Example example;
   const int64_t batch = options_.batch_size;
   const int64_t prefetch = options_.prefetch_batches;
 
@@ -388,8 +370,8 @@ void InputPipeline::DecodeLoop() {
     bool ok = true;
     int64_t label = 0;
     try {
-      const std::string* jpeg = nullptr;
-      ParseExample(item.record, &example, &jpeg, &label);
+      const TrainingExampleFields fields = ParseExample(item.record);
+      label = fields.label;
       if (label < 0 || label >= manifest_.num_classes) {
         throw TrainerError(TrainerError::Kind::kData,
                            item.record.Where() + ": image/class/label " + std::to_string(label) +
@@ -397,15 +379,15 @@ void InputPipeline::DecodeLoop() {
                                ") of the dataset's num_classes; rebuild the dataset with "
                                "retrain build-dataset");
       }
-      const auto* data = reinterpret_cast<const uint8_t*>(jpeg->data());
+      const auto* data = reinterpret_cast<const uint8_t*>(fields.encoded.data());
       if (options_.train && options_.distort) {
         const uint64_t seed =
             StreamSeed(options_.seed, RandomPurpose::kAugmentation,
                        static_cast<uint64_t>(options_.rank), static_cast<uint64_t>(item.sequence));
-        preprocessor->Train(data, jpeg->size(), seed, static_cast<int>(item.sequence % kVariants),
+        preprocessor->Train(data, fields.encoded.size(), seed, static_cast<int>(item.sequence % kVariants),
                             image, item.record.Where());
       } else {
-        preprocessor->Eval(data, jpeg->size(), image, item.record.Where());
+        preprocessor->Eval(data, fields.encoded.size(), image, item.record.Where());
       }
     } catch (const TrainerError& e) {
       if (e.kind() == TrainerError::Kind::kData && options_.skip_corrupt_records) {

@@ -17,6 +17,7 @@ using Factory = std::function<ModelPtr(int num_classes)>;
 const std::map<std::string, Factory>& Registry() {
   static const std::map<std::string, Factory> registry{
       {"inception_v3", detail::NewInceptionV3},
+      {"linear", detail::NewLinear},
       {"resnet50", detail::NewResNet50},
       {"small", detail::NewSmallCnn},
   };

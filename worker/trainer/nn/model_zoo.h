@@ -7,6 +7,7 @@
 namespace retrain::trainer::detail {
 
 ModelPtr NewInceptionV3(int num_classes);
+ModelPtr NewLinear(int num_classes);
 ModelPtr NewResNet50(int num_classes);
 ModelPtr NewSmallCnn(int num_classes);
 
