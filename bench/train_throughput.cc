@@ -33,11 +33,14 @@
 #include "worker/trainer/nn/loss.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/nn/moving_average.h"
+#include "worker/trainer/nn/precision.h"
 #include "worker/trainer/nn/rmsprop_tf.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace {
 
+using retrain::trainer::ApplyMemoryFormat;
+using retrain::trainer::AutocastScope;
 using retrain::trainer::ComputeLoss;
 using retrain::trainer::CreateModel;
 using retrain::trainer::ExponentialMovingAverage;
@@ -45,6 +48,8 @@ using retrain::trainer::LossTerms;
 using retrain::trainer::ModelNames;
 using retrain::trainer::ModelOutput;
 using retrain::trainer::ModelPtr;
+using retrain::trainer::ParsePrecision;
+using retrain::trainer::Precision;
 using retrain::trainer::RmsPropTf;
 using retrain::trainer::RmsPropTfOptions;
 using retrain::trainer::StaircaseLearningRate;
@@ -60,6 +65,8 @@ struct Options {
   int repeats = 3;
   uint64_t seed = 1;
   std::string device = "cpu";
+  std::string precision = "fp32";  // or bf16 (autocast, as retrain-trainer --precision)
+  int channels_last = 0;           // 1: NHWC weights and input
 };
 
 // The reference's defaults: initial 0.1, decay by 0.16 every
@@ -74,8 +81,13 @@ int Run(const Options& opt) {
   const torch::Device device(opt.device);
   ModelPtr model = CreateModel(opt.model, opt.classes);
   model->to(device);
+  const auto format =
+      opt.channels_last ? torch::MemoryFormat::ChannelsLast : torch::MemoryFormat::Contiguous;
+  ApplyMemoryFormat(*model, format);
+  const Precision precision = ParsePrecision(opt.precision);
   const int size = opt.image_size > 0 ? opt.image_size : model->DefaultImageSize();
-  const torch::Tensor images = (torch::rand({opt.batch, 3, size, size}) * 2 - 1).to(device);
+  const torch::Tensor images =
+      (torch::rand({opt.batch, 3, size, size}) * 2 - 1).to(device).contiguous(format);
   const torch::Tensor labels = torch::randint(opt.classes, {opt.batch}, torch::kLong).to(device);
 
   RmsPropTf optimizer(model->parameters(), RmsPropTfOptions(kInitialLearningRate));
@@ -83,7 +95,13 @@ int Run(const Options& opt) {
   int64_t step = 0;
   double loss = 0;
   auto train_step = [&] {
-    const ModelOutput output = model->Forward(images);
+    ModelOutput output;
+    {
+      AutocastScope autocast(device, precision);
+      output = model->Forward(images);
+    }
+    output.logits = output.logits.to(torch::kFloat32);
+    if (output.aux_logits.defined()) output.aux_logits = output.aux_logits.to(torch::kFloat32);
     const LossTerms terms = ComputeLoss(*model, output, labels);
     optimizer.ClearGradients();
     terms.total.backward();
@@ -110,10 +128,12 @@ int Run(const Options& opt) {
   std::string list;
   for (double r : rates) list += (list.empty() ? "" : ",") + std::to_string(r);
   std::printf(
-      "{\"impl\":\"cpp\",\"model\":\"%s\",\"device\":\"%s\",\"batch\":%d,\"image_size\":%d,"
+      "{\"impl\":\"cpp\",\"model\":\"%s\",\"device\":\"%s\",\"precision\":\"%s\","
+      "\"channels_last\":%d,\"batch\":%d,\"image_size\":%d,"
       "\"threads\":%d,\"steps\":%d,\"steps_per_s\":[%s],\"best_steps_per_s\":%.4f,"
       "\"best_images_per_s\":%.2f,\"final_loss\":%.5f}\n",
-      opt.model.c_str(), opt.device.c_str(), opt.batch, size, opt.threads, opt.steps, list.c_str(),
+      opt.model.c_str(), opt.device.c_str(), opt.precision.c_str(), opt.channels_last, opt.batch,
+      size, opt.threads, opt.steps, list.c_str(),
       best, best * opt.batch, loss);
   return std::isfinite(loss) ? 0 : 1;
 }
@@ -123,7 +143,8 @@ int Run(const Options& opt) {
                "retrain-bench-train: %s\n"
                "usage: retrain-bench-train [--model small|resnet50|inception_v3] [--batch 64]\n"
                "  [--image_size 0] [--classes 10] [--threads 2] [--warmup 5] [--steps 30]\n"
-               "  [--repeats 3] [--seed 1] [--device cpu|cuda]\n",
+               "  [--repeats 3] [--seed 1] [--device cpu|cuda] [--precision fp32|bf16]\n"
+               "  [--channels_last 0|1]\n",
                error.c_str());
   std::exit(2);
 }
@@ -167,12 +188,16 @@ Options Parse(int argc, char** argv) {
   number("steps", opt.steps, 1);
   number("repeats", opt.repeats, 1);
   number("seed", opt.seed, 0);
-  for (const char* key : {"model", "device"}) {
+  number("channels_last", opt.channels_last, 0);
+  for (auto [key, field] : {std::pair<const char*, std::string*>{"model", &opt.model},
+                            {"device", &opt.device},
+                            {"precision", &opt.precision}}) {
     const auto it = values.find(key);
     if (it == values.end()) continue;
-    (std::string(key) == "model" ? opt.model : opt.device) = it->second;
+    *field = it->second;
     values.erase(it);
   }
+  if (opt.precision != "fp32" && opt.precision != "bf16") Usage("--precision must be fp32 or bf16");
   if (!values.empty()) Usage("unknown option --" + values.begin()->first);
   const auto names = ModelNames();
   if (std::find(names.begin(), names.end(), opt.model) == names.end()) {

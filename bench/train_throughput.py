@@ -161,6 +161,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--channels_last", type=int, default=0)
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -168,8 +170,11 @@ def main():
     torch.manual_seed(args.seed)
     model = Small(args.classes) if args.model == "small" else Torchvision(args.model, args.classes)
     model.to(device).train()
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)
     size = args.image_size or DEFAULT_SIZE[args.model]
-    images = (torch.rand(args.batch, 3, size, size) * 2 - 1).to(device)
+    images = (torch.rand(args.batch, 3, size, size) * 2 - 1).to(device).contiguous(memory_format=fmt)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     labels = torch.randint(args.classes, (args.batch,), dtype=torch.long).to(device)
     decayed = [p for p in model.parameters() if p.dim() >= 2]  # conv and linear weights
 
@@ -179,7 +184,10 @@ def main():
 
     def train_step():
         nonlocal step
-        logits, aux_logits = model(images)
+        with autocast:
+            logits, aux_logits = model(images)
+        logits = logits.float()
+        aux_logits = aux_logits.float() if aux_logits is not None else None
         total = smoothed_cross_entropy(logits, labels, LABEL_SMOOTHING)
         if aux_logits is not None:
             total = total + AUX_WEIGHT * smoothed_cross_entropy(aux_logits, labels, LABEL_SMOOTHING)
@@ -207,7 +215,8 @@ def main():
         rates.append(args.steps / (time.perf_counter() - start))
     best = max(rates)
     print(json.dumps({
-        "impl": "python", "model": args.model, "device": args.device, "batch": args.batch,
+        "impl": "python", "model": args.model, "device": args.device,
+        "precision": args.precision, "channels_last": args.channels_last, "batch": args.batch,
         "image_size": size, "threads": args.threads, "steps": args.steps,
         "steps_per_s": [round(r, 6) for r in rates],
         "best_steps_per_s": round(best, 4), "best_images_per_s": round(best * args.batch, 2),

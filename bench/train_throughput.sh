@@ -4,6 +4,8 @@
 #
 #   bash bench/train_throughput.sh [--models small,small:8,resnet50] [--rounds 2]
 #                                  [--threads 2] [--device cpu] [--quick]
+#                                  [--precision fp32|bf16] [--channels_last 0|1]
+#                                  [--batch N]
 #
 # Runs retrain-bench-train (from build/bin/ or $RETRAIN_BIN_DIR) and
 # bench/train_throughput.py ($RETRAIN_PYTHON, default Debian's /usr/bin/python3
@@ -20,13 +22,16 @@
 # --device cuda (GPU hosts; both sides use the PyTorch found there): batches
 # of 256 (small) and 64 (resnet50, inception_v3), more steps.
 # --quick: one round, fewer steps (a smoke test, not a figure).
+# --precision bf16: both sides run the forward pass under autocast to bf16;
+# --channels_last 1: NHWC weights and input on both; --batch N overrides the
+# batch of every model.
 # Prints a table with steps/s, images/s and the ratio cpp/python (goal:
 # >= 1.0, i.e. the C++ trainer at least as fast), and exits non-zero when a
 # run fails or a ratio is below 0.95 (a tolerance for timing noise).
 set -euo pipefail
 
 usage() {
-  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 MODELS=small,small:8,resnet50
@@ -34,6 +39,9 @@ ROUNDS=2
 THREADS=2
 DEVICE=cpu
 QUICK=0
+PRECISION=fp32
+CHANNELS_LAST=0
+BATCH_OVERRIDE=
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
@@ -45,6 +53,9 @@ while [[ $# -gt 0 ]]; do
     --device) DEVICE="$2"; shift 2 ;;
     --device=*) DEVICE="${1#*=}"; shift ;;
     --quick) QUICK=1; ROUNDS=1; shift ;;
+    --precision) PRECISION="$2"; shift 2 ;;
+    --channels_last) CHANNELS_LAST="$2"; shift 2 ;;
+    --batch) BATCH_OVERRIDE="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "train_throughput.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -103,7 +114,8 @@ STATUS=0
 ROWS=()
 IFS=',' read -r -a MODEL_LIST <<< "$MODELS"
 for model in "${MODEL_LIST[@]}"; do
-  args="$(args_for "$model") --threads $THREADS --device $DEVICE"
+  args="$(args_for "$model") --threads $THREADS --device $DEVICE --precision $PRECISION --channels_last $CHANNELS_LAST"
+  [[ -n "$BATCH_OVERRIDE" ]] && args="$args --batch $BATCH_OVERRIDE"
   best_cpp=0; best_py=0; batch=0; size=0
   for ((round = 1; round <= ROUNDS; round++)); do
     # Alternate which side goes first, so that drift on a shared machine

@@ -107,6 +107,37 @@ TEST(TrainerTest, NanLossStopsWithAClearMessage) {
   }
 }
 
+TEST(TrainerTest, TrainsInBfloat16AndChannelsLast) {
+  const std::string data = Dataset("bf16-data", 3);
+  const std::string fp32 = MakeTempDir("fp32"), bf16 = MakeTempDir("bf16");
+  const std::string nhwc = MakeTempDir("nhwc");
+  Train(Options(data, fp32, 6));
+  TrainOptions b = Options(data, bf16, 6);
+  b.precision = "bf16";
+  Train(b);
+  TrainOptions c = Options(data, nhwc, 6);
+  c.memory_format = "channels_last";
+  Train(c);
+  const auto w32 = Weights(*CheckpointManager(fp32, 5).Latest());
+  const auto w16 = Weights(*CheckpointManager(bf16, 5).Latest());
+  const auto wcl = Weights(*CheckpointManager(nhwc, 5).Latest());
+  ASSERT_EQ(w32.size(), w16.size());
+  bool bf16_differs = false;
+  for (size_t i = 0; i < w32.size(); ++i) {
+    // bf16 arithmetic: the same training, not the same bits (8 mantissa bits).
+    EXPECT_TRUE(torch::isfinite(w16[i]).all().item<bool>());
+    EXPECT_TRUE(torch::allclose(w32[i], w16[i], 0.1, 0.02)) << "parameter " << i;
+    bf16_differs = bf16_differs || !torch::equal(w32[i], w16[i]);
+    // A layout change only: the same numbers, up to summation order.
+    EXPECT_TRUE(torch::allclose(w32[i], wcl[i], 1e-4, 1e-5)) << "parameter " << i;
+  }
+  EXPECT_TRUE(bf16_differs) << "--precision bf16 changed nothing";
+
+  TrainOptions bad = Options(data, MakeTempDir("bad-precision"), 1);
+  bad.precision = "fp16";
+  EXPECT_THROW(Train(bad), TrainerError);
+}
+
 TEST(TrainerTest, EvaluatesTheNewestCheckpoint) {
   const std::string data = Dataset("eval-data", 3);
   const std::string run = MakeTempDir("eval-run");

@@ -79,6 +79,12 @@ int main(int argc, char** argv) {
   train->add_option("--keep_checkpoints", t.keep_checkpoints)->capture_default_str();
   train->add_option("--num_intra_op_threads", t.num_intra_op_threads,
                     "LibTorch threads (default: LibTorch's choice)");
+  train->add_option("--precision", t.precision,
+                    "fp32, or bf16: forward pass in bfloat16 under autocast (weights stay fp32)")
+      ->capture_default_str();
+  train->add_option("--memory_format", t.memory_format,
+                    "auto (channels_last on CUDA), channels_last or contiguous")
+      ->capture_default_str();
   retrain::trainer::LaunchOptions launch;
   int num_replicas = 0, num_gpus = 0;
   bool direct_rank = false;

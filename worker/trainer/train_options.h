@@ -41,6 +41,10 @@ struct TrainOptions {
   int64_t checkpoint_every_steps = 5000;
   int checkpoint_every_secs = 0;
   int keep_checkpoints = 5;
+  // "fp32", or "bf16": the forward pass under autocast (see nn/precision.h).
+  std::string precision = "fp32";
+  // "auto" (channels_last on CUDA), "channels_last" or "contiguous".
+  std::string memory_format = "auto";
   // Intra-op threads for LibTorch; 0 keeps LibTorch's default.
   int num_intra_op_threads = 0;
   // This process's rank in a data-parallel job (world_size 1: alone). Each

@@ -22,6 +22,7 @@
 #include "worker/trainer/nn/loss.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/nn/moving_average.h"
+#include "worker/trainer/nn/precision.h"
 #include "worker/trainer/nn/rmsprop_tf.h"
 #include "worker/trainer/trainer_error.h"
 #include "worker/trainer/trainer_log.h"
@@ -141,6 +142,22 @@ torch::Device TrainingDevice(const RankOptions& r) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(r.local_rank));
 }
 
+// The model's share of the device's memory: weights, gradients, RMSProp's
+// two slots per weight and (rank 0) the moving averages. Activations come
+// on top, per example in the batch.
+std::string DescribeModelMemory(Model& model, const torch::Device& device, bool leader) {
+  int64_t params = 0, buffers = 0;
+  for (const auto& p : model.parameters()) params += p.numel() * p.element_size();
+  for (const auto& b : model.buffers()) buffers += b.numel() * b.element_size();
+  const int64_t averages = leader ? params + buffers : 0;
+  const int64_t total = params + buffers + params + 2 * params + averages;
+  return Printf("model memory on %s: weights %s, buffers %s, gradients %s, optimizer state %s, "
+                "moving averages %s = %s, plus activations per example",
+                device.str().c_str(), HumanBytes(params).c_str(), HumanBytes(buffers).c_str(),
+                HumanBytes(params).c_str(), HumanBytes(2 * params).c_str(),
+                HumanBytes(averages).c_str(), HumanBytes(total).c_str());
+}
+
 // After each step the ranks agree on the mean loss (NaN anywhere makes it
 // NaN everywhere, so every rank stops alike), on stopping (any rank asked)
 // and on a time-based checkpoint (rank 0's clock decides).
@@ -234,6 +251,8 @@ void Train(const TrainOptions& o) {
   if (o.num_intra_op_threads > 0) torch::set_num_threads(o.num_intra_op_threads);
   torch::manual_seed(o.seed);
   const torch::Device device = TrainingDevice(r);
+  const Precision precision = ParsePrecision(o.precision);
+  const torch::MemoryFormat memory_format = ParseMemoryFormat(o.memory_format, device);
 
   const DatasetManifest manifest = LoadDatasetManifest(o.data_dir);
   const int64_t examples_per_epoch = manifest.split("train").num_records;
@@ -260,6 +279,7 @@ void Train(const TrainOptions& o) {
     }
   }
   model->to(device);
+  ApplyMemoryFormat(*model, memory_format);
   RmsPropTfOptions opt_options;
   opt_options.lr(o.initial_learning_rate)
       .decay(o.rmsprop_decay)
@@ -296,6 +316,7 @@ void Train(const TrainOptions& o) {
     }
   }
 
+  if (leader) LogInfo(DescribeModelMemory(*model, device, leader));
   InputPipeline::Options pipeline_options = PipelineOptions(o, image_size, /*train=*/true);
   CheckMemoryPlan(PlanInputMemory(pipeline_options, manifest), o);
   InputPipeline pipeline(pipeline_options, manifest);
@@ -306,10 +327,12 @@ void Train(const TrainOptions& o) {
   if (leader) {
     events = EventWriter::Create(o.train_dir);
     LogInfo(Printf("training %s (%d classes, %d px) on %lld examples per epoch, batch %d, "
-                   "%lld steps",
+                   "%lld steps, on %s in %s, %s",
                    o.model.c_str(), manifest.num_classes, image_size,
                    static_cast<long long>(examples_per_epoch), o.batch_size,
-                   static_cast<long long>(max_steps)));
+                   static_cast<long long>(max_steps), device.str().c_str(), o.precision.c_str(),
+                   memory_format == torch::MemoryFormat::ChannelsLast ? "channels-last"
+                                                                       : "contiguous"));
   }
 
   model->train();
@@ -339,7 +362,8 @@ void Train(const TrainOptions& o) {
     optimizer.SetLearningRate(lr);
     auto images = torch::from_blob(batch.images.data(), {batch.size, 3, batch.height, batch.width},
                                    torch::kFloat32)
-                      .to(device);
+                      .to(device)
+                      .contiguous(memory_format);
     auto labels = torch::from_blob(batch.labels.data(), {batch.size}, torch::kInt64).to(device);
     // Dropout draws from a stream fixed by (seed, rank, step): a resumed run
     // continues the same trajectory as one that was never stopped.
@@ -349,7 +373,14 @@ void Train(const TrainOptions& o) {
     if (reducer) reducer->Prepare();
     double local_loss = 0;
     try {
-      ModelOutput out = model->Forward(images);
+      ModelOutput out;
+      {
+        AutocastScope autocast(device, precision);
+        out = model->Forward(images);
+      }
+      // The loss in fp32 whatever the forward pass ran in.
+      out.logits = out.logits.to(torch::kFloat32);
+      if (out.aux_logits.defined()) out.aux_logits = out.aux_logits.to(torch::kFloat32);
       LossTerms loss = ComputeLoss(*model, out, labels);
       local_loss = loss.total.item<double>();
       if (!comm) CheckFinite(local_loss, step, lr);

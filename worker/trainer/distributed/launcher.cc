@@ -244,7 +244,7 @@ int LaunchRanks(char** argv, const LaunchOptions& o) {
     if (&c != cause && Failed(c)) others += "; " + DescribeEnd(c, world_size);
   }
   std::cerr << "retrain-trainer: " << DescribeEnd(*cause, world_size) << others
-            << (g_stop_signal ? "" : "; stopped the other ranks") << "\n";
+            << (g_stop_signal || children.size() == 1 ? "" : "; stopped the other ranks") << "\n";
   return ExitCodeOfStatus(cause->status);
 }
 
