@@ -60,6 +60,19 @@ void AppendShards(std::string* out, const v1::SplitResult& split) {
 
 std::string ProgressLine(const v1::Job& job, int width) {
   const auto& p = job.progress();
+  if (job.type() == v1::JOB_TYPE_TRAINING || job.type() == v1::JOB_TYPE_EVALUATION) {
+    // Queued jobs say why in their phase.
+    if (p.max_steps() <= 0) return p.phase();
+    const double frac = std::min(1.0, static_cast<double>(p.step()) / p.max_steps());
+    const int filled = static_cast<int>(frac * width);
+    std::string line = absl::StrFormat(
+        "%-10s [%s] %3d%%  step %d/%d  epoch %.2f  loss %.4f  lr %.4g  %.0f ex/s", p.phase(),
+        std::string(filled, '#') + std::string(width - filled, '.'), static_cast<int>(frac * 100),
+        p.step(), p.max_steps(), p.epoch(), p.loss(), p.learning_rate(), p.examples_per_sec());
+    if (p.eta_seconds() > 0) absl::StrAppend(&line, "  ETA ", Duration(p.eta_seconds()));
+    if (p.precision_at_1() > 0) absl::StrAppendFormat(&line, "  top-1 %.4f", p.precision_at_1());
+    return line;
+  }
   const double frac = p.total() > 0 ? std::min(1.0, static_cast<double>(p.done()) / p.total()) : 0;
   const int filled = static_cast<int>(frac * width);
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
@@ -76,6 +89,25 @@ std::string JobSummary(const v1::Job& job) {
                                     StateName(job.state()), Duration(Elapsed(job)));
   if (!job.error().empty()) absl::StrAppend(&out, "error: ", job.error(), "\n");
   if (!IsFinalState(job.state())) absl::StrAppend(&out, ProgressLine(job), "\n");
+  if (job.has_training()) {
+    absl::StrAppendFormat(&out, "model %s, batch %d, data %s, train_dir %s\n",
+                          job.training().model(),
+                          job.training().has_batch_size() ? job.training().batch_size() : 32,
+                          job.training().data_dir(), job.training().train_dir());
+  }
+  if (job.has_training_result()) {
+    const auto& r = job.training_result();
+    absl::StrAppendFormat(&out, "trained %d steps, final loss %.4f, %d restart(s)\ncheckpoint: %s\n",
+                          r.steps(), r.final_loss(), r.restarts(), r.final_checkpoint());
+  }
+  const v1::EvaluationResult* eval = job.has_training_result() && job.training_result().has_evaluation()
+                                         ? &job.training_result().evaluation()
+                                     : job.has_evaluation_result() ? &job.evaluation_result()
+                                                                   : nullptr;
+  if (eval != nullptr) {
+    absl::StrAppendFormat(&out, "evaluation: precision @ 1 = %.4f, @ 5 = %.4f on %d examples\n",
+                          eval->precision_at_1(), eval->precision_at_5(), eval->num_examples());
+  }
   if (job.has_dataset_build_result()) {
     const auto& r = job.dataset_build_result();
     absl::StrAppendFormat(&out, "output: %s\nmanifest: %s\n", r.output_directory(), r.manifest());

@@ -129,13 +129,72 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
   return ExitFor(last);
 }
 
+// Submits with `call` (retrying while the server is unavailable; the
+// request id makes retries safe), then prints the job, or follows it.
+template <typename Call>
+int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_only, bool wait,
+                    Call call) {
+  v1::Job job;
+  grpc::Status st;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto ctx = Context(g.timeout_s);
+    ctx->set_wait_for_ready(attempt > 0);
+    st = call(ctx.get(), &job);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
+  }
+  if (!st.ok()) return ReportError(st, g);
+  if (g.output == "json" && (validate_only || !wait)) {
+    std::cout << retrain::client::ToJson(job) << "\n";
+    return kOk;
+  }
+  if (validate_only) {
+    std::cout << "request is valid\n";
+    return kOk;
+  }
+  if (!wait) {
+    std::cout << "submitted " << job.id() << " (follow it with: retrain watch " << job.id()
+              << ")\n";
+    return kOk;
+  }
+  if (g.output != "json") std::cerr << "submitted " << job.id() << "\n";
+  return Watch(stub, job.id(), g);
+}
+
+// Prints a job's trainer log from line `offset`; with `follow`, keeps
+// printing new lines until the job ends.
+int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, const Globals& g) {
+  int64_t offset = 0;
+  while (true) {
+    v1::GetJobLogsRequest req;
+    req.set_job_id(job_id);
+    req.set_offset(offset);
+    v1::GetJobLogsResponse resp;
+    auto ctx = Context(g.timeout_s);
+    if (auto st = stub.GetJobLogs(ctx.get(), req, &resp); !st.ok()) {
+      if (follow && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      return ReportError(st, g);
+    }
+    for (const auto& line : resp.lines()) std::cout << line << "\n";
+    std::cout << std::flush;
+    offset = resp.next_offset();
+    if (resp.lines_size() > 0) continue;
+    if (!follow || resp.job_ended()) return kOk;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Globals g;
   if (const char* env = std::getenv("RETRAIN_SERVER")) g.server = env;
-  CLI::App app{"retrain: build TFRecord datasets from folders of labelled images on a retrain "
-               "coordinator, and follow the jobs.\n"
+  CLI::App app{"retrain: build TFRecord datasets from folders of labelled images, train and "
+               "evaluate classifiers on them, on a retrain coordinator and its workers; follow "
+               "the jobs.\n"
                "Example: retrain build-dataset --train_directory train --validation_directory "
                "validation --output_directory out --labels_file labels.txt --wait"};
   app.require_subcommand(1);
@@ -184,7 +243,80 @@ int main(int argc, char** argv) {
   build->add_flag("--validate_only", validate_only, "Check the request; create no job");
   build->add_flag("--wait", wait, "Follow the job; exit 0 only if it succeeds");
 
+  // train
+  int priority = 0;
+  std::string t_data, t_train_dir, t_model, t_precision, t_pretrained, t_augmentation;
+  int t_batch = 0, t_image = 0, t_factor = 0, t_threads = 0, t_readers = 0, t_gpus = 0,
+      t_replicas = 0, t_ckpt_secs = 0;
+  int64_t t_steps = 0, t_ckpt_steps = 0;
+  double t_epochs = 0, t_lr = 0, t_epd = 0, t_decay_factor = 0, t_rms_decay = 0, t_momentum = 0,
+         t_eps = 0;
+  uint64_t t_seed = 0;
+  bool t_fine_tune = false;
+  auto* train = app.add_subcommand(
+      "train",
+      "Train (or fine-tune) a classifier on a built dataset, on the workers; the job ends with an "
+      "evaluation of the final checkpoint.\n"
+      "Example: retrain train --data_dir data/out --train_dir runs/1 --model small "
+      "--batch_size 64 --num_epochs 8 --wait");
+  train->add_option("--data_dir", t_data, "Dataset directory (holds dataset.json)")->required();
+  train->add_option("--train_dir", t_train_dir, "Checkpoints and event files")->required();
+  train->add_option("--model", t_model, "inception_v3 (default), resnet50, small, linear");
+  struct Opt {
+    const char* name;
+    CLI::Option* opt;
+  };
+  std::vector<Opt> t_opts = {
+      {"batch_size", train->add_option("--batch_size", t_batch, "Examples per step (default 32)")},
+      {"max_steps", train->add_option("--max_steps", t_steps, "Steps to train")},
+      {"num_epochs", train->add_option("--num_epochs", t_epochs, "Or epochs to train")},
+      {"image_size", train->add_option("--image_size", t_image, "Default: the model's")},
+      {"input_queue_memory_factor",
+       train->add_option("--input_queue_memory_factor", t_factor,
+                         "Shuffle buffer of 1024 x factor records (default 16)")},
+      {"num_preprocess_threads",
+       train->add_option("--num_preprocess_threads", t_threads, "Decode threads (default 4)")},
+      {"num_readers", train->add_option("--num_readers", t_readers, "Shards read at once")},
+      {"num_gpus", train->add_option("--num_gpus", t_gpus, "GPU ranks on one worker")},
+      {"num_replicas", train->add_option("--num_replicas", t_replicas, "CPU ranks on one worker")},
+      {"initial_learning_rate", train->add_option("--initial_learning_rate", t_lr)},
+      {"num_epochs_per_decay", train->add_option("--num_epochs_per_decay", t_epd)},
+      {"learning_rate_decay_factor", train->add_option("--learning_rate_decay_factor",
+                                                        t_decay_factor)},
+      {"rmsprop_decay", train->add_option("--rmsprop_decay", t_rms_decay)},
+      {"momentum", train->add_option("--momentum", t_momentum)},
+      {"rmsprop_epsilon", train->add_option("--rmsprop_epsilon", t_eps)},
+      {"seed", train->add_option("--seed", t_seed)},
+      {"checkpoint_every_steps", train->add_option("--checkpoint_every_steps", t_ckpt_steps)},
+      {"checkpoint_every_secs", train->add_option("--checkpoint_every_secs", t_ckpt_secs)},
+  };
+  train->add_flag("--fine_tune", t_fine_tune, "Classifier layers start fresh");
+  train->add_option("--pretrained_model_checkpoint_path", t_pretrained);
+  train->add_option("--precision", t_precision, "fp32 or bf16");
+  train->add_option("--augmentation", t_augmentation, "inception (default) or none");
+  train->add_option("--priority", priority, "Higher runs first (default 0)");
+  train->add_option("--request_id", request_id, "Idempotency key");
+  train->add_flag("--validate_only", validate_only, "Check the request; create no job");
+  train->add_flag("--wait", wait, "Follow the job; exit 0 only if it succeeds");
+
+  // eval
+  std::string e_data, e_checkpoints, e_subset;
+  auto* eval = app.add_subcommand(
+      "eval", "Evaluate the newest checkpoint of a training run on the workers.\n"
+              "Example: retrain eval --data_dir data/out --checkpoint_dir runs/1 --wait");
+  eval->add_option("--data_dir", e_data, "Dataset directory")->required();
+  eval->add_option("--checkpoint_dir", e_checkpoints, "A training run's --train_dir")->required();
+  eval->add_option("--subset", e_subset, "validation (default) or train");
+  eval->add_option("--priority", priority, "Higher runs first (default 0)");
+  eval->add_flag("--wait", wait, "Follow the job; exit 0 only if it succeeds");
+
   std::string job_id;
+  bool follow = false;
+  auto* logs = app.add_subcommand(
+      "logs", "Show a training or evaluation job's trainer log (also after it ended).\n"
+              "Example: retrain logs j-000002 --follow");
+  logs->add_option("job_id", job_id, "Job id")->required();
+  logs->add_flag("-f,--follow", follow, "Keep printing new lines until the job ends");
   auto* status = app.add_subcommand("status", "Show a job: state, history, result.\n"
                                               "Example: retrain status j-000001");
   status->add_option("job_id", job_id, "Job id")->required();
@@ -265,6 +397,59 @@ int main(int argc, char** argv) {
     if (g.output != "json") std::cerr << "submitted " << job.id() << "\n";
     return Watch(*stub, job.id(), g);
   }
+  if (*train) {
+    v1::SubmitTrainingRequest req;
+    auto* s = req.mutable_spec();
+    s->set_data_dir(Absolute(t_data));
+    s->set_train_dir(Absolute(t_train_dir));
+    s->set_model(t_model);
+    auto set = [&](const char* name) {
+      for (const auto& o : t_opts) {
+        if (std::string(o.name) == name) return o.opt->count() > 0;
+      }
+      return false;
+    };
+    if (set("batch_size")) s->set_batch_size(t_batch);
+    if (set("max_steps")) s->set_max_steps(t_steps);
+    if (set("num_epochs")) s->set_num_epochs(t_epochs);
+    if (set("image_size")) s->set_image_size(t_image);
+    if (set("input_queue_memory_factor")) s->set_input_queue_memory_factor(t_factor);
+    if (set("num_preprocess_threads")) s->set_num_preprocess_threads(t_threads);
+    if (set("num_readers")) s->set_num_readers(t_readers);
+    if (set("num_gpus")) s->set_num_gpus(t_gpus);
+    if (set("num_replicas")) s->set_num_replicas(t_replicas);
+    if (set("initial_learning_rate")) s->set_initial_learning_rate(t_lr);
+    if (set("num_epochs_per_decay")) s->set_num_epochs_per_decay(t_epd);
+    if (set("learning_rate_decay_factor")) s->set_learning_rate_decay_factor(t_decay_factor);
+    if (set("rmsprop_decay")) s->set_rmsprop_decay(t_rms_decay);
+    if (set("momentum")) s->set_momentum(t_momentum);
+    if (set("rmsprop_epsilon")) s->set_rmsprop_epsilon(t_eps);
+    if (set("seed")) s->set_seed(t_seed);
+    if (set("checkpoint_every_steps")) s->set_checkpoint_every_steps(t_ckpt_steps);
+    if (set("checkpoint_every_secs")) s->set_checkpoint_every_secs(t_ckpt_secs);
+    s->set_fine_tune(t_fine_tune);
+    s->set_pretrained_model_checkpoint_path(Absolute(t_pretrained));
+    s->set_precision(t_precision);
+    s->set_augmentation(t_augmentation);
+    req.set_priority(priority);
+    req.set_validate_only(validate_only);
+    req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);
+    return SubmitAndFollow(*stub, g, validate_only, wait, [&](grpc::ClientContext* ctx, v1::Job* job) {
+      return stub->SubmitTraining(ctx, req, job);
+    });
+  }
+  if (*eval) {
+    v1::SubmitEvaluationRequest req;
+    req.mutable_spec()->set_data_dir(Absolute(e_data));
+    req.mutable_spec()->set_checkpoint_dir(Absolute(e_checkpoints));
+    req.mutable_spec()->set_subset(e_subset);
+    req.set_priority(priority);
+    req.set_request_id(RandomRequestId());
+    return SubmitAndFollow(*stub, g, false, wait, [&](grpc::ClientContext* ctx, v1::Job* job) {
+      return stub->SubmitEvaluation(ctx, req, job);
+    });
+  }
+  if (*logs) return Logs(*stub, job_id, follow, g);
   if (*watch) return Watch(*stub, job_id, g);
   if (*status) {
     v1::GetJobRequest req;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -112,7 +113,7 @@ absl::Status Coordinator::Load() {
     if (IsFinalState(entry.job.state())) continue;
     ++resumed;
     RecomputeProgress(entry);
-    AdvanceBuild(id);
+    if (entry.job.has_dataset_build()) AdvanceBuild(id);
   }
   Logger("server")->info("state loaded from {}: {} jobs ({} active), {} tasks, {} workers",
                          options_.state_dir, jobs_.size(), resumed, tasks_.size(),
@@ -197,6 +198,8 @@ bool Coordinator::PhaseComplete(const JobEntry& entry) const {
 }
 
 void Coordinator::RecomputeProgress(JobEntry& entry) {
+  // Training and evaluation progress comes from the trainer's reports.
+  if (!entry.job.has_dataset_build()) return;
   auto* p = entry.job.mutable_progress();
   int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
   int32_t tasks_done = 0, tasks_running = 0;
@@ -354,6 +357,7 @@ void Coordinator::Tick() {
       Persist(batch);
     }
   }
+  UpdateQueuedReasons();
   for (auto& [id, entry] : jobs_) {
     if (entry.job.state() != v1::JOB_STATE_RUNNING) continue;
     const auto before = entry.job.progress().SerializeAsString();
@@ -553,11 +557,31 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
         absl::StrCat("worker_id: unknown worker '", req.worker_id(), "'; register again"));
   }
   const auto wait = std::chrono::milliseconds(std::clamp(req.wait_ms(), 0, 10000));
-  task_available_.wait_for(lock, wait, [&] { return stopping_ || !pending_.empty(); });
+  const v1::Worker& worker = workers_.at(req.worker_id());
+  // The pending task this worker can run that comes first: higher
+  // priority, then older job, then lower task id.
+  auto pick = [&]() -> int64_t {
+    int64_t best = -1;
+    auto key = [&](int64_t id) {
+      const auto& t = tasks_.at(id);
+      const JobEntry* e = FindJob(t.job_id());
+      return std::make_tuple(e ? -e->job.priority() : 0, t.job_id(), id);
+    };
+    for (int64_t id : pending_) {
+      if (!CanLease(tasks_.at(id), worker)) continue;
+      if (best < 0 || key(id) < key(best)) best = id;
+    }
+    return best;
+  };
+  int64_t id = -1;
+  task_available_.wait_for(lock, wait, [&] {
+    if (stopping_) return true;
+    id = pick();
+    return id >= 0;
+  });
   v1::LeaseTaskResponse resp;
-  if (stopping_ || pending_.empty()) return resp;
-  const int64_t id = *pending_.begin();
-  pending_.erase(pending_.begin());
+  if (stopping_ || id < 0) return resp;
+  pending_.erase(id);
   auto& t = tasks_.at(id);
   t.set_state(v1::TASK_STATE_LEASED);
   t.set_attempts(t.attempts() + 1);
@@ -578,6 +602,19 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   *out->mutable_lease_deadline() = TimeUtil::MillisecondsToTimestamp(t.lease_deadline_ms());
   if (JobEntry* entry = FindJob(t.job_id())) {
     RecomputeProgress(*entry);
+    if (!entry->job.has_dataset_build()) {
+      const std::string where = absl::StrCat("worker ", w.id(), " (", w.hostname(), ")");
+      entry->job.mutable_progress()->set_phase(t.task().has_train() ? "training" : "evaluating");
+      if (entry->job.state() == v1::JOB_STATE_QUEUED) {
+        SetState(*entry, v1::JOB_STATE_RUNNING, absl::StrCat("started on ", where));
+      } else if (t.attempts() > 1) {
+        AddEvent(*entry, absl::StrCat("restarted on ", where,
+                                      " from the newest checkpoint (attempt ", t.attempts(), ")"));
+      }
+      StoreBatch jb;
+      jb.jobs.push_back(&entry->job);
+      Persist(jb);
+    }
     Touch(*entry);
   }
   return resp;
@@ -594,6 +631,20 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
   }
   (*task)->set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
   task_progress_[req.task_id()] = {req.done(), req.bytes_done()};
+  if (JobEntry* entry = FindJob((*task)->job_id()); entry && !entry->job.has_dataset_build()) {
+    AppendJobLog(entry->job.id(), req.log_lines());
+    if (req.has_training() && req.training().step() > 0) {
+      v1::JobProgress p = req.training();
+      // An evaluation's figures stay until the next one.
+      if (p.precision_at_1() == 0) {
+        p.set_precision_at_1(entry->job.progress().precision_at_1());
+        p.set_precision_at_5(entry->job.progress().precision_at_5());
+      }
+      p.set_phase(entry->job.progress().phase());
+      *entry->job.mutable_progress() = p;
+      Touch(*entry);
+    }
+  }
   resp.set_keep_going(true);
   return resp;
 }
@@ -602,7 +653,9 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(v1::TaskRecord * task, FindLease(req.worker_id(), req.task_id(), req.lease_id()));
   const bool kind_matches = (task->task().has_probe() && req.result().has_probe()) ||
-                            (task->task().has_shard() && req.result().has_shard());
+                            (task->task().has_shard() && req.result().has_shard()) ||
+                            (task->task().has_train() && req.result().has_train()) ||
+                            (task->task().has_eval() && req.result().has_eval());
   if (!kind_matches) {
     return absl::InvalidArgumentError("result: does not match the task's kind");
   }
@@ -617,7 +670,9 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   StoreBatch batch;
   batch.tasks.push_back(task);
   Persist(batch);
-  if (entry != nullptr) {
+  if (entry != nullptr && !entry->job.has_dataset_build()) {
+    OnTrainingTaskDone(*entry, *task);
+  } else if (entry != nullptr) {
     RecomputeProgress(*entry);
     Touch(*entry);
     if (PhaseComplete(*entry)) EnqueuePlanner(entry->job.id());

@@ -57,6 +57,15 @@ class Coordinator {
   // --- clients ---
   absl::StatusOr<retrain::v1::Job> SubmitDatasetBuild(
       const retrain::v1::SubmitDatasetBuildRequest& request);
+  // Training and evaluation (coordinator_training.cc): checked against the
+  // dataset, the trainer's memory plan and the registered workers; a job no
+  // worker could ever host is refused (FAILED_PRECONDITION with the
+  // figures), one that must wait stays QUEUED with the reason.
+  absl::StatusOr<retrain::v1::Job> SubmitTraining(const retrain::v1::SubmitTrainingRequest& request);
+  absl::StatusOr<retrain::v1::Job> SubmitEvaluation(
+      const retrain::v1::SubmitEvaluationRequest& request);
+  absl::StatusOr<retrain::v1::GetJobLogsResponse> GetJobLogs(
+      const retrain::v1::GetJobLogsRequest& request) const;
   absl::StatusOr<retrain::v1::Job> GetJob(const std::string& job_id) const;
   absl::StatusOr<retrain::v1::ListJobsResponse> ListJobs(
       const retrain::v1::ListJobsRequest& request) const;
@@ -108,6 +117,20 @@ class Coordinator {
   void PlanShards(const std::string& job_id);
   void Finalize(const std::string& job_id);
   void AdvanceBuild(const std::string& job_id);
+
+  // Training and evaluation (coordinator_training.cc).
+  absl::StatusOr<retrain::v1::TrainTask> ValidateTrainingSpec(
+      const retrain::v1::TrainingSpec& spec) const;
+  // Callers hold mu_ from here on.
+  absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const;
+  absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
+                                            bool validate_only, retrain::v1::Task task,
+                                            const std::string& reason);
+  bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker) const;
+  void OnTrainingTaskDone(JobEntry& entry, const retrain::v1::TaskRecord& task);
+  void UpdateQueuedReasons();
+  void AppendJobLog(const std::string& job_id,
+                    const google::protobuf::RepeatedPtrField<std::string>& lines);
 
   // Helpers; callers hold mu_.
   JobEntry* FindJob(const std::string& job_id);

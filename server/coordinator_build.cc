@@ -90,7 +90,7 @@ absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
 // Removes temporary files that workers killed mid-write left behind for
 // this build's outputs (AtomicFileWriter names them ".<name>.tmp-<hex>").
 void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::string>& names) {
-  for (const std::string dir : {output, output + "/index"}) {
+  for (const std::string& dir : {output, output + "/index"}) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       const std::string name = e.path().filename().string();

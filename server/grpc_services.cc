@@ -25,16 +25,20 @@ grpc::Status JobServiceImpl::SubmitDatasetBuild(grpc::ServerContext*,
   return Reply(coordinator_.SubmitDatasetBuild(*req), resp);
 }
 
-grpc::Status JobServiceImpl::SubmitTraining(grpc::ServerContext*, const v1::SubmitTrainingRequest*,
-                                            v1::Job*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "training jobs are not available in this version of the coordinator");
+grpc::Status JobServiceImpl::SubmitTraining(grpc::ServerContext*,
+                                            const v1::SubmitTrainingRequest* req, v1::Job* resp) {
+  return Reply(coordinator_.SubmitTraining(*req), resp);
 }
 
 grpc::Status JobServiceImpl::SubmitEvaluation(grpc::ServerContext*,
-                                              const v1::SubmitEvaluationRequest*, v1::Job*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "evaluation jobs are not available in this version of the coordinator");
+                                              const v1::SubmitEvaluationRequest* req,
+                                              v1::Job* resp) {
+  return Reply(coordinator_.SubmitEvaluation(*req), resp);
+}
+
+grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext*, const v1::GetJobLogsRequest* req,
+                                        v1::GetJobLogsResponse* resp) {
+  return Reply(coordinator_.GetJobLogs(*req), resp);
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,

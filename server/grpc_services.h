@@ -29,6 +29,8 @@ class JobServiceImpl final : public retrain::v1::JobService::Service {
                         grpc::ServerWriter<retrain::v1::JobUpdate>* writer) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const retrain::v1::ListWorkersRequest*,
                            retrain::v1::ListWorkersResponse* resp) override;
+  grpc::Status GetJobLogs(grpc::ServerContext*, const retrain::v1::GetJobLogsRequest* req,
+                          retrain::v1::GetJobLogsResponse* resp) override;
 
  private:
   Coordinator& coordinator_;

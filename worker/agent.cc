@@ -11,6 +11,7 @@
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "worker/task_runner.h"
+#include "worker/trainer_task.h"
 
 namespace retrain::worker {
 
@@ -44,9 +45,20 @@ bool Unreachable(const grpc::Status& s) {
          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
+// The options, with retrain-trainer beside this program unless named.
+AgentOptions WithDefaults(AgentOptions options) {
+  if (options.trainer_path.empty()) {
+    char self[4096] = {};
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : std::string();
+    options.trainer_path = dir.substr(0, dir.rfind('/') + 1) + "retrain-trainer";
+  }
+  return options;
+}
+
 }  // namespace
 
-Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+Agent::Agent(AgentOptions options) : options_(WithDefaults(std::move(options))) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
@@ -212,6 +224,39 @@ void Agent::RunTask(const v1::Task& task) {
     auto r = RunShardTask(task.shard(), context);
     if (r.ok()) *result.mutable_shard() = *std::move(r);
     status = r.status();
+  } else if (task.has_train() || task.has_eval()) {
+    TrainerContext tc;
+    tc.trainer_path = options_.trainer_path;
+    tc.cancelled = &task_cancelled_;
+    if (task.has_train() && task.train().stop_grace_secs() > 0) {
+      tc.stop_grace_secs = task.train().stop_grace_secs();
+    }
+    tc.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
+      v1::ReportProgressRequest req;
+      req.set_worker_id(worker_id);
+      req.set_task_id(task.id());
+      req.set_lease_id(task.lease_id());
+      req.set_done(progress.step());
+      *req.mutable_training() = progress;
+      for (auto& l : lines) req.add_log_lines(std::move(l));
+      v1::ReportProgressResponse resp;
+      auto ctx = Context(5000);
+      if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+        task_cancelled_ = true;
+      }
+    };
+    if (task.has_train()) {
+      what = absl::StrCat("train ", task.train().spec().model(), " in ",
+                          task.train().spec().train_dir());
+      auto r = RunTrainTask(task.train(), tc);
+      if (r.ok()) *result.mutable_train() = *std::move(r);
+      status = r.status();
+    } else {
+      what = absl::StrCat("evaluate ", task.eval().spec().checkpoint_dir());
+      auto r = RunEvalTask(task.eval(), tc);
+      if (r.ok()) *result.mutable_eval() = *std::move(r);
+      status = r.status();
+    }
   } else {
     status = absl::UnimplementedError("this worker does not know the task's kind; upgrade it");
   }
@@ -238,10 +283,13 @@ void Agent::RunTask(const v1::Task& task) {
                 s.error_message());
     }
   } else {
-    // Errors writing the output will not go away on another worker.
+    // Errors writing the output will not go away on another worker, nor
+    // will a trainer's configuration error, bad data, diverged loss or
+    // out-of-memory at the same batch size.
     const bool retryable = status.code() != absl::StatusCode::kPermissionDenied &&
                            status.code() != absl::StatusCode::kResourceExhausted &&
-                           status.code() != absl::StatusCode::kUnimplemented;
+                           status.code() != absl::StatusCode::kUnimplemented &&
+                           status.code() != absl::StatusCode::kFailedPrecondition;
     log->error("job {} task {}: {} failed: {}", task.job_id(), task.id(), what,
                std::string(status.message()));
     v1::FailTaskRequest req;

@@ -18,6 +18,9 @@ struct AgentOptions {
   int threads = 1;     // conversion threads per task
   // Give up when the coordinator cannot be reached for this long.
   int unreachable_timeout_s = 300;
+  // The retrain-trainer binary train and eval tasks run (default: beside
+  // this program).
+  std::string trainer_path;
 };
 
 // Thread-safe: Stop() may be called from any thread while Run() runs.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/trainer/model_catalog.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -44,6 +45,16 @@ TEST(ModelRegistryTest, RejectsUnknownNamesAndClassCounts) {
         << e.what();
   }
   EXPECT_THROW(CreateModel("small", 0), TrainerError);
+}
+
+TEST(ModelRegistryTest, MatchesTheCatalogTheCoordinatorChecksAgainst) {
+  std::vector<std::string> names;
+  for (const auto& info : ModelCatalog()) {
+    names.push_back(info.name);
+    EXPECT_EQ(CreateModel(info.name, 3)->DefaultImageSize(), info.default_image_size)
+        << info.name;
+  }
+  EXPECT_EQ(names, ModelNames());
 }
 
 TEST(LinearModelTest, PoolsAnyInputSizeToOneLayerWithoutNormalisation) {

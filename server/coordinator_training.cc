@@ -1,0 +1,349 @@
+// Training and evaluation jobs: admission, placement, progress and logs,
+// and the evaluation that ends every training job.
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/job_states.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "server/coordinator.h"
+#include "worker/trainer/input/input_pipeline.h"
+#include "worker/trainer/input/memory_plan.h"
+#include "worker/trainer/model_catalog.h"
+#include "worker/trainer/trainer_error.h"
+
+namespace retrain::server {
+
+namespace v1 = retrain::v1;
+namespace fs = std::filesystem;
+using google::protobuf::util::TimeUtil;
+
+namespace {
+
+constexpr int kStopGraceSecs = 30;
+
+std::string GiB(int64_t bytes) { return absl::StrFormat("%.1f GiB", bytes / 1073741824.0); }
+
+// The trainer's defaults where the request leaves a field unset.
+int32_t BatchSize(const v1::TrainingSpec& s) { return s.has_batch_size() ? s.batch_size() : 32; }
+int32_t Ranks(const v1::TrainingSpec& s) {
+  return std::max({1, s.num_gpus(), s.num_replicas()});
+}
+
+std::string DescribeNeed(const v1::TrainTask& t) {
+  std::string need = t.gpus() > 0 ? absl::StrCat(t.gpus(), " GPU(s)")
+                                  : absl::StrCat(t.cpu_ranks(), " CPU core(s)");
+  return absl::StrCat(need, " and ", GiB(t.host_memory_bytes()), " of host memory on one worker");
+}
+
+bool WorkerCanHost(const v1::Worker& w, const v1::TrainTask& t, bool free_now) {
+  const auto& r = w.resources();
+  const int64_t memory = free_now && r.free_memory_bytes() > 0 ? r.free_memory_bytes()
+                                                               : r.memory_bytes();
+  return r.cpu_cores() >= t.cpu_ranks() && r.gpus_size() >= t.gpus() &&
+         (memory == 0 || memory >= t.host_memory_bytes());
+}
+
+}  // namespace
+
+absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::TrainingSpec& in) const {
+  v1::TrainTask task;
+  v1::TrainingSpec& s = *task.mutable_spec();
+  s = in;
+  ASSIGN_OR_RETURN(std::string data_dir, roots_.Resolve("spec.data_dir", in.data_dir()));
+  ASSIGN_OR_RETURN(std::string train_dir, roots_.Resolve("spec.train_dir", in.train_dir()));
+  s.set_data_dir(data_dir);
+  s.set_train_dir(train_dir);
+  if (s.model().empty()) s.set_model("inception_v3");
+  const trainer::ModelInfo* model = trainer::FindModelInfo(s.model());
+  if (model == nullptr) {
+    std::string names;
+    for (const auto& m : trainer::ModelCatalog()) absl::StrAppend(&names, names.empty() ? "" : ", ", m.name);
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.model: unknown model '", s.model(), "'; one of: ", names));
+  }
+  if (s.num_gpus() < 0 || s.num_replicas() < 0) {
+    return absl::InvalidArgumentError("spec.num_gpus, spec.num_replicas: must not be negative");
+  }
+  if (s.num_gpus() > 0 && s.num_replicas() > 0) {
+    return absl::InvalidArgumentError(
+        "spec.num_replicas: give num_gpus (GPU ranks) or num_replicas (CPU ranks), not both");
+  }
+  if (BatchSize(s) < 1) return absl::InvalidArgumentError("spec.batch_size: must be at least 1");
+  if (BatchSize(s) % Ranks(s) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.batch_size: ", BatchSize(s), " does not divide among ", Ranks(s),
+        " ranks; give a multiple of ", Ranks(s)));
+  }
+  if (s.max_steps() <= 0 && s.num_epochs() <= 0) {
+    return absl::InvalidArgumentError("spec.max_steps: give max_steps or num_epochs (> 0)");
+  }
+  if (!s.precision().empty() && s.precision() != "fp32" && s.precision() != "bf16") {
+    return absl::InvalidArgumentError("spec.precision: must be fp32 or bf16");
+  }
+  if (!s.augmentation().empty() && s.augmentation() != "inception" && s.augmentation() != "none") {
+    return absl::InvalidArgumentError("spec.augmentation: must be inception or none");
+  }
+  if (s.input_queue_memory_factor() < 0 || (s.has_num_preprocess_threads() && s.num_preprocess_threads() < 1)) {
+    return absl::InvalidArgumentError(
+        "spec.input_queue_memory_factor: must not be negative; spec.num_preprocess_threads: at "
+        "least 1");
+  }
+  if (!s.pretrained_model_checkpoint_path().empty()) {
+    ASSIGN_OR_RETURN(std::string p, roots_.Resolve("spec.pretrained_model_checkpoint_path",
+                                                   s.pretrained_model_checkpoint_path()));
+    s.set_pretrained_model_checkpoint_path(p);
+  }
+  // The dataset, and the host memory the trainer's input pipeline plans
+  // for it (the trainer prints and checks the same plan).
+  try {
+    const trainer::DatasetManifest manifest = trainer::LoadDatasetManifest(data_dir);
+    if (!manifest.has_split("train")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.data_dir: ", data_dir, " has no train split; build one first"));
+    }
+    trainer::InputPipeline::Options p;
+    p.data_dir = data_dir;
+    p.batch_size = BatchSize(s) / Ranks(s);
+    p.image_size = s.image_size() > 0 ? s.image_size() : model->default_image_size;
+    p.num_preprocess_threads = s.has_num_preprocess_threads() ? s.num_preprocess_threads() : 4;
+    p.input_queue_memory_factor =
+        s.has_input_queue_memory_factor() ? s.input_queue_memory_factor() : 16;
+    const trainer::MemoryPlan plan = trainer::PlanInputMemory(p, manifest);
+    task.set_host_memory_bytes(plan.total_bytes * Ranks(s));
+  } catch (const trainer::TrainerError& e) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", e.what()));
+  }
+  task.set_gpus(s.num_gpus());
+  task.set_cpu_ranks(s.num_gpus() > 0 ? 1 : Ranks(s));
+  task.set_stop_grace_secs(kStopGraceSecs);
+  std::error_code ec;
+  fs::create_directories(train_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("spec.train_dir: cannot create ", train_dir, ": ", ec.message()));
+  }
+  return task;
+}
+
+absl::Status Coordinator::CheckSomeWorkerCouldHost(const v1::TrainTask& task) const {
+  // Judged against the workers known now; with none registered the job waits.
+  bool any = false;
+  int64_t largest_memory = 0;
+  int32_t most_cores = 0, most_gpus = 0;
+  for (const auto& [id, w] : workers_) {
+    if (w.state() == v1::WORKER_STATE_LOST) continue;
+    any = true;
+    if (WorkerCanHost(w, task, /*free_now=*/false)) return absl::OkStatus();
+    largest_memory = std::max(largest_memory, w.resources().memory_bytes());
+    most_cores = std::max(most_cores, w.resources().cpu_cores());
+    most_gpus = std::max(most_gpus, w.resources().gpus_size());
+  }
+  if (!any) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the job needs ", DescribeNeed(task), "; the largest worker has ", most_cores,
+      " cores, ", most_gpus, " GPU(s) and ", GiB(largest_memory),
+      ": lower spec.input_queue_memory_factor or spec.batch_size (the shuffle buffer and "
+      "batches take the memory) or spec.num_replicas / spec.num_gpus"));
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequest& req) {
+  ASSIGN_OR_RETURN(v1::TrainTask task, ValidateTrainingSpec(req.spec()));
+  v1::Job job;
+  job.set_type(v1::JOB_TYPE_TRAINING);
+  job.set_priority(req.priority());
+  *job.mutable_training() = task.spec();
+  v1::Task t;
+  *t.mutable_train() = task;
+  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(t),
+                  absl::StrCat("training submitted: ", task.spec().model(), ", needs ",
+                               DescribeNeed(task)));
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluationRequest& req) {
+  v1::EvalTask task;
+  v1::EvaluationSpec& s = *task.mutable_spec();
+  s = req.spec();
+  ASSIGN_OR_RETURN(std::string data_dir, roots_.Resolve("spec.data_dir", s.data_dir()));
+  ASSIGN_OR_RETURN(std::string dir, roots_.Resolve("spec.checkpoint_dir", s.checkpoint_dir()));
+  s.set_data_dir(data_dir);
+  s.set_checkpoint_dir(dir);
+  if (!s.subset().empty() && s.subset() != "validation" && s.subset() != "train") {
+    return absl::InvalidArgumentError("spec.subset: must be validation or train");
+  }
+  if (!fs::exists(fs::path(dir) / "checkpoint")) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("spec.checkpoint_dir: ", dir, " holds no checkpoint; train first"));
+  }
+  v1::Job job;
+  job.set_type(v1::JOB_TYPE_EVALUATION);
+  job.set_priority(req.priority());
+  *job.mutable_evaluation() = s;
+  v1::Task t;
+  *t.mutable_eval() = task;
+  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(t),
+                  "evaluation submitted");
+}
+
+absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& request_id,
+                                              bool validate_only, v1::Task task,
+                                              const std::string& reason) {
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_request_id(request_id);
+  *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  *job.mutable_update_time() = job.create_time();
+  job.mutable_progress()->set_phase("queued");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (task.has_train()) RETURN_IF_ERROR(CheckSomeWorkerCouldHost(task.train()));
+  if (validate_only) return job;
+  if (!request_id.empty()) {
+    auto it = request_ids_.find(request_id);
+    if (it != request_ids_.end()) {
+      const auto& existing = jobs_.at(it->second).job;
+      const bool same =
+          google::protobuf::util::MessageDifferencer::Equals(existing.training(), job.training()) &&
+          google::protobuf::util::MessageDifferencer::Equals(existing.evaluation(),
+                                                             job.evaluation());
+      if (!same) {
+        return absl::AlreadyExistsError(absl::StrCat("request_id: '", request_id,
+                                                     "' was used for job ", existing.id(),
+                                                     " with a different request"));
+      }
+      return existing;
+    }
+  }
+  job.set_id(NewJobId());
+  if (!request_id.empty()) request_ids_[request_id] = job.id();
+  JobEntry& entry = jobs_[job.id()];
+  entry.job = std::move(job);
+  SetState(entry, v1::JOB_STATE_QUEUED, reason);
+  StoreBatch batch;
+  std::vector<v1::TaskRecord*> keep;
+  AddTasks(entry, {std::move(task)}, batch, keep);
+  batch.jobs.push_back(&entry.job);
+  Persist(batch);
+  return entry.job;
+}
+
+bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w) const {
+  if (!t.task().has_train()) return true;
+  // One trainer per worker at a time: it takes the worker's cores.
+  for (const auto& [lease, task_id] : lease_to_task_) {
+    if (tasks_.at(task_id).worker_id() == w.id()) return false;
+  }
+  return WorkerCanHost(w, t.task().train(), /*free_now=*/true);
+}
+
+void Coordinator::OnTrainingTaskDone(JobEntry& entry, const v1::TaskRecord& task) {
+  if (task.result().has_train()) {
+    // Training ends with an evaluation of its final checkpoint.
+    auto* r = entry.job.mutable_training_result();
+    r->set_steps(task.result().train().steps());
+    r->set_final_checkpoint(task.result().train().final_checkpoint());
+    r->set_final_loss(task.result().train().final_loss());
+    r->set_restarts(task.attempts() - 1);
+    v1::Task eval;
+    eval.mutable_eval()->mutable_spec()->set_data_dir(entry.job.training().data_dir());
+    eval.mutable_eval()->mutable_spec()->set_checkpoint_dir(entry.job.training().train_dir());
+    entry.job.mutable_progress()->set_phase("evaluating");
+    AddEvent(entry, absl::StrCat("trained ", r->steps(), " steps (final loss ",
+                                 absl::StrFormat("%.4f", r->final_loss()),
+                                 "); evaluating the final checkpoint"));
+    StoreBatch batch;
+    std::vector<v1::TaskRecord*> keep;
+    batch.drop_tasks.push_back(task.id());
+    tasks_.erase(task.id());
+    AddTasks(entry, {std::move(eval)}, batch, keep);
+    batch.jobs.push_back(&entry.job);
+    Persist(batch);
+    return;
+  }
+  const auto& e = task.result().eval().evaluation();
+  if (entry.job.type() == v1::JOB_TYPE_TRAINING) {
+    *entry.job.mutable_training_result()->mutable_evaluation() = e;
+  } else {
+    *entry.job.mutable_evaluation_result() = e;
+  }
+  entry.job.mutable_progress()->set_precision_at_1(e.precision_at_1());
+  entry.job.mutable_progress()->set_precision_at_5(e.precision_at_5());
+  entry.job.mutable_progress()->set_phase("done");
+  EndJob(entry, v1::JOB_STATE_SUCCEEDED,
+         absl::StrFormat("precision @ 1 = %.4f, @ 5 = %.4f on %d examples (%s)",
+                         e.precision_at_1(), e.precision_at_5(), e.num_examples(),
+                         e.checkpoint()));
+}
+
+void Coordinator::UpdateQueuedReasons() {
+  for (auto& [id, entry] : jobs_) {
+    if (entry.job.state() != v1::JOB_STATE_QUEUED || entry.task_ids.empty()) continue;
+    const v1::TaskRecord& t = tasks_.at(entry.task_ids.front());
+    std::string reason;
+    if (!t.task().has_train()) {
+      reason = "queued: waiting for a free worker";
+    } else {
+      int live = 0, fitting = 0;
+      for (const auto& [wid, w] : workers_) {
+        if (w.state() == v1::WORKER_STATE_LOST) continue;
+        ++live;
+        fitting += WorkerCanHost(w, t.task().train(), /*free_now=*/false) ? 1 : 0;
+      }
+      reason = live == 0      ? "queued: no worker registered"
+               : fitting == 0 ? absl::StrCat("queued: needs ", DescribeNeed(t.task().train()),
+                                             "; no registered worker has that")
+                              : absl::StrCat("queued: needs ", DescribeNeed(t.task().train()),
+                                             "; the ", fitting,
+                                             " worker(s) that have it are busy");
+    }
+    if (entry.job.progress().phase() != reason) {
+      entry.job.mutable_progress()->set_phase(reason);
+      AddEvent(entry, reason);
+    }
+  }
+}
+
+void Coordinator::AppendJobLog(const std::string& job_id,
+                               const google::protobuf::RepeatedPtrField<std::string>& lines) {
+  if (lines.empty()) return;
+  const fs::path dir = fs::path(options_.state_dir) / "logs";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::ofstream out(dir / (job_id + ".log"), std::ios::app);
+  for (const auto& l : lines) out << l << '\n';
+}
+
+absl::StatusOr<v1::GetJobLogsResponse> Coordinator::GetJobLogs(
+    const v1::GetJobLogsRequest& req) const {
+  if (req.offset() < 0) return absl::InvalidArgumentError("offset: must not be negative");
+  bool ended = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = jobs_.find(req.job_id());
+    if (it == jobs_.end()) {
+      return absl::NotFoundError(absl::StrCat("job_id: no job '", req.job_id(), "'"));
+    }
+    ended = IsFinalState(it->second.job.state());
+  }
+  v1::GetJobLogsResponse resp;
+  const int max_lines = req.max_lines() > 0 ? std::min(req.max_lines(), 10000) : 1000;
+  std::ifstream in(fs::path(options_.state_dir) / "logs" / (req.job_id() + ".log"));
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    if (n++ < req.offset()) continue;
+    if (resp.lines_size() == max_lines) {
+      ended = false;  // more to read
+      break;
+    }
+    resp.add_lines(line);
+  }
+  resp.set_next_offset(req.offset() + resp.lines_size());
+  resp.set_job_ended(ended);
+  return resp;
+}
+
+}  // namespace retrain::server

@@ -1,0 +1,250 @@
+// Training and evaluation jobs through the real coordinator, workers and
+// retrain-trainer processes on loopback, on MNIST digits built into shards
+// by the service itself: accuracy, a killed worker, a killed coordinator,
+// admission and queueing, cancel.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "common/job_states.h"
+#include "tests/support/cluster.h"
+
+namespace retrain::testing {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = retrain::v1;
+using ::testing::HasSubstr;
+
+// `limit` MNIST digits (0: all 10,000) built into shards under `root`/data.
+void BuildDigits(Cluster& cluster, const std::string& root, int limit) {
+  const std::string digits = RETRAIN_MNIST_DIGITS;
+  ASSERT_TRUE(fs::exists(digits + "/9.json"))
+      << digits << " is missing: run scripts/fetch-sample-data (scripts/test does)";
+  std::vector<std::string> args{BinDir() + "/retrain-make-images", "mnist", "--digits", digits,
+                                "--out", root + "/mnist"};
+  if (limit > 0) args.insert(args.end(), {"--limit", std::to_string(limit)});
+  CommandResult made = RunCommand(args);
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  v1::SubmitDatasetBuildRequest req;
+  auto* s = req.mutable_spec();
+  s->set_train_directory(root + "/mnist/train");
+  s->set_validation_directory(root + "/mnist/validation");
+  s->set_labels_file(root + "/mnist/labels.txt");
+  s->set_output_directory(root + "/data");
+  s->set_train_shards(4);
+  s->set_validation_shards(1);
+  v1::Job job;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().SubmitDatasetBuild(&ctx, req, &job).ok());
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+}
+
+v1::TrainingSpec DigitsSpec(const std::string& root, const std::string& run, int64_t steps) {
+  v1::TrainingSpec s;
+  s.set_data_dir(root + "/data");
+  s.set_train_dir(root + "/" + run);
+  s.set_model("small");
+  s.set_augmentation("none");
+  s.set_batch_size(64);
+  s.set_max_steps(steps);
+  s.set_initial_learning_rate(0.05);
+  s.set_input_queue_memory_factor(1);
+  s.set_num_preprocess_threads(1);
+  s.set_checkpoint_every_steps(20);
+  s.set_seed(7);
+  return s;
+}
+
+grpc::Status Submit(Cluster& cluster, const v1::TrainingSpec& spec, v1::Job* job,
+                    int priority = 0) {
+  v1::SubmitTrainingRequest req;
+  *req.mutable_spec() = spec;
+  req.set_priority(priority);
+  grpc::ClientContext ctx;
+  return cluster.jobs().SubmitTraining(&ctx, req, job);
+}
+
+bool HistorySays(const v1::Job& job, const std::string& text) {
+  for (const auto& e : job.history()) {
+    if (e.reason().find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+int64_t NewestCheckpointStep(const std::string& train_dir) {
+  int64_t best = -1;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(train_dir, ec)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("model.ckpt-", 0) == 0) best = std::max<int64_t>(best, std::stoll(name.substr(11)));
+  }
+  return best;
+}
+
+TEST(TrainingServiceTest, DigitsTrainOnTwoReplicasAndEndEvaluated) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(2);
+  cluster.StartWorker(2);
+  BuildDigits(cluster, dir.path(), 0);
+  // 8 epochs of 8,000 digits in batches of 64, over 2 CPU ranks.
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 0);
+  spec.clear_max_steps();
+  spec.set_num_epochs(8);
+  spec.set_num_epochs_per_decay(2);
+  spec.set_learning_rate_decay_factor(0.5);
+  spec.set_num_replicas(2);
+  spec.set_checkpoint_every_steps(500);
+  CommandResult r = cluster.Cli(
+      {"train", "--data_dir", spec.data_dir(), "--train_dir", spec.train_dir(), "--model", "small",
+       "--augmentation", "none", "--batch_size", "64", "--num_epochs", "8",
+       "--initial_learning_rate", "0.05", "--num_epochs_per_decay", "2",
+       "--learning_rate_decay_factor", "0.5", "--input_queue_memory_factor", "1",
+       "--num_preprocess_threads", "1", "--num_replicas", "2", "--seed", "7", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_THAT(r.out, HasSubstr("trained 1000 steps"));
+  EXPECT_THAT(r.out, HasSubstr("evaluation: precision @ 1 = 0.9"));
+  v1::ListJobsRequest list;
+  list.set_type(v1::JOB_TYPE_TRAINING);
+  v1::ListJobsResponse jobs;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().ListJobs(&ctx, list, &jobs).ok());
+  ASSERT_EQ(jobs.jobs_size(), 1);
+  const v1::Job& job = jobs.jobs(0);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(job.training_result().steps(), 1000);
+  EXPECT_GE(job.training_result().evaluation().precision_at_1(), 0.97);
+  EXPECT_EQ(job.training_result().evaluation().num_examples(), 2000);
+  // The trainer's log stays readable after the job.
+  CommandResult logs = cluster.Cli({"logs", job.id()});
+  EXPECT_EQ(logs.exit_code, 0);
+  EXPECT_THAT(logs.out, HasSubstr("rank 0 of 2 (gloo)"));
+  EXPECT_THAT(logs.out, HasSubstr("step 1000, loss"));
+}
+
+TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
+  TempDir dir;
+  ClusterOptions options;
+  options.lease_timeout_ms = 2000;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 2000);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "run", 400), &job).ok());
+  job = cluster.WaitForJob(job.id(), [&](const v1::Job&) {
+    return NewestCheckpointStep(dir.path() + "/run") >= 40;
+  }, std::chrono::seconds(180));
+  // Kill the worker that holds the training task.
+  v1::ListWorkersResponse workers;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
+  int busy = -1;
+  for (int i = 0; i < workers.workers_size(); ++i) {
+    if (workers.workers(i).task_ids_size() > 0) busy = i;
+  }
+  ASSERT_GE(busy, 0);
+  const int64_t checkpoint = NewestCheckpointStep(dir.path() + "/run");
+  bool killed = false;
+  for (auto& w : cluster.workers()) {
+    if (w->pid() == workers.workers(busy).pid()) {
+      w->Signal(SIGKILL);
+      killed = true;
+    }
+  }
+  ASSERT_TRUE(killed);
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.training_result().steps(), 400);
+  EXPECT_GE(job.training_result().restarts(), 1);
+  EXPECT_TRUE(HistorySays(job, "restarted on worker")) << job.DebugString();
+  // The second run resumed from a checkpoint at or after the one on disk at the kill.
+  CommandResult logs = cluster.Cli({"logs", job.id()});
+  const auto at = logs.out.rfind("resuming from ");
+  ASSERT_NE(at, std::string::npos) << logs.out;
+  const auto step_at = logs.out.find(" at step ", at);
+  EXPECT_GE(std::stoll(logs.out.substr(step_at + 9)), checkpoint);
+}
+
+TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 2000);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "run", 300), &job).ok());
+  cluster.WaitForJob(job.id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
+                     std::chrono::seconds(180));
+  const int port = cluster.port();
+  cluster.KillServer(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  cluster.StartServer(port);
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
+}
+
+TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 1000);
+
+  // A memory plan no worker can hold is refused at submit, with the figures.
+  v1::TrainingSpec huge = DigitsSpec(dir.path(), "huge", 10);
+  huge.set_input_queue_memory_factor(50000000);
+  v1::Job refused;
+  grpc::Status s = Submit(cluster, huge, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("of host memory on one worker"));
+  EXPECT_THAT(s.error_message(), HasSubstr("input_queue_memory_factor"));
+  // A bad request names its field.
+  v1::TrainingSpec odd = DigitsSpec(dir.path(), "odd", 10);
+  odd.set_num_replicas(2);
+  odd.set_batch_size(63);
+  s = Submit(cluster, odd, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.batch_size"));
+
+  // One worker: the first job runs, the others wait and say why; the
+  // higher priority goes first.
+  v1::Job a, low, high;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "a", 100000), &a).ok());
+  cluster.WaitForJob(a.id(), [](const v1::Job& j) { return j.progress().step() >= 20; },
+                     std::chrono::seconds(120));
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "low", 20), &low, 0).ok());
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "high", 20), &high, 5).ok());
+  low = cluster.WaitForJob(low.id(), [](const v1::Job& j) {
+    return j.progress().phase().find("busy") != std::string::npos;
+  });
+  EXPECT_EQ(low.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_THAT(low.progress().phase(), HasSubstr("needs 1 CPU core(s)"));
+
+  // Cancel: the trainer checkpoints, the job ends CANCELLED, the worker is free.
+  CommandResult c = cluster.Cli({"cancel", a.id()});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  high = cluster.WaitForJob(high.id(), [](const v1::Job& j) { return IsFinalState(j.state()); },
+                            std::chrono::seconds(180));
+  EXPECT_EQ(high.state(), v1::JOB_STATE_SUCCEEDED) << high.error();
+  low = cluster.WaitForEnd(low.id(), std::chrono::seconds(180));
+  EXPECT_EQ(low.state(), v1::JOB_STATE_SUCCEEDED) << low.error();
+  EXPECT_LT(high.end_time().seconds() * 1000 + high.end_time().nanos() / 1000000,
+            low.end_time().seconds() * 1000 + low.end_time().nanos() / 1000000);
+  v1::Job cancelled = cluster.WaitForEnd(a.id());
+  EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 20) << "the cancelled run kept no checkpoint";
+}
+
+}  // namespace
+}  // namespace retrain::testing

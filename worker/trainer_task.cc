@@ -1,0 +1,241 @@
+#include "worker/trainer_task.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+
+namespace retrain::worker {
+
+namespace v1 = retrain::v1;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// What the trainer said while it ran.
+struct TrainerOutcome {
+  int exit_code = 0;  // 128 + signal when killed
+  bool cancelled = false;
+  std::string last_error_line;  // its last "retrain-trainer: ..." line
+  v1::JobProgress progress;
+  nlohmann::json done_event;  // {"event":"done",...}
+  std::string last_checkpoint;
+};
+
+void ApplyEvent(const nlohmann::json& e, TrainerOutcome* out) {
+  const std::string kind = e.value("event", "");
+  v1::JobProgress& p = out->progress;
+  if (kind == "step") {
+    p.set_phase("training");
+    p.set_step(e.value("step", int64_t{0}));
+    p.set_max_steps(e.value("max_steps", int64_t{0}));
+    p.set_epoch(e.value("epoch", 0.0));
+    p.set_loss(e.value("loss", 0.0));
+    p.set_learning_rate(e.value("learning_rate", 0.0));
+    p.set_examples_per_sec(e.value("examples_per_sec", 0.0));
+    p.set_done(p.step());
+    p.set_total(p.max_steps());
+    p.set_rate(p.examples_per_sec());
+    const double sec_per_batch = e.value("sec_per_batch", 0.0);
+    p.set_eta_seconds(sec_per_batch * static_cast<double>(p.max_steps() - p.step()));
+  } else if (kind == "eval") {
+    p.set_precision_at_1(e.value("precision_at_1", 0.0));
+    p.set_precision_at_5(e.value("precision_at_5", 0.0));
+    out->done_event = e;
+  } else if (kind == "checkpoint") {
+    out->last_checkpoint = e.value("path", "");
+  } else if (kind == "done") {
+    out->done_event = e;
+  }
+}
+
+// Runs `argv` to its end, relaying as TrainerContext says.
+TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerContext& context) {
+  TrainerOutcome out;
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    out.exit_code = 1;
+    out.last_error_line = absl::StrCat("cannot create pipes: ", std::strerror(errno));
+    return out;
+  }
+  std::vector<char*> cargv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // The trainer dies with its worker: a lost worker's job restarts
+    // elsewhere from the checkpoint, never twice at once.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    dup2(out_pipe[1], 1);
+    dup2(err_pipe[1], 2);
+    execv(cargv[0], cargv.data());
+    std::fprintf(stderr, "retrain-trainer: cannot run %s: %s\n", cargv[0], std::strerror(errno));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  std::string out_buf, err_buf;
+  std::vector<std::string> lines;
+  auto last_report = Clock::now();
+  bool out_open = true, err_open = true, term_sent = false;
+  Clock::time_point kill_at;
+  auto take_lines = [&](std::string& buf, bool is_stdout) {
+    size_t nl;
+    while ((nl = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (is_stdout) {
+        auto j = nlohmann::json::parse(line, nullptr, false);
+        if (j.is_object()) ApplyEvent(j, &out);
+      } else {
+        if (line.rfind("retrain-trainer: ", 0) == 0) out.last_error_line = line.substr(17);
+        lines.push_back(std::move(line));
+      }
+    }
+  };
+  while (out_open || err_open) {
+    pollfd fds[2] = {{out_open ? out_pipe[0] : -1, POLLIN, 0},
+                     {err_open ? err_pipe[0] : -1, POLLIN, 0}};
+    poll(fds, 2, 200);
+    char chunk[65536];
+    for (int k = 0; k < 2; ++k) {
+      if (fds[k].revents == 0) continue;
+      const ssize_t n = read(fds[k].fd, chunk, sizeof chunk);
+      if (n > 0) {
+        (k == 0 ? out_buf : err_buf).append(chunk, static_cast<size_t>(n));
+        take_lines(k == 0 ? out_buf : err_buf, k == 0);
+      } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        (k == 0 ? out_open : err_open) = false;
+      }
+    }
+    if (context.cancelled != nullptr && *context.cancelled && !term_sent) {
+      kill(pid, SIGTERM);
+      term_sent = true;
+      out.cancelled = true;
+      kill_at = Clock::now() + std::chrono::seconds(context.stop_grace_secs);
+    }
+    if (term_sent && Clock::now() > kill_at) kill(pid, SIGKILL);
+    if (context.report && Clock::now() - last_report > std::chrono::seconds(1)) {
+      context.report(out.progress, std::move(lines));
+      lines.clear();
+      last_report = Clock::now();
+    }
+  }
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (context.report) context.report(out.progress, std::move(lines));
+  return out;
+}
+
+absl::Status StatusOf(const TrainerOutcome& o) {
+  if (o.cancelled) return absl::CancelledError("stopped on request");
+  if (o.exit_code == 0) return absl::OkStatus();
+  const std::string why = o.last_error_line.empty()
+                              ? absl::StrCat("retrain-trainer exited with code ", o.exit_code)
+                              : o.last_error_line;
+  switch (o.exit_code) {
+    case 2:  // configuration
+    case 3:  // bad data
+    case 4:  // diverged
+    case 5:  // out of memory at this batch size
+      return absl::FailedPreconditionError(why);
+    default:
+      if (o.exit_code > 128) {
+        return absl::InternalError(absl::StrCat("retrain-trainer was killed by signal ",
+                                                o.exit_code - 128, " (", strsignal(o.exit_code - 128),
+                                                ")"));
+      }
+      return absl::InternalError(why);
+  }
+}
+
+template <typename T>
+void Flag(std::vector<std::string>* args, const char* name, const T& value) {
+  args->push_back(absl::StrCat("--", name));
+  args->push_back(absl::StrCat(value));
+}
+
+}  // namespace
+
+std::vector<std::string> TrainArguments(const v1::TrainingSpec& s) {
+  std::vector<std::string> a{"train", "--data_dir", s.data_dir(), "--train_dir", s.train_dir()};
+  if (!s.model().empty()) Flag(&a, "model", s.model());
+  if (s.has_batch_size()) Flag(&a, "batch_size", s.batch_size());
+  if (s.has_max_steps()) Flag(&a, "max_steps", s.max_steps());
+  if (s.has_num_epochs()) Flag(&a, "num_epochs", s.num_epochs());
+  if (s.has_image_size()) Flag(&a, "image_size", s.image_size());
+  if (s.has_input_queue_memory_factor()) {
+    Flag(&a, "input_queue_memory_factor", s.input_queue_memory_factor());
+  }
+  if (s.has_num_preprocess_threads()) Flag(&a, "num_preprocess_threads", s.num_preprocess_threads());
+  if (s.has_num_readers()) Flag(&a, "num_readers", s.num_readers());
+  if (s.has_num_gpus() && s.num_gpus() > 0) Flag(&a, "num_gpus", s.num_gpus());
+  if (s.has_num_replicas() && s.num_replicas() > 1) Flag(&a, "num_replicas", s.num_replicas());
+  if (s.has_initial_learning_rate()) Flag(&a, "initial_learning_rate", s.initial_learning_rate());
+  if (s.has_num_epochs_per_decay()) Flag(&a, "num_epochs_per_decay", s.num_epochs_per_decay());
+  if (s.has_learning_rate_decay_factor()) {
+    Flag(&a, "learning_rate_decay_factor", s.learning_rate_decay_factor());
+  }
+  if (s.has_rmsprop_decay()) Flag(&a, "rmsprop_decay", s.rmsprop_decay());
+  if (s.has_momentum()) Flag(&a, "momentum", s.momentum());
+  if (s.has_rmsprop_epsilon()) Flag(&a, "rmsprop_epsilon", s.rmsprop_epsilon());
+  if (s.fine_tune()) a.push_back("--fine_tune");
+  if (!s.pretrained_model_checkpoint_path().empty()) {
+    Flag(&a, "pretrained_model_checkpoint_path", s.pretrained_model_checkpoint_path());
+  }
+  if (!s.precision().empty()) Flag(&a, "precision", s.precision());
+  if (s.has_seed()) Flag(&a, "seed", s.seed());
+  if (!s.augmentation().empty()) Flag(&a, "augmentation", s.augmentation());
+  if (s.has_checkpoint_every_steps()) Flag(&a, "checkpoint_every_steps", s.checkpoint_every_steps());
+  if (s.has_checkpoint_every_secs()) Flag(&a, "checkpoint_every_secs", s.checkpoint_every_secs());
+  return a;
+}
+
+absl::StatusOr<v1::TrainTaskResult> RunTrainTask(const v1::TrainTask& task,
+                                                 const TrainerContext& context) {
+  std::vector<std::string> argv{context.trainer_path};
+  for (auto& a : TrainArguments(task.spec())) argv.push_back(std::move(a));
+  if (task.stop_grace_secs() > 0) Flag(&argv, "stop_grace_secs", task.stop_grace_secs());
+  const TrainerOutcome o = RunTrainer(argv, context);
+  if (absl::Status s = StatusOf(o); !s.ok()) return s;
+  v1::TrainTaskResult r;
+  r.set_steps(o.done_event.value("step", int64_t{0}));
+  r.set_final_loss(o.done_event.value("loss", 0.0));
+  r.set_final_checkpoint(o.last_checkpoint);
+  return r;
+}
+
+absl::StatusOr<v1::EvalTaskResult> RunEvalTask(const v1::EvalTask& task,
+                                               const TrainerContext& context) {
+  std::vector<std::string> argv{context.trainer_path,   "eval",
+                                "--data_dir",           task.spec().data_dir(),
+                                "--checkpoint_dir",     task.spec().checkpoint_dir(),
+                                "--run_once"};
+  if (!task.spec().subset().empty()) Flag(&argv, "subset", task.spec().subset());
+  const TrainerOutcome o = RunTrainer(argv, context);
+  if (absl::Status s = StatusOf(o); !s.ok()) return s;
+  v1::EvalTaskResult r;
+  auto* e = r.mutable_evaluation();
+  e->set_num_examples(o.done_event.value("num_examples", int64_t{0}));
+  e->set_precision_at_1(o.done_event.value("precision_at_1", 0.0));
+  e->set_precision_at_5(o.done_event.value("precision_at_5", 0.0));
+  e->set_checkpoint(o.done_event.value("checkpoint", ""));
+  return r;
+}
+
+}  // namespace retrain::worker

@@ -1,0 +1,43 @@
+// Train and eval tasks: the worker runs retrain-trainer as a child process,
+// turns its JSON events (stdout) into progress, relays its log lines
+// (stderr), stops it on request, and maps how it ended to a status. No RPC.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "retrain/v1/job.pb.h"
+#include "retrain/v1/worker.pb.h"
+
+namespace retrain::worker {
+
+struct TrainerContext {
+  // The retrain-trainer binary.
+  std::string trainer_path;
+  // Called about once a second (and at the end) from the running thread
+  // with the latest figures and the log lines since the last call.
+  std::function<void(const retrain::v1::JobProgress& progress, std::vector<std::string> lines)>
+      report;
+  // Set from another thread to stop: the trainer gets SIGTERM (it writes a
+  // checkpoint and exits), then SIGKILL after `stop_grace_secs`.
+  const std::atomic<bool>* cancelled = nullptr;
+  int stop_grace_secs = 30;
+};
+
+// The trainer's exit status as a status: OK; FAILED_PRECONDITION for what a
+// retry cannot fix (a configuration error, bad data, a diverged loss, out
+// of memory at this batch size), with the trainer's own last error line;
+// INTERNAL for a crash or a signal (a retry from the checkpoint may help);
+// CANCELLED when `cancelled` stopped it.
+absl::StatusOr<retrain::v1::TrainTaskResult> RunTrainTask(const retrain::v1::TrainTask& task,
+                                                         const TrainerContext& context);
+absl::StatusOr<retrain::v1::EvalTaskResult> RunEvalTask(const retrain::v1::EvalTask& task,
+                                                       const TrainerContext& context);
+
+// retrain-trainer's arguments for a spec (flags only for fields that are set).
+std::vector<std::string> TrainArguments(const retrain::v1::TrainingSpec& spec);
+
+}  // namespace retrain::worker
