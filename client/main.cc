@@ -246,6 +246,7 @@ int main(int argc, char** argv) {
   // train
   int priority = 0;
   std::string t_data, t_train_dir, t_model, t_precision, t_pretrained, t_augmentation;
+  int t_workers = 0;
   int t_batch = 0, t_image = 0, t_factor = 0, t_threads = 0, t_readers = 0, t_gpus = 0,
       t_replicas = 0, t_ckpt_secs = 0;
   int64_t t_steps = 0, t_ckpt_steps = 0;
@@ -277,8 +278,10 @@ int main(int argc, char** argv) {
       {"num_preprocess_threads",
        train->add_option("--num_preprocess_threads", t_threads, "Decode threads (default 4)")},
       {"num_readers", train->add_option("--num_readers", t_readers, "Shards read at once")},
-      {"num_gpus", train->add_option("--num_gpus", t_gpus, "GPU ranks on one worker")},
-      {"num_replicas", train->add_option("--num_replicas", t_replicas, "CPU ranks on one worker")},
+      {"num_gpus", train->add_option("--num_gpus", t_gpus, "GPU ranks per worker")},
+      {"num_replicas", train->add_option("--num_replicas", t_replicas, "CPU ranks per worker")},
+      {"num_workers", train->add_option("--num_workers", t_workers,
+                                        "Workers the job spans, started together (default 1)")},
       {"initial_learning_rate", train->add_option("--initial_learning_rate", t_lr)},
       {"num_epochs_per_decay", train->add_option("--num_epochs_per_decay", t_epd)},
       {"learning_rate_decay_factor", train->add_option("--learning_rate_decay_factor",
@@ -418,6 +421,7 @@ int main(int argc, char** argv) {
     if (set("num_readers")) s->set_num_readers(t_readers);
     if (set("num_gpus")) s->set_num_gpus(t_gpus);
     if (set("num_replicas")) s->set_num_replicas(t_replicas);
+    if (set("num_workers")) s->set_num_workers(t_workers);
     if (set("initial_learning_rate")) s->set_initial_learning_rate(t_lr);
     if (set("num_epochs_per_decay")) s->set_num_epochs_per_decay(t_epd);
     if (set("learning_rate_decay_factor")) s->set_learning_rate_decay_factor(t_decay_factor);

@@ -313,6 +313,7 @@ void Coordinator::RequeueOrFail(v1::TaskRecord& task, const std::string& why) {
   task.set_state(v1::TASK_STATE_PENDING);
   task.set_worker_id("");
   pending_.insert(task.id());
+  if (task.task().has_train() && task.task().train().nnodes() > 1) RequeueGang(*entry, task, why);
   AddEvent(*entry, absl::StrCat(TaskName(task), " re-queued: ", why));
   StoreBatch batch;
   batch.tasks.push_back(&task);
@@ -357,6 +358,7 @@ void Coordinator::Tick() {
       Persist(batch);
     }
   }
+  PlaceGangs();
   UpdateQueuedReasons();
   for (auto& [id, entry] : jobs_) {
     if (entry.job.state() != v1::JOB_STATE_RUNNING) continue;

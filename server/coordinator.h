@@ -124,11 +124,16 @@ class Coordinator {
   // Callers hold mu_ from here on.
   absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const;
   absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
-                                            bool validate_only, retrain::v1::Task task,
+                                            bool validate_only,
+                                            std::vector<retrain::v1::Task> tasks,
                                             const std::string& reason);
   bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker) const;
   void OnTrainingTaskDone(JobEntry& entry, const retrain::v1::TaskRecord& task);
   void UpdateQueuedReasons();
+  // Places jobs that span several workers when enough are free.
+  void PlaceGangs();
+  // A part of such a job failed or was lost: stop and re-place every part.
+  void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why);
   void AppendJobLog(const std::string& job_id,
                     const google::protobuf::RepeatedPtrField<std::string>& lines);
 

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -27,18 +29,29 @@ namespace {
 
 constexpr int kStopGraceSecs = 30;
 
-std::string GiB(int64_t bytes) { return absl::StrFormat("%.1f GiB", bytes / 1073741824.0); }
+// "1.7 GiB", "340.0 MiB": the trainer's own formatting.
+std::string GiB(int64_t bytes) { return trainer::HumanBytes(static_cast<double>(bytes)); }
 
 // The trainer's defaults where the request leaves a field unset.
 int32_t BatchSize(const v1::TrainingSpec& s) { return s.has_batch_size() ? s.batch_size() : 32; }
-int32_t Ranks(const v1::TrainingSpec& s) {
+// Ranks on each worker, workers, and ranks in all.
+int32_t RanksPerWorker(const v1::TrainingSpec& s) {
   return std::max({1, s.num_gpus(), s.num_replicas()});
+}
+int32_t Workers(const v1::TrainingSpec& s) { return std::max(1, s.num_workers()); }
+int32_t Ranks(const v1::TrainingSpec& s) { return RanksPerWorker(s) * Workers(s); }
+
+// A rendezvous port for a job's rank 0, different per job and attempt.
+int32_t RendezvousPort(const std::string& job_id, int attempt) {
+  return 29600 + static_cast<int32_t>((std::hash<std::string>()(job_id) + 7919u * attempt) % 20000);
 }
 
 std::string DescribeNeed(const v1::TrainTask& t) {
   std::string need = t.gpus() > 0 ? absl::StrCat(t.gpus(), " GPU(s)")
                                   : absl::StrCat(t.cpu_ranks(), " CPU core(s)");
-  return absl::StrCat(need, " and ", GiB(t.host_memory_bytes()), " of host memory on one worker");
+  return absl::StrCat(need, " and ", GiB(t.host_memory_bytes()), " of host memory on ",
+                      t.nnodes() > 1 ? absl::StrCat("each of ", t.nnodes(), " workers")
+                                     : std::string("one worker"));
 }
 
 bool WorkerCanHost(const v1::Worker& w, const v1::TrainTask& t, bool free_now) {
@@ -75,6 +88,7 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
         "spec.num_replicas: give num_gpus (GPU ranks) or num_replicas (CPU ranks), not both");
   }
   if (BatchSize(s) < 1) return absl::InvalidArgumentError("spec.batch_size: must be at least 1");
+  if (s.num_workers() < 0) return absl::InvalidArgumentError("spec.num_workers: must not be negative");
   if (BatchSize(s) % Ranks(s) != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec.batch_size: ", BatchSize(s), " does not divide among ", Ranks(s),
@@ -115,12 +129,13 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
     p.input_queue_memory_factor =
         s.has_input_queue_memory_factor() ? s.input_queue_memory_factor() : 16;
     const trainer::MemoryPlan plan = trainer::PlanInputMemory(p, manifest);
-    task.set_host_memory_bytes(plan.total_bytes * Ranks(s));
+    task.set_host_memory_bytes(plan.total_bytes * RanksPerWorker(s));
   } catch (const trainer::TrainerError& e) {
     return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", e.what()));
   }
   task.set_gpus(s.num_gpus());
-  task.set_cpu_ranks(s.num_gpus() > 0 ? 1 : Ranks(s));
+  task.set_cpu_ranks(s.num_gpus() > 0 ? 1 : RanksPerWorker(s));
+  task.set_nnodes(Workers(s));
   task.set_stop_grace_secs(kStopGraceSecs);
   std::error_code ec;
   fs::create_directories(train_dir, ec);
@@ -158,9 +173,14 @@ absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequ
   job.set_type(v1::JOB_TYPE_TRAINING);
   job.set_priority(req.priority());
   *job.mutable_training() = task.spec();
-  v1::Task t;
-  *t.mutable_train() = task;
-  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(t),
+  // One task per worker the job spans; they start together (PlaceGangs).
+  std::vector<v1::Task> tasks;
+  for (int node = 0; node < task.nnodes(); ++node) {
+    v1::Task& t = tasks.emplace_back();
+    *t.mutable_train() = task;
+    t.mutable_train()->set_node_rank(node);
+  }
+  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(tasks),
                   absl::StrCat("training submitted: ", task.spec().model(), ", needs ",
                                DescribeNeed(task)));
 }
@@ -184,14 +204,14 @@ absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluation
   job.set_type(v1::JOB_TYPE_EVALUATION);
   job.set_priority(req.priority());
   *job.mutable_evaluation() = s;
-  v1::Task t;
-  *t.mutable_eval() = task;
-  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(t),
+  std::vector<v1::Task> tasks(1);
+  *tasks[0].mutable_eval() = task;
+  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(tasks),
                   "evaluation submitted");
 }
 
 absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& request_id,
-                                              bool validate_only, v1::Task task,
+                                              bool validate_only, std::vector<v1::Task> tasks,
                                               const std::string& reason) {
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_request_id(request_id);
@@ -199,7 +219,7 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   *job.mutable_update_time() = job.create_time();
   job.mutable_progress()->set_phase("queued");
   std::lock_guard<std::mutex> lock(mu_);
-  if (task.has_train()) RETURN_IF_ERROR(CheckSomeWorkerCouldHost(task.train()));
+  if (tasks[0].has_train()) RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
   if (validate_only) return job;
   if (!request_id.empty()) {
     auto it = request_ids_.find(request_id);
@@ -224,14 +244,23 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   SetState(entry, v1::JOB_STATE_QUEUED, reason);
   StoreBatch batch;
   std::vector<v1::TaskRecord*> keep;
-  AddTasks(entry, {std::move(task)}, batch, keep);
+  AddTasks(entry, std::move(tasks), batch, keep);
   batch.jobs.push_back(&entry.job);
   Persist(batch);
   return entry.job;
 }
 
 bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w) const {
+  // A worker placed for a part of a job over several workers waits for it.
+  for (const auto& [id, other] : tasks_) {
+    if (other.reserved_worker_id() == w.id() && other.state() == v1::TASK_STATE_PENDING &&
+        id != t.id()) {
+      return false;
+    }
+  }
   if (!t.task().has_train()) return true;
+  // The parts of a job over several workers go where PlaceGangs put them.
+  if (t.task().train().nnodes() > 1) return t.reserved_worker_id() == w.id();
   // One trainer per worker at a time: it takes the worker's cores.
   for (const auto& [lease, task_id] : lease_to_task_) {
     if (tasks_.at(task_id).worker_id() == w.id()) return false;
@@ -240,6 +269,7 @@ bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w) const {
 }
 
 void Coordinator::OnTrainingTaskDone(JobEntry& entry, const v1::TaskRecord& task) {
+  if (task.result().has_train() && !PhaseComplete(entry)) return;  // other workers' parts run on
   if (task.result().has_train()) {
     // Training ends with an evaluation of its final checkpoint.
     auto* r = entry.job.mutable_training_result();
@@ -251,14 +281,24 @@ void Coordinator::OnTrainingTaskDone(JobEntry& entry, const v1::TaskRecord& task
     eval.mutable_eval()->mutable_spec()->set_data_dir(entry.job.training().data_dir());
     eval.mutable_eval()->mutable_spec()->set_checkpoint_dir(entry.job.training().train_dir());
     entry.job.mutable_progress()->set_phase("evaluating");
+    // Node 0's result speaks for the job (its rank 0 wrote the checkpoint).
+    for (int64_t id : entry.task_ids) {
+      const auto& t = tasks_.at(id);
+      if (t.task().train().node_rank() != 0) continue;
+      r->set_steps(t.result().train().steps());
+      r->set_final_checkpoint(t.result().train().final_checkpoint());
+      r->set_final_loss(t.result().train().final_loss());
+    }
+    StoreBatch batch;
+    std::vector<v1::TaskRecord*> keep;
+    for (int64_t id : entry.task_ids) {
+      batch.drop_tasks.push_back(id);
+      tasks_.erase(id);
+    }
+    AddTasks(entry, {std::move(eval)}, batch, keep);
     AddEvent(entry, absl::StrCat("trained ", r->steps(), " steps (final loss ",
                                  absl::StrFormat("%.4f", r->final_loss()),
                                  "); evaluating the final checkpoint"));
-    StoreBatch batch;
-    std::vector<v1::TaskRecord*> keep;
-    batch.drop_tasks.push_back(task.id());
-    tasks_.erase(task.id());
-    AddTasks(entry, {std::move(eval)}, batch, keep);
     batch.jobs.push_back(&entry.job);
     Persist(batch);
     return;
@@ -278,12 +318,106 @@ void Coordinator::OnTrainingTaskDone(JobEntry& entry, const v1::TaskRecord& task
                          e.checkpoint()));
 }
 
+void Coordinator::PlaceGangs() {
+  // Jobs over several workers, by priority then age: all parts placed on
+  // free workers at once, or none.
+  std::vector<JobEntry*> waiting;
+  for (auto& [id, entry] : jobs_) {
+    if (entry.job.state() == v1::JOB_STATE_QUEUED || entry.job.state() == v1::JOB_STATE_RUNNING) {
+      if (entry.task_ids.size() > 1) waiting.push_back(&entry);
+    }
+  }
+  std::sort(waiting.begin(), waiting.end(), [](const JobEntry* a, const JobEntry* b) {
+    return std::make_pair(-a->job.priority(), a->job.id()) <
+           std::make_pair(-b->job.priority(), b->job.id());
+  });
+  std::set<std::string> taken;
+  for (const auto& [lease, task_id] : lease_to_task_) taken.insert(tasks_.at(task_id).worker_id());
+  for (const auto& [id, t] : tasks_) {
+    if (!t.reserved_worker_id().empty()) taken.insert(t.reserved_worker_id());
+  }
+  for (JobEntry* entry : waiting) {
+    // A placement whose worker went away before taking its part is undone.
+    bool stale = false;
+    for (int64_t id : entry->task_ids) {
+      const v1::TaskRecord& t = tasks_.at(id);
+      if (t.state() != v1::TASK_STATE_PENDING || t.reserved_worker_id().empty()) continue;
+      auto w = workers_.find(t.reserved_worker_id());
+      stale = stale || w == workers_.end() || w->second.state() == v1::WORKER_STATE_LOST;
+    }
+    if (stale) {
+      StoreBatch batch;
+      for (int64_t id : entry->task_ids) {
+        v1::TaskRecord& t = tasks_.at(id);
+        if (t.state() != v1::TASK_STATE_PENDING) continue;
+        taken.erase(t.reserved_worker_id());
+        t.set_reserved_worker_id("");
+        batch.tasks.push_back(&t);
+      }
+      Persist(batch);
+    }
+    std::vector<v1::TaskRecord*> parts;
+    bool all_pending = true;
+    for (int64_t id : entry->task_ids) {
+      v1::TaskRecord& t = tasks_.at(id);
+      all_pending = all_pending && t.state() == v1::TASK_STATE_PENDING &&
+                    t.reserved_worker_id().empty() && t.task().has_train();
+      parts.push_back(&t);
+    }
+    if (!all_pending) continue;
+    std::vector<const v1::Worker*> chosen;
+    for (const auto& [wid, w] : workers_) {
+      if (chosen.size() == parts.size()) break;
+      if (w.state() == v1::WORKER_STATE_LOST || taken.count(wid)) continue;
+      if (WorkerCanHost(w, parts[0]->task().train(), /*free_now=*/true)) chosen.push_back(&w);
+    }
+    if (chosen.size() < parts.size()) continue;
+    const int attempt = parts[0]->attempts() + 1;
+    const int32_t port = RendezvousPort(entry->job.id(), attempt);
+    StoreBatch batch;
+    for (v1::TaskRecord* t : parts) {
+      const v1::Worker& w = *chosen[t->task().train().node_rank()];
+      t->set_reserved_worker_id(w.id());
+      t->mutable_task()->mutable_train()->set_master_addr(chosen[0]->hostname());
+      t->mutable_task()->mutable_train()->set_master_port(port);
+      taken.insert(w.id());
+      batch.tasks.push_back(t);
+    }
+    AddEvent(*entry, absl::StrCat("placed on ", parts.size(), " workers; rank 0 on ",
+                                  chosen[0]->id(), " (", chosen[0]->hostname(), ":", port, ")"));
+    Persist(batch);
+    task_available_.notify_all();
+  }
+}
+
+void Coordinator::RequeueGang(JobEntry& entry, const v1::TaskRecord& cause, const std::string& why) {
+  // The other parts cannot go on without this one: their leases end (their
+  // workers stop the trainers) and the whole job is placed again.
+  StoreBatch batch;
+  for (int64_t id : entry.task_ids) {
+    v1::TaskRecord& t = tasks_.at(id);
+    t.set_reserved_worker_id("");
+    batch.tasks.push_back(&t);
+    if (id == cause.id() || t.state() == v1::TASK_STATE_PENDING) continue;
+    if (t.state() == v1::TASK_STATE_LEASED) lease_to_task_.erase(t.lease_id());
+    task_progress_.erase(id);
+    t.clear_result();
+    t.set_state(v1::TASK_STATE_PENDING);
+    t.set_worker_id("");
+    pending_.insert(id);
+  }
+  AddEvent(entry, absl::StrCat("every part of the job stops and is placed again: ", why));
+  Persist(batch);
+}
+
 void Coordinator::UpdateQueuedReasons() {
   for (auto& [id, entry] : jobs_) {
     if (entry.job.state() != v1::JOB_STATE_QUEUED || entry.task_ids.empty()) continue;
     const v1::TaskRecord& t = tasks_.at(entry.task_ids.front());
     std::string reason;
-    if (!t.task().has_train()) {
+    if (!t.reserved_worker_id().empty()) {
+      reason = absl::StrCat("starting on ", entry.task_ids.size(), " workers");
+    } else if (!t.task().has_train()) {
       reason = "queued: waiting for a free worker";
     } else {
       int live = 0, fitting = 0;
@@ -292,9 +426,11 @@ void Coordinator::UpdateQueuedReasons() {
         ++live;
         fitting += WorkerCanHost(w, t.task().train(), /*free_now=*/false) ? 1 : 0;
       }
+      const int needed = std::max(1, t.task().train().nnodes());
       reason = live == 0      ? "queued: no worker registered"
-               : fitting == 0 ? absl::StrCat("queued: needs ", DescribeNeed(t.task().train()),
-                                             "; no registered worker has that")
+               : fitting < needed
+                   ? absl::StrCat("queued: needs ", DescribeNeed(t.task().train()), "; ",
+                                  fitting, " registered worker(s) have that")
                               : absl::StrCat("queued: needs ", DescribeNeed(t.task().train()),
                                              "; the ", fitting,
                                              " worker(s) that have it are busy");

@@ -5,11 +5,13 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "worker/gpu_inventory.h"
 #include "worker/task_runner.h"
 #include "worker/trainer_task.h"
 
@@ -28,15 +30,41 @@ std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) {
   return ctx;
 }
 
+// Memory the system can still give (MemAvailable: free plus reclaimable
+// cache), or -1.
+int64_t AvailableMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  int64_t kb = 0;
+  while (in >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return -1;
+}
+
+// This machine's resources; GPUs are looked up again every minute.
 v1::WorkerResources Resources(int threads) {
+  static std::mutex mu;
+  static std::vector<v1::GpuInfo> gpus;
+  static std::chrono::steady_clock::time_point gpus_at;
   v1::WorkerResources r;
   r.set_cpu_cores(static_cast<int32_t>(std::thread::hardware_concurrency()));
   struct sysinfo info;
   if (sysinfo(&info) == 0) {
     r.set_memory_bytes(static_cast<int64_t>(info.totalram) * info.mem_unit);
-    r.set_free_memory_bytes(static_cast<int64_t>(info.freeram) * info.mem_unit);
+    const int64_t available = AvailableMemoryBytes();
+    r.set_free_memory_bytes(available >= 0 ? available
+                                           : static_cast<int64_t>(info.freeram) * info.mem_unit);
   }
   r.set_threads(threads);
+  std::lock_guard<std::mutex> lock(mu);
+  const auto now = std::chrono::steady_clock::now();
+  if (gpus_at == std::chrono::steady_clock::time_point() ||
+      now - gpus_at > std::chrono::minutes(1)) {
+    gpus = DetectGpus();
+    gpus_at = now;
+  }
+  for (const auto& g : gpus) *r.add_gpus() = g;
   return r;
 }
 
@@ -225,37 +253,42 @@ void Agent::RunTask(const v1::Task& task) {
     if (r.ok()) *result.mutable_shard() = *std::move(r);
     status = r.status();
   } else if (task.has_train() || task.has_eval()) {
-    TrainerContext tc;
-    tc.trainer_path = options_.trainer_path;
-    tc.cancelled = &task_cancelled_;
-    if (task.has_train() && task.train().stop_grace_secs() > 0) {
-      tc.stop_grace_secs = task.train().stop_grace_secs();
-    }
-    tc.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
-      v1::ReportProgressRequest req;
-      req.set_worker_id(worker_id);
-      req.set_task_id(task.id());
-      req.set_lease_id(task.lease_id());
-      req.set_done(progress.step());
-      *req.mutable_training() = progress;
-      for (auto& l : lines) req.add_log_lines(std::move(l));
-      v1::ReportProgressResponse resp;
-      auto ctx = Context(5000);
-      if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
-        task_cancelled_ = true;
+    try {
+      TrainerContext tc;
+      tc.trainer_path = options_.trainer_path;
+      tc.cancelled = &task_cancelled_;
+      if (task.has_train() && task.train().stop_grace_secs() > 0) {
+        tc.stop_grace_secs = task.train().stop_grace_secs();
       }
-    };
-    if (task.has_train()) {
-      what = absl::StrCat("train ", task.train().spec().model(), " in ",
-                          task.train().spec().train_dir());
-      auto r = RunTrainTask(task.train(), tc);
-      if (r.ok()) *result.mutable_train() = *std::move(r);
-      status = r.status();
-    } else {
-      what = absl::StrCat("evaluate ", task.eval().spec().checkpoint_dir());
-      auto r = RunEvalTask(task.eval(), tc);
-      if (r.ok()) *result.mutable_eval() = *std::move(r);
-      status = r.status();
+      tc.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
+        v1::ReportProgressRequest req;
+        req.set_worker_id(worker_id);
+        req.set_task_id(task.id());
+        req.set_lease_id(task.lease_id());
+        req.set_done(progress.step());
+        *req.mutable_training() = progress;
+        for (auto& l : lines) req.add_log_lines(std::move(l));
+        v1::ReportProgressResponse resp;
+        auto ctx = Context(5000);
+        if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+          task_cancelled_ = true;
+        }
+      };
+      if (task.has_train()) {
+        what = absl::StrCat("train ", task.train().spec().model(), " in ",
+                            task.train().spec().train_dir());
+        auto r = RunTrainTask(task.train(), tc);
+        if (r.ok()) *result.mutable_train() = *std::move(r);
+        status = r.status();
+      } else {
+        what = absl::StrCat("evaluate ", task.eval().spec().checkpoint_dir());
+        auto r = RunEvalTask(task.eval(), tc);
+        if (r.ok()) *result.mutable_eval() = *std::move(r);
+        status = r.status();
+      }
+    } catch (const std::exception& e) {
+      // A fault here must not take the worker (and its heartbeats) down.
+      status = absl::InternalError(absl::StrCat("supervising retrain-trainer: ", e.what()));
     }
   } else {
     status = absl::UnimplementedError("this worker does not know the task's kind; upgrade it");

@@ -211,11 +211,22 @@ absl::StatusOr<v1::TrainTaskResult> RunTrainTask(const v1::TrainTask& task,
   std::vector<std::string> argv{context.trainer_path};
   for (auto& a : TrainArguments(task.spec())) argv.push_back(std::move(a));
   if (task.stop_grace_secs() > 0) Flag(&argv, "stop_grace_secs", task.stop_grace_secs());
+  if (task.nnodes() > 1) {
+    // This worker's part of a job over several: the trainer's multi-host mode.
+    Flag(&argv, "nnodes", task.nnodes());
+    Flag(&argv, "node_rank", task.node_rank());
+    Flag(&argv, "master_addr", task.master_addr());
+    Flag(&argv, "master_port", task.master_port());
+  }
   const TrainerOutcome o = RunTrainer(argv, context);
   if (absl::Status s = StatusOf(o); !s.ok()) return s;
+  // Only rank 0 reports "done" (and writes checkpoints): another worker's
+  // part of the job ends with an empty result.
   v1::TrainTaskResult r;
-  r.set_steps(o.done_event.value("step", int64_t{0}));
-  r.set_final_loss(o.done_event.value("loss", 0.0));
+  if (o.done_event.is_object()) {
+    r.set_steps(o.done_event.value("step", int64_t{0}));
+    r.set_final_loss(o.done_event.value("loss", 0.0));
+  }
   r.set_final_checkpoint(o.last_checkpoint);
   return r;
 }
@@ -229,6 +240,9 @@ absl::StatusOr<v1::EvalTaskResult> RunEvalTask(const v1::EvalTask& task,
   if (!task.spec().subset().empty()) Flag(&argv, "subset", task.spec().subset());
   const TrainerOutcome o = RunTrainer(argv, context);
   if (absl::Status s = StatusOf(o); !s.ok()) return s;
+  if (!o.done_event.is_object()) {
+    return absl::InternalError("retrain-trainer eval ended without reporting precision");
+  }
   v1::EvalTaskResult r;
   auto* e = r.mutable_evaluation();
   e->set_num_examples(o.done_event.value("num_examples", int64_t{0}));

@@ -87,45 +87,38 @@ int64_t NewestCheckpointStep(const std::string& train_dir) {
   return best;
 }
 
-TEST(TrainingServiceTest, DigitsTrainOnTwoReplicasAndEndEvaluated) {
+TEST(TrainingServiceTest, DigitsTrainOverTwoWorkersAndEndEvaluated) {
   TempDir dir;
   Cluster cluster(dir.path());
   cluster.StartServer();
   cluster.StartWorker(2);
   cluster.StartWorker(2);
   BuildDigits(cluster, dir.path(), 0);
-  // 8 epochs of 8,000 digits in batches of 64, over 2 CPU ranks.
-  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 0);
-  spec.clear_max_steps();
-  spec.set_num_epochs(8);
-  spec.set_num_epochs_per_decay(2);
-  spec.set_learning_rate_decay_factor(0.5);
-  spec.set_num_replicas(2);
-  spec.set_checkpoint_every_steps(500);
+  // 8 epochs of 8,000 digits in batches of 64, one CPU rank on each worker.
+  const v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 0);
   CommandResult r = cluster.Cli(
       {"train", "--data_dir", spec.data_dir(), "--train_dir", spec.train_dir(), "--model", "small",
        "--augmentation", "none", "--batch_size", "64", "--num_epochs", "8",
        "--initial_learning_rate", "0.05", "--num_epochs_per_decay", "2",
        "--learning_rate_decay_factor", "0.5", "--input_queue_memory_factor", "1",
-       "--num_preprocess_threads", "1", "--num_replicas", "2", "--seed", "7", "--wait"});
+       "--num_preprocess_threads", "1", "--num_workers", "2", "--seed", "7"});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_THAT(r.out, HasSubstr("trained 1000 steps"));
-  EXPECT_THAT(r.out, HasSubstr("evaluation: precision @ 1 = 0.9"));
-  v1::ListJobsRequest list;
-  list.set_type(v1::JOB_TYPE_TRAINING);
-  v1::ListJobsResponse jobs;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(cluster.jobs().ListJobs(&ctx, list, &jobs).ok());
-  ASSERT_EQ(jobs.jobs_size(), 1);
-  const v1::Job& job = jobs.jobs(0);
-  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_THAT(r.out, HasSubstr("submitted j-"));
+  const std::string id = r.out.substr(r.out.find("j-"), 8);
+  const v1::Job job = cluster.WaitForEnd(id, std::chrono::seconds(900));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString();
   EXPECT_EQ(job.training_result().steps(), 1000);
   EXPECT_GE(job.training_result().evaluation().precision_at_1(), 0.97);
   EXPECT_EQ(job.training_result().evaluation().num_examples(), 2000);
+  EXPECT_TRUE(HistorySays(job, "placed on 2 workers")) << job.DebugString();
+  CommandResult status = cluster.Cli({"status", id});
+  EXPECT_THAT(status.out, HasSubstr("trained 1000 steps"));
+  EXPECT_THAT(status.out, HasSubstr("evaluation: precision @ 1 = 0.9"));
   // The trainer's log stays readable after the job.
   CommandResult logs = cluster.Cli({"logs", job.id()});
   EXPECT_EQ(logs.exit_code, 0);
   EXPECT_THAT(logs.out, HasSubstr("rank 0 of 2 (gloo)"));
+  EXPECT_THAT(logs.out, HasSubstr("started ranks 1-1 of 2"));
   EXPECT_THAT(logs.out, HasSubstr("step 1000, loss"));
 }
 
