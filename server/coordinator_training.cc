@@ -14,6 +14,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/coordinator.h"
+#include "worker/trainer/input/checkpoint_summary.h"
 #include "worker/trainer/input/input_pipeline.h"
 #include "worker/trainer/input/memory_plan.h"
 #include "worker/trainer/model_catalog.h"
@@ -128,6 +129,37 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
     p.num_preprocess_threads = s.has_num_preprocess_threads() ? s.num_preprocess_threads() : 4;
     p.input_queue_memory_factor =
         s.has_input_queue_memory_factor() ? s.input_queue_memory_factor() : 16;
+    // Class counts and models must agree with the checkpoints the trainer
+    // would resume (train_dir) or start from (pretrained_model_checkpoint_path).
+    if (auto resumed = trainer::NewestCheckpointSummary(train_dir)) {
+      if (resumed->model != s.model() || resumed->num_classes != manifest.num_classes) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.train_dir: ", train_dir, " holds checkpoints of ", resumed->model, " with ",
+            resumed->num_classes, " classes (step ", resumed->step, "), which training would "
+            "resume; this request is ", s.model(), " on a dataset of ", manifest.num_classes,
+            " classes: use a new train_dir"));
+      }
+    }
+    if (!s.pretrained_model_checkpoint_path().empty()) {
+      auto pre = trainer::ReadCheckpointSummary(s.pretrained_model_checkpoint_path());
+      if (!pre) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.pretrained_model_checkpoint_path: ", s.pretrained_model_checkpoint_path(),
+            " is not a retrain-trainer checkpoint (no ", trainer::CheckpointSummaryPath(""),
+            " summary beside it)"));
+      }
+      if (pre->model != s.model()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.pretrained_model_checkpoint_path: the checkpoint is ", pre->model,
+            " and spec.model is ", s.model()));
+      }
+      if (pre->num_classes != manifest.num_classes && !s.fine_tune()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "spec.fine_tune: the pretrained checkpoint has ", pre->num_classes,
+            " classes and the dataset ", manifest.num_classes,
+            "; set fine_tune so that the classifier layers start fresh"));
+      }
+    }
     const trainer::MemoryPlan plan = trainer::PlanInputMemory(p, manifest);
     task.set_host_memory_bytes(plan.total_bytes * RanksPerWorker(s));
   } catch (const trainer::TrainerError& e) {

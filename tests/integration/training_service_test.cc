@@ -237,6 +237,23 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   v1::Job cancelled = cluster.WaitForEnd(a.id());
   EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 20) << "the cancelled run kept no checkpoint";
+
+  // Its checkpoints belong to the small model: another model in the same
+  // train_dir is refused at submit, not after a worker tried.
+  v1::TrainingSpec other = DigitsSpec(dir.path(), "a", 10);
+  other.set_model("linear");
+  s = Submit(cluster, other, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.train_dir"));
+  EXPECT_THAT(s.error_message(), HasSubstr("holds checkpoints of small with 11 classes"));
+  // Starting from them with another class count needs fine_tune.
+  v1::TrainingSpec from = DigitsSpec(dir.path(), "fine", 10);
+  from.set_pretrained_model_checkpoint_path(
+      dir.path() + "/a/model.ckpt-" + std::to_string(NewestCheckpointStep(dir.path() + "/a")));
+  from.set_model("linear");
+  s = Submit(cluster, from, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("the checkpoint is small and spec.model is linear"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include "tests/trainer/input/test_dataset.h"
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/input/checkpoint_summary.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/trainer_error.h"
 
@@ -69,6 +70,13 @@ TEST(TrainerTest, ResumeContinuesTheSameTrajectory) {
   // And it did learn something: the weights moved from step 5.
   CheckpointManager bb(resumed, 5);
   EXPECT_EQ(bb.List().size(), 2u);
+  // Each checkpoint has its summary, readable without LibTorch.
+  const auto summary = ReadCheckpointSummary(*b.Latest());
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(summary->model, "small");
+  EXPECT_EQ(summary->num_classes, 4);
+  EXPECT_EQ(summary->step, 12);
+  EXPECT_EQ(NewestCheckpointSummary(resumed)->step, 12);
 }
 
 TEST(TrainerTest, FineTunesFromACheckpointWithAnotherClassCount) {

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <random>
 
+#include "worker/trainer/input/checkpoint_summary.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -111,6 +112,12 @@ std::string CheckpointManager::Save(const CheckpointMeta& meta, Model& model,
     throw TrainerError(TrainerError::Kind::kConfig,
                        "cannot write checkpoint " + path + ": " + e.what_without_backtrace());
   }
+  // The summary first: a checkpoint never exists without it.
+  if (!WriteCheckpointSummary(path, {meta.model, meta.num_classes, meta.image_size, meta.step})) {
+    fs::remove(temp, ec);
+    throw TrainerError(TrainerError::Kind::kConfig,
+                       "cannot write " + CheckpointSummaryPath(path) + " in --train_dir");
+  }
   fs::rename(temp, path, ec);
   if (ec) {
     fs::remove(temp, ec);
@@ -123,7 +130,10 @@ std::string CheckpointManager::Save(const CheckpointMeta& meta, Model& model,
     fs::rename(index_temp, dir_ + "/checkpoint", ec);
   }
   auto all = List();
-  for (size_t i = 0; i + keep_ < all.size(); ++i) fs::remove(all[i], ec);
+  for (size_t i = 0; i + keep_ < all.size(); ++i) {
+    fs::remove(all[i], ec);
+    fs::remove(CheckpointSummaryPath(all[i]), ec);
+  }
   return path;
 }
 
