@@ -563,6 +563,10 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   // The pending task this worker can run that comes first: higher
   // priority, then older job, then lower task id.
   auto pick = [&]() -> int64_t {
+    bool reserved = false;
+    for (int64_t id : pending_) {
+      reserved = reserved || tasks_.at(id).reserved_worker_id() == worker.id();
+    }
     int64_t best = -1;
     auto key = [&](int64_t id) {
       const auto& t = tasks_.at(id);
@@ -570,7 +574,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
       return std::make_tuple(e ? -e->job.priority() : 0, t.job_id(), id);
     };
     for (int64_t id : pending_) {
-      if (!CanLease(tasks_.at(id), worker)) continue;
+      if (!CanLease(tasks_.at(id), worker, reserved)) continue;
       if (best < 0 || key(id) < key(best)) best = id;
     }
     return best;

@@ -127,7 +127,10 @@ class Coordinator {
                                             bool validate_only,
                                             std::vector<retrain::v1::Task> tasks,
                                             const std::string& reason);
-  bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker) const;
+  // Whether `worker` may take `task` now; `worker_is_reserved`: a pending
+  // part of a job over several workers is placed on it.
+  bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker,
+                bool worker_is_reserved) const;
   void OnTrainingTaskDone(JobEntry& entry, const retrain::v1::TaskRecord& task);
   void UpdateQueuedReasons();
   // Places jobs that span several workers when enough are free.

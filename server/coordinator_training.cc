@@ -282,14 +282,10 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   return entry.job;
 }
 
-bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w) const {
+bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w,
+                           bool worker_is_reserved) const {
   // A worker placed for a part of a job over several workers waits for it.
-  for (const auto& [id, other] : tasks_) {
-    if (other.reserved_worker_id() == w.id() && other.state() == v1::TASK_STATE_PENDING &&
-        id != t.id()) {
-      return false;
-    }
-  }
+  if (worker_is_reserved && t.reserved_worker_id() != w.id()) return false;
   if (!t.task().has_train()) return true;
   // The parts of a job over several workers go where PlaceGangs put them.
   if (t.task().train().nnodes() > 1) return t.reserved_worker_id() == w.id();

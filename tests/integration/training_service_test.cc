@@ -187,6 +187,22 @@ TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
   EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
 }
 
+TEST(TrainingServiceTest, ADivergedLossFailsTheJobWithoutRetrying) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 500);
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "nan", 50);
+  spec.set_initial_learning_rate(1e30);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, spec, &job).ok());
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(120));
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("lower --initial_learning_rate"));
+  EXPECT_FALSE(HistorySays(job, "re-queued")) << "a diverged loss was retried";
+}
+
 TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   TempDir dir;
   Cluster cluster(dir.path());

@@ -120,15 +120,14 @@ std::unique_ptr<Communicator> Communicator::Connect(const RankOptions& o) {
                          "(install libgloo-dev and rebuild)");
 #endif
     }
-  } catch (const c10::Error& e) {
+  } catch (const TrainerError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const auto* c10 = dynamic_cast<const c10::Error*>(&e);
     throw TrainerError(TrainerError::Kind::kInternal,
                        "rank " + std::to_string(o.rank) + " could not meet the other ranks at " +
                            o.master_addr + ":" + std::to_string(o.master_port) + ": " +
-                           e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    throw TrainerError(TrainerError::Kind::kInternal,
-                       "rank " + std::to_string(o.rank) + " could not meet the other ranks at " +
-                           o.master_addr + ":" + std::to_string(o.master_port) + ": " + e.what());
+                           (c10 ? c10->what_without_backtrace() : e.what()));
   }
   return std::unique_ptr<Communicator>(new Communicator(o, std::move(store), std::move(group)));
 }
