@@ -374,15 +374,15 @@ void Coordinator::PlaceGangs() {
       stale = stale || w == workers_.end() || w->second.state() == v1::WORKER_STATE_LOST;
     }
     if (stale) {
-      StoreBatch batch;
+      // Parts already running wait for a peer that will not come: every
+      // part stops and the job is placed again.
+      const v1::TaskRecord* cause = nullptr;
       for (int64_t id : entry->task_ids) {
-        v1::TaskRecord& t = tasks_.at(id);
-        if (t.state() != v1::TASK_STATE_PENDING) continue;
+        const v1::TaskRecord& t = tasks_.at(id);
         taken.erase(t.reserved_worker_id());
-        t.set_reserved_worker_id("");
-        batch.tasks.push_back(&t);
+        if (t.state() == v1::TASK_STATE_PENDING && cause == nullptr) cause = &t;
       }
-      Persist(batch);
+      RequeueGang(*entry, *cause, "a worker it was placed on went away before starting its part");
     }
     std::vector<v1::TaskRecord*> parts;
     bool all_pending = true;
@@ -394,9 +394,15 @@ void Coordinator::PlaceGangs() {
     }
     if (!all_pending) continue;
     std::vector<const v1::Worker*> chosen;
+    const int64_t now = Now();
     for (const auto& [wid, w] : workers_) {
       if (chosen.size() == parts.size()) break;
       if (w.state() == v1::WORKER_STATE_LOST || taken.count(wid)) continue;
+      // Only workers heard from lately: a dead one is not LOST at once.
+      if (now - TimeUtil::TimestampToMilliseconds(w.last_heartbeat()) >
+          std::max(2 * options_.heartbeat_interval_ms, options_.lease_timeout_ms / 2)) {
+        continue;
+      }
       if (WorkerCanHost(w, parts[0]->task().train(), /*free_now=*/true)) chosen.push_back(&w);
     }
     if (chosen.size() < parts.size()) continue;

@@ -167,6 +167,45 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   EXPECT_GE(std::stoll(logs.out.substr(step_at + 9)), checkpoint);
 }
 
+TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
+  TempDir dir;
+  ClusterOptions options;
+  options.lease_timeout_ms = 2000;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  for (int i = 0; i < 3; ++i) cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 2000);
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 300);
+  spec.set_num_workers(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, spec, &job).ok());
+  cluster.WaitForJob(job.id(), [&](const v1::Job&) {
+    return NewestCheckpointStep(dir.path() + "/run") >= 40;
+  }, std::chrono::seconds(180));
+  // Kill one of the two workers running a part (not necessarily rank 0's).
+  v1::ListWorkersResponse workers;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
+  int64_t victim = 0;
+  for (const auto& w : workers.workers()) {
+    if (w.task_ids_size() > 0) victim = w.pid();
+  }
+  ASSERT_NE(victim, 0);
+  for (auto& w : cluster.workers()) {
+    if (w->pid() == victim) w->Signal(SIGKILL);
+  }
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(400));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString();
+  EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_TRUE(HistorySays(job, "every part of the job stops and is placed again"))
+      << job.DebugString();
+  int placements = 0;
+  for (const auto& e : job.history()) {
+    placements += e.reason().find("placed on 2 workers") != std::string::npos ? 1 : 0;
+  }
+  EXPECT_GE(placements, 2);
+}
+
 TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
   TempDir dir;
   Cluster cluster(dir.path());
