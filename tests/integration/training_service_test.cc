@@ -77,6 +77,21 @@ bool HistorySays(const v1::Job& job, const std::string& text) {
   return false;
 }
 
+// SIGKILLs a worker that holds a task; returns its pid (0 when none does).
+int64_t KillAWorkerWithATask(Cluster& cluster) {
+  v1::ListWorkersResponse workers;
+  grpc::ClientContext ctx;
+  if (!cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok()) return 0;
+  int64_t victim = 0;
+  for (const auto& w : workers.workers()) {
+    if (w.task_ids_size() > 0) victim = w.pid();
+  }
+  for (auto& w : cluster.workers()) {
+    if (victim != 0 && w->pid() == victim) w->Signal(SIGKILL);
+  }
+  return victim;
+}
+
 int64_t NewestCheckpointStep(const std::string& train_dir) {
   int64_t best = -1;
   std::error_code ec;
@@ -137,23 +152,8 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
     return NewestCheckpointStep(dir.path() + "/run") >= 40;
   }, std::chrono::seconds(180));
   // Kill the worker that holds the training task.
-  v1::ListWorkersResponse workers;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
-  int busy = -1;
-  for (int i = 0; i < workers.workers_size(); ++i) {
-    if (workers.workers(i).task_ids_size() > 0) busy = i;
-  }
-  ASSERT_GE(busy, 0);
   const int64_t checkpoint = NewestCheckpointStep(dir.path() + "/run");
-  bool killed = false;
-  for (auto& w : cluster.workers()) {
-    if (w->pid() == workers.workers(busy).pid()) {
-      w->Signal(SIGKILL);
-      killed = true;
-    }
-  }
-  ASSERT_TRUE(killed);
+  ASSERT_NE(KillAWorkerWithATask(cluster), 0);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
   EXPECT_EQ(job.training_result().steps(), 400);
@@ -183,17 +183,7 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
     return NewestCheckpointStep(dir.path() + "/run") >= 40;
   }, std::chrono::seconds(180));
   // Kill one of the two workers running a part (not necessarily rank 0's).
-  v1::ListWorkersResponse workers;
-  grpc::ClientContext ctx;
-  ASSERT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
-  int64_t victim = 0;
-  for (const auto& w : workers.workers()) {
-    if (w.task_ids_size() > 0) victim = w.pid();
-  }
-  ASSERT_NE(victim, 0);
-  for (auto& w : cluster.workers()) {
-    if (w->pid() == victim) w->Signal(SIGKILL);
-  }
+  ASSERT_NE(KillAWorkerWithATask(cluster), 0);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(400));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString();
   EXPECT_EQ(job.training_result().steps(), 300);
