@@ -5,12 +5,12 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/system_memory.h"
 #include "worker/gpu_inventory.h"
 #include "worker/task_runner.h"
 #include "worker/trainer_task.h"
@@ -28,18 +28,6 @@ std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + milliseconds(timeout_ms));
   return ctx;
-}
-
-// Memory the system can still give (MemAvailable: free plus reclaimable
-// cache), or -1.
-int64_t AvailableMemoryBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  int64_t kb = 0;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return -1;
 }
 
 // This machine's resources; GPUs are looked up again every minute.

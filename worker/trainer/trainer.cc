@@ -6,11 +6,11 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/system_memory.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/distributed/communicator.h"
 #include "worker/trainer/distributed/gradient_reducer.h"
@@ -36,18 +36,6 @@ volatile std::sig_atomic_t g_stop = 0;
 
 void Emit(const nlohmann::json& event) {
   std::cout << event.dump() << std::endl;
-}
-
-// Bytes of memory the system can still give, from /proc/meminfo.
-int64_t AvailableMemoryBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return -1;
 }
 
 InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bool train) {
