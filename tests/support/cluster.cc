@@ -60,8 +60,18 @@ void Cluster::KillServer(int sig) {
 
 Process& Cluster::StartWorker(int threads, int uid) {
   const int n = static_cast<int>(workers_.size());
+  std::string binary = BinDir() + "/retrain-worker";
+  if (uid >= 0) {
+    // Another user may not be able to enter the build tree (a checkout in a
+    // 0700 temporary directory or home): it runs a copy kept under root_.
+    const std::string copy = root_ + "/retrain-worker";
+    fs::copy_file(binary, copy, fs::copy_options::overwrite_existing);
+    fs::permissions(copy, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+    binary = copy;
+  }
   workers_.push_back(Process::Start(
-      {BinDir() + "/retrain-worker", "--server", address_, "--threads", std::to_string(threads)},
+      {binary, "--server", address_, "--threads", std::to_string(threads)},
       root_ + "/worker-" + std::to_string(n) + ".log", uid));
   return *workers_.back();
 }

@@ -33,7 +33,8 @@ class Cluster {
   // answers.
   void StartServer(int port = 0);
   void KillServer(int sig = 9);
-  // `uid` >= 0 runs the worker as that user (the test must run as root).
+  // `uid` >= 0 runs the worker as that user (the test must run as root),
+  // from a copy of the binary under `root`, which that user must be able to enter.
   Process& StartWorker(int threads, int uid = -1);
   std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
 
