@@ -48,19 +48,46 @@ int32_t RendezvousPort(const std::string& job_id, int attempt) {
 }
 
 std::string DescribeNeed(const v1::TrainTask& t) {
-  std::string need = t.gpus() > 0 ? absl::StrCat(t.gpus(), " GPU(s)")
-                                  : absl::StrCat(t.cpu_ranks(), " CPU core(s)");
+  std::string need =
+      t.gpus() > 0 ? absl::StrCat(t.gpus(), " GPU(s) with ", GiB(t.gpu_memory_bytes()), " each")
+                   : absl::StrCat(t.cpu_ranks(), " CPU core(s)");
   return absl::StrCat(need, " and ", GiB(t.host_memory_bytes()), " of host memory on ",
                       t.nnodes() > 1 ? absl::StrCat("each of ", t.nnodes(), " workers")
                                      : std::string("one worker"));
+}
+
+// The worker's GPUs with at least `bytes` of memory (free now, or in all).
+int32_t GpusWithMemory(const v1::WorkerResources& r, int64_t bytes, bool free_now) {
+  int32_t n = 0;
+  for (const auto& g : r.gpus()) {
+    if ((free_now ? g.free_memory_bytes() : g.memory_bytes()) >= bytes) ++n;
+  }
+  return n;
 }
 
 bool WorkerCanHost(const v1::Worker& w, const v1::TrainTask& t, bool free_now) {
   const auto& r = w.resources();
   const int64_t memory = free_now && r.free_memory_bytes() > 0 ? r.free_memory_bytes()
                                                                : r.memory_bytes();
-  return r.cpu_cores() >= t.cpu_ranks() && r.gpus_size() >= t.gpus() &&
+  return r.cpu_cores() >= t.cpu_ranks() &&
+         GpusWithMemory(r, t.gpu_memory_bytes(), free_now) >= t.gpus() &&
          (memory == 0 || memory >= t.host_memory_bytes());
+}
+
+// What one GPU rank of `s` needs on its device: weights, gradients,
+// RMSProp's two slots and the moving averages (counted on every rank), a
+// training step at the per-GPU batch (the catalog's figure at the model's
+// own size, scaled by pixels) and CUDA's reserve.
+int64_t GpuMemoryPerRank(const v1::TrainingSpec& s, const trainer::ModelInfo& model,
+                         int num_classes, int image_size) {
+  const int64_t weights = model.WeightsBytes(num_classes);
+  const int64_t state = 4 * weights + model.buffers_bytes + (weights + model.buffers_bytes);
+  const double pixels = static_cast<double>(image_size) * image_size /
+                        (static_cast<double>(model.default_image_size) * model.default_image_size);
+  const int64_t per_example =
+      s.precision() == "bf16" ? model.step_bytes_per_example_bf16 : model.step_bytes_per_example;
+  const int64_t step = static_cast<int64_t>(per_example * pixels) * (BatchSize(s) / Ranks(s));
+  return state + step + trainer::kDeviceReserveBytes;
 }
 
 }  // namespace
@@ -162,6 +189,9 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
     }
     const trainer::MemoryPlan plan = trainer::PlanInputMemory(p, manifest);
     task.set_host_memory_bytes(plan.total_bytes * RanksPerWorker(s));
+    if (s.num_gpus() > 0) {
+      task.set_gpu_memory_bytes(GpuMemoryPerRank(s, *model, manifest.num_classes, p.image_size));
+    }
   } catch (const trainer::TrainerError& e) {
     return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", e.what()));
   }
@@ -181,7 +211,7 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
 absl::Status Coordinator::CheckSomeWorkerCouldHost(const v1::TrainTask& task) const {
   // Judged against the workers known now; with none registered the job waits.
   bool any = false;
-  int64_t largest_memory = 0;
+  int64_t largest_memory = 0, largest_gpu = 0;
   int32_t most_cores = 0, most_gpus = 0;
   for (const auto& [id, w] : workers_) {
     if (w.state() == v1::WORKER_STATE_LOST) continue;
@@ -190,8 +220,18 @@ absl::Status Coordinator::CheckSomeWorkerCouldHost(const v1::TrainTask& task) co
     largest_memory = std::max(largest_memory, w.resources().memory_bytes());
     most_cores = std::max(most_cores, w.resources().cpu_cores());
     most_gpus = std::max(most_gpus, w.resources().gpus_size());
+    for (const auto& g : w.resources().gpus())
+      largest_gpu = std::max(largest_gpu, g.memory_bytes());
   }
   if (!any) return absl::OkStatus();
+  if (task.gpus() > 0 && most_gpus >= task.gpus() && largest_gpu < task.gpu_memory_bytes()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the job needs ", DescribeNeed(task), " (", task.spec().model(), " at ",
+        BatchSize(task.spec()) / Ranks(task.spec()), " examples per GPU); the largest GPU has ",
+        GiB(largest_gpu),
+        ": lower spec.batch_size, raise spec.num_gpus (the batch is split among them) or use "
+        "spec.precision bf16"));
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "the job needs ", DescribeNeed(task), "; the largest worker has ", most_cores,
       " cores, ", most_gpus, " GPU(s) and ", GiB(largest_memory),

@@ -26,10 +26,23 @@ struct TrainerOutcome {
   int exit_code = 0;  // 128 + signal when killed
   bool cancelled = false;
   std::string last_error_line;  // its last "retrain-trainer: ..." line
+  // The first error a rank gave ("retrain-trainer: rank 1: <why>"), when a
+  // launcher ran the ranks: the launcher's own last line only says which
+  // rank ended how.
+  std::string first_rank_error;
   v1::JobProgress progress;
   nlohmann::json done_event;  // {"event":"done",...}
   std::string last_checkpoint;
 };
+
+// "rank 1: <why>", as a rank started by a launcher prefixes its errors
+// (the launcher's "rank 1 of 2 (pid ...) ..." is not one).
+bool IsRankError(const std::string& line) {
+  if (line.rfind("rank ", 0) != 0) return false;
+  const size_t digits_end = line.find_first_not_of("0123456789", 5);
+  return digits_end != std::string::npos && digits_end > 5 &&
+         line.compare(digits_end, 2, ": ") == 0;
+}
 
 void ApplyEvent(const nlohmann::json& e, TrainerOutcome* out) {
   const std::string kind = e.value("event", "");
@@ -99,7 +112,12 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
         auto j = nlohmann::json::parse(line, nullptr, false);
         if (j.is_object()) ApplyEvent(j, &out);
       } else {
-        if (line.rfind("retrain-trainer: ", 0) == 0) out.last_error_line = line.substr(17);
+        if (line.rfind("retrain-trainer: ", 0) == 0) {
+          out.last_error_line = line.substr(17);
+          if (out.first_rank_error.empty() && IsRankError(out.last_error_line)) {
+            out.first_rank_error = out.last_error_line.substr(out.last_error_line.find(": ") + 2);
+          }
+        }
         lines.push_back(std::move(line));
       }
     }
@@ -145,9 +163,12 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
 absl::Status StatusOf(const TrainerOutcome& o) {
   if (o.cancelled) return absl::CancelledError("stopped on request");
   if (o.exit_code == 0) return absl::OkStatus();
-  const std::string why = o.last_error_line.empty()
-                              ? absl::StrCat("retrain-trainer exited with code ", o.exit_code)
-                              : o.last_error_line;
+  std::string why = o.last_error_line.empty()
+                        ? absl::StrCat("retrain-trainer exited with code ", o.exit_code)
+                        : o.last_error_line;
+  if (!o.first_rank_error.empty() && why.find(o.first_rank_error) == std::string::npos) {
+    absl::StrAppend(&why, ": ", o.first_rank_error);
+  }
   switch (o.exit_code) {
     case 2:  // configuration
     case 3:  // bad data

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/job_states.h"
@@ -299,6 +301,86 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   s = Submit(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("the checkpoint is small and spec.model is linear"));
+}
+
+// GPU jobs are admitted by device memory, from what the workers' GPUs
+// report (here a stand-in nvidia-smi on the worker's PATH, since this
+// machine has no GPU): a batch no GPU can hold is refused with the figures,
+// one that fits waits for GPUs with enough free memory and starts when they
+// have it.
+TEST(TrainingServiceTest, GpuJobsAreAdmittedByDeviceMemory) {
+  TempDir dir;
+  const std::string bin = dir.path() + "/fake-bin";
+  fs::create_directories(bin);
+  const std::string gpus = dir.path() + "/gpus.csv";
+  auto report_gpus = [&](int free_mib_1) {
+    // index, name, memory.total, memory.free in MiB, as nvidia-smi prints them.
+    std::ofstream(gpus) << ("0, Test GPU, 16384, 16000\n1, Test GPU, 16384, " +
+                            std::to_string(free_mib_1) + "\n");
+  };
+  report_gpus(1000);
+  std::ofstream(bin + "/nvidia-smi") << "#!/bin/sh\ncat " << gpus << "\n";
+  fs::permissions(bin + "/nvidia-smi", fs::perms::owner_all);
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  const std::string path = getenv("PATH");
+  setenv("PATH", (bin + ":" + path).c_str(), 1);
+  cluster.StartWorker(1);
+  setenv("PATH", path.c_str(), 1);
+  BuildDigits(cluster, dir.path(), 200);
+
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "gpu", 10);
+  spec.set_model("inception_v3");
+  spec.set_num_gpus(1);
+  auto validate = [&](int batch, int num_gpus, const std::string& precision) {
+    v1::SubmitTrainingRequest req;
+    *req.mutable_spec() = spec;
+    req.mutable_spec()->set_batch_size(batch);
+    req.mutable_spec()->set_num_gpus(num_gpus);
+    req.mutable_spec()->set_precision(precision);
+    req.set_validate_only(true);
+    v1::Job job;
+    grpc::ClientContext ctx;
+    return cluster.jobs().SubmitTraining(&ctx, req, &job);
+  };
+  // Inception-v3 at 299 px keeps tens of MiB per example: 32 fit on 16
+  // GiB, 1024 on one GPU do not, and neither do 512 per GPU on two.
+  EXPECT_TRUE(validate(32, 1, "fp32").ok());
+  grpc::Status s = validate(1024, 1, "fp32");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr(" GiB each and "));
+  EXPECT_THAT(s.error_message(), HasSubstr("(inception_v3 at 1024 examples per GPU)"));
+  EXPECT_THAT(s.error_message(), HasSubstr("the largest GPU has 16.0 GiB"));
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.batch_size"));
+  EXPECT_EQ(validate(1024, 2, "fp32").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // bf16 keeps about half as much per example.
+  int fp32_limit = 0, bf16_limit = 0;
+  for (int batch = 32; batch <= 1024; batch += 32) {
+    if (validate(batch, 1, "fp32").ok()) fp32_limit = batch;
+    if (validate(batch, 1, "bf16").ok()) bf16_limit = batch;
+  }
+  EXPECT_GT(bf16_limit, fp32_limit * 3 / 2);
+  // More GPUs than any worker has: refused too.
+  EXPECT_EQ(validate(48, 3, "fp32").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Two GPUs of which one is nearly full: the job waits and says why ...
+  spec.set_batch_size(2 * fp32_limit);
+  spec.set_num_gpus(2);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, spec, &job).ok());
+  job = cluster.WaitForJob(job.id(), [](const v1::Job& j) {
+    return j.progress().phase().find("needs 2 GPU(s) with") != std::string::npos;
+  });
+  EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
+  // ... and starts once the GPU has room (here the worker's trainer then
+  // finds no CUDA, which fails the job as a configuration error).
+  report_gpus(16000);
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(60));
+  EXPECT_TRUE(std::any_of(job.history().begin(), job.history().end(), [](const v1::JobEvent& e) {
+    return e.state() == v1::JOB_STATE_RUNNING;
+  })) << job.DebugString();
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job.error(), HasSubstr("--num_gpus needs CUDA"));
 }
 
 }  // namespace

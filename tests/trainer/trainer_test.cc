@@ -115,6 +115,18 @@ TEST(TrainerTest, NanLossStopsWithAClearMessage) {
   }
 }
 
+TEST(TrainerTest, AutoBatchSizeNeedsAGpu) {
+  TrainOptions o = Options(Dataset("auto-data", 3), MakeTempDir("auto"), 5);
+  o.batch_size = kAutoBatchSize;
+  try {
+    Train(o);
+    FAIL() << "--batch_size auto ran on the CPU";
+  } catch (const TrainerError& e) {
+    EXPECT_EQ(e.kind(), TrainerError::Kind::kConfig);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("CPU ranks need a number (--batch_size N)"));
+  }
+}
+
 TEST(TrainerTest, TrainsInBfloat16AndChannelsLast) {
   const std::string data = Dataset("bf16-data", 3);
   const std::string fp32 = MakeTempDir("fp32"), bf16 = MakeTempDir("bf16");

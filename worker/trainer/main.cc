@@ -51,7 +51,17 @@ int main(int argc, char** argv) {
       ->required();
   train->add_option("--train_dir", t.train_dir, "Checkpoints and event files")->required();
   train->add_option("--model", t.model, "One of: " + models)->capture_default_str();
-  train->add_option("--batch_size", t.batch_size)->capture_default_str();
+  std::string batch_size = std::to_string(t.batch_size);
+  train
+      ->add_option("--batch_size", batch_size,
+                   "Examples per step over all ranks, or auto (GPUs: the largest that fits)")
+      ->check([](const std::string& v) {
+        return v == "auto" || (!v.empty() && v.size() < 9 &&
+                               v.find_first_not_of("0123456789") == std::string::npos)
+                   ? std::string()
+                   : std::string("a positive number or auto");
+      })
+      ->capture_default_str();
   train->add_option("--max_steps", t.max_steps, "Steps to train (or --num_epochs)");
   train->add_option("--num_epochs", t.num_epochs, "Epochs to train (or --max_steps)");
   train->add_option("--image_size", t.image_size, "Input size (default: the model's)");
@@ -136,6 +146,7 @@ int main(int argc, char** argv) {
     std::cerr << "retrain-trainer: " << err.what() << " (see retrain-trainer --help)\n";
     return 2;
   }
+  t.batch_size = batch_size == "auto" ? retrain::trainer::kAutoBatchSize : std::stoi(batch_size);
   // Who this process is: a rank started by a launcher, a launcher, a rank
   // started by another launcher (--rank), or the whole job alone.
   const bool launched = *train && retrain::trainer::RankFromEnvironment(&t.rank);

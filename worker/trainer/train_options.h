@@ -9,12 +9,17 @@
 
 namespace retrain::trainer {
 
+// TrainOptions::batch_size for --batch_size auto: the largest batch the
+// GPUs hold, found by trying at start (CUDA only).
+inline constexpr int kAutoBatchSize = -1;
+
 struct TrainOptions {
   // A directory written by `retrain build-dataset` (holds dataset.json).
   std::string data_dir;
   // Checkpoints and event files. Never wiped: existing checkpoints resume.
   std::string train_dir;
   std::string model = "inception_v3";
+  // Examples per step over all ranks, or kAutoBatchSize.
   int batch_size = 32;
   // Stop after this many steps; 0 means use num_epochs.
   int64_t max_steps = 0;

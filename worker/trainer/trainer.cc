@@ -24,6 +24,7 @@
 #include "worker/trainer/nn/moving_average.h"
 #include "worker/trainer/nn/precision.h"
 #include "worker/trainer/nn/rmsprop_tf.h"
+#include "worker/trainer/nn/step_memory.h"
 #include "worker/trainer/trainer_error.h"
 #include "worker/trainer/trainer_log.h"
 
@@ -88,10 +89,9 @@ void CheckFinite(double loss, int64_t step, double lr) {
 
 // LibTorch reports allocation failures as c10::Error (CUDA's as its
 // OutOfMemoryError subclass); they become kOutOfMemory naming the batch.
+bool IsOutOfMemory(const c10::Error& e);
 void ThrowIfOutOfMemory(const c10::Error& e, int per_rank_batch) {
-  const std::string what = e.what_without_backtrace();
-  if (what.find("out of memory") != std::string::npos ||
-      what.find("alloc") != std::string::npos) {
+  if (IsOutOfMemory(e)) {
     throw TrainerError(TrainerError::Kind::kOutOfMemory,
                        "out of memory in a training step at " + std::to_string(per_rank_batch) +
                            " examples per rank (--batch_size / ranks); lower --batch_size");
@@ -102,7 +102,9 @@ void CheckTrainOptions(const TrainOptions& o) {
   auto fail = [](const std::string& why) { throw TrainerError(TrainerError::Kind::kConfig, why); };
   if (o.data_dir.empty()) fail("--data_dir is required");
   if (o.train_dir.empty()) fail("--train_dir is required");
-  if (o.batch_size < 1) fail("--batch_size must be at least 1");
+  if (o.batch_size < 1 && o.batch_size != kAutoBatchSize) {
+    fail("--batch_size must be at least 1 (or auto on GPUs)");
+  }
   if (o.augmentation != "inception" && o.augmentation != "none") {
     fail("--augmentation must be 'inception' or 'none', not '" + o.augmentation + "'");
   }
@@ -130,20 +132,68 @@ torch::Device TrainingDevice(const RankOptions& r) {
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(r.local_rank));
 }
 
-// The model's share of the device's memory: weights, gradients, RMSProp's
-// two slots per weight and (rank 0) the moving averages. Activations come
-// on top, per example in the batch.
-std::string DescribeModelMemory(Model& model, const torch::Device& device, bool leader) {
-  int64_t params = 0, buffers = 0;
-  for (const auto& p : model.parameters()) params += p.numel() * p.element_size();
-  for (const auto& b : model.buffers()) buffers += b.numel() * b.element_size();
-  const int64_t averages = leader ? params + buffers : 0;
-  const int64_t total = params + buffers + params + 2 * params + averages;
-  return Printf("model memory on %s: weights %s, buffers %s, gradients %s, optimizer state %s, "
-                "moving averages %s = %s, plus activations per example",
-                device.str().c_str(), HumanBytes(params).c_str(), HumanBytes(buffers).c_str(),
-                HumanBytes(params).c_str(), HumanBytes(2 * params).c_str(),
-                HumanBytes(averages).c_str(), HumanBytes(total).c_str());
+// The model's share of the device's memory (weights, buffers, RMSProp's two
+// slots per weight and, on rank 0, the moving averages) and what a step
+// adds, as measured by a probe of the same model on the same device.
+std::string DescribeDeviceMemory(const StepMemory& m, const torch::Device& device, int batch) {
+  const int64_t state = ModelStateBytes(m, /*with_averages=*/true);
+  return Printf(
+      "device memory on %s: weights %s, buffers %s, optimizer state %s, moving averages %s; "
+      "a training step %s + %s per example (measured at batch %d and %d) = %s at %d examples "
+      "per rank; %s in all",
+      device.str().c_str(), HumanBytes(m.weights_bytes).c_str(),
+      HumanBytes(m.buffers_bytes).c_str(), HumanBytes(2 * m.weights_bytes).c_str(),
+      HumanBytes(m.weights_bytes + m.buffers_bytes).c_str(), HumanBytes(m.fixed_bytes).c_str(),
+      HumanBytes(m.bytes_per_example).c_str(), m.batch_a, m.batch_b,
+      HumanBytes(m.StepBytes(batch)).c_str(), batch,
+      HumanBytes(state + m.StepBytes(batch)).c_str());
+}
+
+bool IsOutOfMemory(const c10::Error& e) {
+  const std::string what = e.what_without_backtrace();
+  return what.find("out of memory") != std::string::npos || what.find("alloc") != std::string::npos;
+}
+
+// --batch_size auto: the largest per-rank batch (a multiple of 8) whose
+// training pass fits on this rank's GPU beside the model, its optimizer
+// state and moving averages (allocated already), found by trying passes on
+// a probe copy of the model, less a tenth for the input and the allocator's
+// fragmentation; times the ranks.
+int ChooseBatchSize(const TrainOptions& o, int num_classes, int image_size,
+                    const torch::Device& device, Precision precision,
+                    torch::MemoryFormat memory_format) {
+  if (!device.is_cuda()) {
+    throw TrainerError(TrainerError::Kind::kConfig,
+                       "--batch_size auto finds the largest batch a GPU holds; CPU ranks need a "
+                       "number (--batch_size N)");
+  }
+  constexpr int kMultiple = 8;
+  StepMemoryProbe probe(o.model, num_classes, image_size, device, precision, memory_format);
+  const int largest = LargestFittingBatch(
+      [&](int batch) {
+        try {
+          probe.PeakOfPass(batch);
+          return true;
+        } catch (const c10::Error& e) {
+          if (IsOutOfMemory(e)) return false;
+          throw;
+        }
+      },
+      kMultiple, /*max_batch=*/4096);
+  const int per_rank = largest * 9 / 10 / kMultiple * kMultiple;
+  if (per_rank < kMultiple) {
+    throw TrainerError(TrainerError::Kind::kOutOfMemory,
+                       "--batch_size auto: not even " + std::to_string(2 * kMultiple) +
+                           " examples of " + o.model + " fit on " + device.str() +
+                           "; use --precision bf16, a smaller --image_size or a larger GPU");
+  }
+  if (o.rank.rank == 0) {
+    LogInfo(Printf(
+        "--batch_size auto: %d examples per rank fit on %s (largest tried: %d); "
+        "batch %d over %d rank(s)",
+        per_rank, device.str().c_str(), largest, per_rank * o.rank.world_size, o.rank.world_size));
+  }
+  return per_rank * o.rank.world_size;
 }
 
 // After each step the ranks agree on the mean loss (NaN anywhere makes it
@@ -181,6 +231,21 @@ void AgreeOnStart(Communicator& comm, Model& model, int64_t step) {
   for (auto& p : model.parameters()) state.push_back(p);
   for (auto& b : model.buffers()) state.push_back(b);
   comm.BroadcastFromRankZero(state, "the start-up broadcast");
+}
+
+// --batch_size auto: every rank must take the same share; rank 0's GPU
+// decides and a rank whose GPU chose less says so.
+void AgreeOnBatchSize(Communicator& comm, int batch_size) {
+  auto rank0 = torch::tensor({static_cast<int64_t>(batch_size)},
+                             torch::TensorOptions().dtype(torch::kInt64));
+  comm.BroadcastFromRankZero({rank0}, "the batch-size broadcast");
+  if (rank0.item<int64_t>() > batch_size) {
+    throw TrainerError(
+        TrainerError::Kind::kOutOfMemory,
+        Printf("--batch_size auto: rank %d fits a batch of %d and rank 0 chose %lld: "
+               "give --batch_size %d",
+               comm.rank(), batch_size, static_cast<long long>(rank0.item<int64_t>()), batch_size));
+  }
 }
 
 // What a checkpoint keeps of the input: one rank's position as is, or, in
@@ -224,6 +289,7 @@ std::string SelectInputPosition(const std::string& saved, const RankOptions& r) 
 void RequestStop() { g_stop = 1; }
 
 void CheckBatchSplit(int batch_size, int world_size) {
+  if (batch_size == kAutoBatchSize) return;  // chosen as a multiple of the ranks
   if (world_size > 0 && batch_size % world_size != 0) {
     throw TrainerError(TrainerError::Kind::kConfig,
                        "--batch_size " + std::to_string(batch_size) + " does not divide among " +
@@ -232,7 +298,8 @@ void CheckBatchSplit(int batch_size, int world_size) {
   }
 }
 
-void Train(const TrainOptions& o) {
+void Train(const TrainOptions& options) {
+  TrainOptions o = options;  // batch_size is resolved below when auto
   const RankOptions& r = o.rank;
   CheckTrainOptions(o);
   const bool leader = r.rank == 0;
@@ -246,14 +313,9 @@ void Train(const TrainOptions& o) {
   const int64_t examples_per_epoch = manifest.split("train").num_records;
   ModelPtr model = CreateModel(o.model, manifest.num_classes);
   const int image_size = o.image_size > 0 ? o.image_size : model->DefaultImageSize();
-  int64_t max_steps = o.max_steps;
-  if (max_steps <= 0 && o.num_epochs > 0) {
-    max_steps = static_cast<int64_t>(std::ceil(o.num_epochs * examples_per_epoch / o.batch_size));
-  }
-  if (max_steps <= 0) {
+  if (o.max_steps <= 0 && o.num_epochs <= 0) {
     throw TrainerError(TrainerError::Kind::kConfig, "give --max_steps or --num_epochs");
   }
-  const int64_t decay_steps = DecaySteps(examples_per_epoch, o.batch_size, o.num_epochs_per_decay);
 
   CheckpointManager checkpoints(o.train_dir, o.keep_checkpoints);
   const auto latest = checkpoints.Latest();
@@ -275,6 +337,16 @@ void Train(const TrainOptions& o) {
       .epsilon(o.rmsprop_epsilon);
   RmsPropTf optimizer(model->parameters(), opt_options);
   ExponentialMovingAverage ema(*model);
+  const bool auto_batch = o.batch_size == kAutoBatchSize;
+  if (auto_batch) {
+    o.batch_size =
+        ChooseBatchSize(o, manifest.num_classes, image_size, device, precision, memory_format);
+  }
+  int64_t max_steps = o.max_steps;
+  if (max_steps <= 0) {
+    max_steps = static_cast<int64_t>(std::ceil(o.num_epochs * examples_per_epoch / o.batch_size));
+  }
+  const int64_t decay_steps = DecaySteps(examples_per_epoch, o.batch_size, o.num_epochs_per_decay);
 
   CheckpointMeta meta;
   meta.model = o.model;
@@ -296,6 +368,7 @@ void Train(const TrainOptions& o) {
   if (r.distributed()) {
     comm = Communicator::Connect(r);
     AgreeOnStart(*comm, *model, meta.step);
+    if (auto_batch) AgreeOnBatchSize(*comm, o.batch_size);
     reducer = std::make_unique<GradientReducer>(model->parameters(), *comm);
     if (leader) {
       LogInfo(Printf("rank 0 of %d (%s): %d examples per rank and step, gradients in %d buckets",
@@ -304,7 +377,11 @@ void Train(const TrainOptions& o) {
     }
   }
 
-  if (leader) LogInfo(DescribeModelMemory(*model, device, leader));
+  if (leader) {
+    const StepMemory m = MeasureStepMemory(o.model, manifest.num_classes, image_size, device,
+                                           precision, memory_format);
+    LogInfo(DescribeDeviceMemory(m, device, o.batch_size / r.world_size));
+  }
   InputPipeline::Options pipeline_options = PipelineOptions(o, image_size, /*train=*/true);
   CheckMemoryPlan(PlanInputMemory(pipeline_options, manifest), o);
   InputPipeline pipeline(pipeline_options, manifest);
