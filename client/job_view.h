@@ -24,4 +24,8 @@ std::string WorkerRow(const retrain::v1::Worker& worker);
 // The protobuf JSON mapping, field names as in the .proto files.
 std::string ToJson(const google::protobuf::Message& message);
 
+// A failed command with --output json, one line:
+// {"error":{"code":"NOT_FOUND","message":"..."},"exit_code":1}.
+std::string ErrorJson(const std::string& code, const std::string& message, int exit_code);
+
 }  // namespace retrain::client

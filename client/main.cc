@@ -17,7 +17,9 @@
 
 #include "absl/strings/str_format.h"
 #include "client/job_view.h"
+#include "common/bearer_token.h"
 #include "common/job_states.h"
+#include "common/tls_credentials.h"
 #include "retrain/v1/job_service.grpc.pb.h"
 
 namespace {
@@ -33,28 +35,48 @@ struct Globals {
   int timeout_s = 30;
 };
 
-// A gRPC error as one readable line, and the exit code it maps to.
+// A gRPC error as one readable line on stderr (a JSON object there with
+// --output json), and the exit code it maps to.
 int ReportError(const grpc::Status& s, const Globals& g) {
-  if (s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-      s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    std::cerr << "retrain: cannot reach the server at " << g.server << ": " << s.error_message()
-              << " (start retrain-server, or set --server / RETRAIN_SERVER)\n";
-    return kUnreachable;
-  }
   static const char* kCodes[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
                                  "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
                                  "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
                                  "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
                                  "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
   const int code = static_cast<int>(s.error_code());
-  std::cerr << "retrain: error: " << s.error_message() << " ["
-            << (code >= 0 && code <= 16 ? kCodes[code] : "?") << "]\n";
-  return kRefused;
+  const char* code_name = code >= 0 && code <= 16 ? kCodes[code] : "UNKNOWN";
+  const bool unreachable = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                           s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+  const std::string message =
+      unreachable ? "cannot reach the server at " + g.server + ": " + s.error_message() +
+                        " (start retrain-server, or set --server / RETRAIN_SERVER)"
+                  : s.error_message();
+  const int exit_code = unreachable ? kUnreachable : kRefused;
+  if (g.output == "json") {
+    std::cerr << retrain::client::ErrorJson(code_name, message, exit_code) << "\n";
+  } else if (unreachable) {
+    std::cerr << "retrain: " << message << "\n";
+  } else {
+    std::cerr << "retrain: error: " << message << " [" << code_name << "]\n";
+  }
+  return exit_code;
+}
+
+// The client token every call carries (--token_file or RETRAIN_TOKEN; "" for
+// a server without tokens). Set once, before the first call.
+std::string& Token() {
+  static std::string token;
+  return token;
+}
+
+void AddToken(grpc::ClientContext& ctx) {
+  if (!Token().empty()) ctx.AddMetadata("authorization", retrain::BearerValue(Token()));
 }
 
 std::unique_ptr<grpc::ClientContext> Context(int timeout_s) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  AddToken(*ctx);
   return ctx;
 }
 
@@ -97,6 +119,7 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
   int reconnects = 0;
   while (true) {
     grpc::ClientContext ctx;
+    AddToken(ctx);
     v1::WatchJobRequest req;
     req.set_job_id(job_id);
     auto reader = stub.WatchJob(&ctx, req);
@@ -178,7 +201,11 @@ int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, con
       }
       return ReportError(st, g);
     }
-    for (const auto& line : resp.lines()) std::cout << line << "\n";
+    if (g.output == "json") {
+      if (resp.lines_size() > 0 || !follow) std::cout << retrain::client::ToJson(resp) << "\n";
+    } else {
+      for (const auto& line : resp.lines()) std::cout << line << "\n";
+    }
     std::cout << std::flush;
     offset = resp.next_offset();
     if (resp.lines_size() > 0) continue;
@@ -206,6 +233,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   app.add_option("--timeout_s", g.timeout_s, "Deadline of each call")->capture_default_str();
+  std::string token_file;
+  app.add_option("--token_file", token_file,
+                 "File holding the server's client token (or RETRAIN_TOKEN)");
+  retrain::TlsFiles tls;
+  if (const char* env = std::getenv("RETRAIN_TLS_CA_FILE")) tls.ca_file = env;
+  app.add_option("--tls_ca_file", tls.ca_file,
+                 "PEM CA of the server's certificate: connect over TLS (or RETRAIN_TLS_CA_FILE)");
 
   // build-dataset
   v1::DatasetBuildSpec spec;
@@ -333,7 +367,8 @@ int main(int argc, char** argv) {
   int limit = 50;
   auto* list = app.add_subcommand("list", "List jobs, newest first.\nExample: retrain list");
   list->add_option("--limit", limit, "How many")->capture_default_str();
-  auto* workers = app.add_subcommand("workers", "List registered workers.");
+  auto* workers = app.add_subcommand(
+      "workers", "List registered workers and their resources.\nExample: retrain workers");
 
   try {
     app.parse(argc, argv);
@@ -346,9 +381,20 @@ int main(int argc, char** argv) {
     return kUsage;
   }
 
+  auto token = retrain::LoadToken("--token_file", token_file, "RETRAIN_TOKEN");
+  if (!token.ok()) {
+    std::cerr << "retrain: " << token.status().message() << "\n";
+    return kUsage;
+  }
+  Token() = *token;
+  auto credentials = retrain::ChannelCredentialsFrom(tls);
+  if (!credentials.ok()) {
+    std::cerr << "retrain: " << credentials.status().message() << "\n";
+    return kUsage;
+  }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(g.server, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(g.server, *credentials, args);
   auto stub = v1::JobService::NewStub(channel);
 
   if (*build) {

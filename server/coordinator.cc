@@ -146,6 +146,12 @@ void Coordinator::AddEvent(JobEntry& entry, const std::string& reason) {
 }
 
 void Coordinator::SetState(JobEntry& entry, v1::JobState state, const std::string& reason) {
+  if (entry.job.state() == v1::JOB_STATE_QUEUED && state == v1::JOB_STATE_RUNNING) {
+    counters_.queue_wait_seconds_sum +=
+        std::max<int64_t>(0, Now() - TimeUtil::TimestampToMilliseconds(entry.job.create_time())) /
+        1000.0;
+    ++counters_.queue_wait_count;
+  }
   entry.job.set_state(state);
   if (IsFinalState(state)) *entry.job.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(Now());
   AddEvent(entry, absl::StrCat(StateName(state), ": ", reason));
@@ -306,10 +312,12 @@ void Coordinator::RequeueOrFail(v1::TaskRecord& task, const std::string& why) {
   task_progress_.erase(task.id());
   if (entry == nullptr) return;
   if (task.attempts() >= options_.max_task_attempts) {
+    ++counters_.tasks_failed[TaskKind(task.task())];
     EndJob(*entry, v1::JOB_STATE_FAILED,
            absl::StrCat(TaskName(task), " failed ", task.attempts(), " times; last: ", why));
     return;
   }
+  ++counters_.tasks_retried[TaskKind(task.task())];
   task.set_state(v1::TASK_STATE_PENDING);
   task.set_worker_id("");
   pending_.insert(task.id());
@@ -592,6 +600,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   t.set_state(v1::TASK_STATE_LEASED);
   t.set_attempts(t.attempts() + 1);
   t.set_lease_id(next_lease_id_++);
+  ++counters_.tasks_leased[TaskKind(t.task())];
   t.set_worker_id(req.worker_id());
   t.set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
   lease_to_task_[t.lease_id()] = id;
@@ -667,6 +676,12 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   }
   task->set_state(v1::TASK_STATE_DONE);
   *task->mutable_result() = req.result();
+  if (req.result().has_shard()) {
+    counters_.images_written += req.result().shard().shard().num_records();
+    counters_.images_converted += req.result().shard().num_converted();
+    counters_.images_skipped += req.result().shard().skipped_size();
+  }
+  for (const auto& f : req.result().probe().files()) counters_.images_skipped += f.ok() ? 0 : 1;
   if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
     w->second.set_state(v1::WORKER_STATE_IDLE);
   }
@@ -692,6 +707,7 @@ absl::Status Coordinator::FailTask(const v1::FailTaskRequest& req) {
   task->set_error(req.error());
   const std::string why = absl::StrCat("worker ", req.worker_id(), ": ", req.error());
   if (!req.retryable()) {
+    ++counters_.tasks_failed[TaskKind(task->task())];
     if (JobEntry* entry = FindJob(task->job_id())) {
       EndJob(*entry, v1::JOB_STATE_FAILED, why);
     }

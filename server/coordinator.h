@@ -22,6 +22,7 @@
 #include "retrain/v1/coordinator_state.pb.h"
 #include "retrain/v1/job_service.pb.h"
 #include "retrain/v1/worker_service.pb.h"
+#include "server/coordinator_stats.h"
 #include "server/data_roots.h"
 #include "server/sqlite_store.h"
 
@@ -43,6 +44,9 @@ struct CoordinatorOptions {
   int files_per_probe_task = 64;
   // Leases of one task before the job fails.
   int max_task_attempts = 4;
+  // Unfinished (QUEUED or RUNNING) jobs one submitter may have at once;
+  // more are refused (RESOURCE_EXHAUSTED) until some end.
+  int max_pending_jobs_per_client = 1000;
 };
 
 class Coordinator {
@@ -55,15 +59,18 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
 
   // --- clients ---
+  // `submitter`: who asks (the client's host), kept with the job and
+  // counted against CoordinatorOptions::max_pending_jobs_per_client.
   absl::StatusOr<retrain::v1::Job> SubmitDatasetBuild(
-      const retrain::v1::SubmitDatasetBuildRequest& request);
+      const retrain::v1::SubmitDatasetBuildRequest& request, const std::string& submitter = "");
   // Training and evaluation (coordinator_training.cc): checked against the
   // dataset, the trainer's memory plan and the registered workers; a job no
   // worker could ever host is refused (FAILED_PRECONDITION with the
   // figures), one that must wait stays QUEUED with the reason.
-  absl::StatusOr<retrain::v1::Job> SubmitTraining(const retrain::v1::SubmitTrainingRequest& request);
+  absl::StatusOr<retrain::v1::Job> SubmitTraining(const retrain::v1::SubmitTrainingRequest& request,
+                                                  const std::string& submitter = "");
   absl::StatusOr<retrain::v1::Job> SubmitEvaluation(
-      const retrain::v1::SubmitEvaluationRequest& request);
+      const retrain::v1::SubmitEvaluationRequest& request, const std::string& submitter = "");
   absl::StatusOr<retrain::v1::GetJobLogsResponse> GetJobLogs(
       const retrain::v1::GetJobLogsRequest& request) const;
   absl::StatusOr<retrain::v1::Job> GetJob(const std::string& job_id) const;
@@ -76,6 +83,8 @@ class Coordinator {
   absl::StatusOr<retrain::v1::Job> WaitForJobChange(const std::string& job_id, uint64_t* version,
                                                     std::chrono::milliseconds timeout) const;
   std::vector<retrain::v1::Worker> ListWorkers() const;
+  // Counts and totals for metrics (coordinator_stats.cc).
+  CoordinatorStats Stats() const;
 
   // --- workers ---
   absl::StatusOr<retrain::v1::RegisterWorkerResponse> RegisterWorker(
@@ -123,6 +132,9 @@ class Coordinator {
       const retrain::v1::TrainingSpec& spec) const;
   // Callers hold mu_ from here on.
   absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const;
+  // RESOURCE_EXHAUSTED when `submitter` has max_pending_jobs_per_client
+  // unfinished jobs already.
+  absl::Status CheckQueueQuota(const std::string& submitter) const;
   absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
                                             bool validate_only,
                                             std::vector<retrain::v1::Task> tasks,
@@ -179,6 +191,7 @@ class Coordinator {
   int64_t next_lease_id_ = 1;                            // guarded by mu_
   int64_t next_worker_seq_ = 1;                          // guarded by mu_
   bool stopping_ = false;                                // guarded by mu_
+  CoordinatorCounters counters_;                         // guarded by mu_
   mutable std::condition_variable job_changed_;
   std::condition_variable task_available_;
   std::condition_variable planner_wake_;

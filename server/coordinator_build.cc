@@ -206,7 +206,8 @@ absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
   return spec;
 }
 
-absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetBuildRequest& req) {
+absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetBuildRequest& req,
+                                                        const std::string& submitter) {
   v1::BuildPlan plan;
   // File-system checks run without the lock.
   ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(req.spec(), &plan));
@@ -214,6 +215,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
   job.set_type(v1::JOB_TYPE_DATASET_BUILD);
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_request_id(req.request_id());
+  job.set_submitter(submitter);
   *job.mutable_dataset_build() = spec;
   *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
   *job.mutable_update_time() = job.create_time();
@@ -233,6 +235,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
       return existing;
     }
   }
+  RETURN_IF_ERROR(CheckQueueQuota(submitter));
   job.set_id(NewJobId());
   if (!req.request_id().empty()) request_ids_[req.request_id()] = job.id();
   JobEntry& entry = jobs_[job.id()];

@@ -199,12 +199,6 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
   task.set_cpu_ranks(s.num_gpus() > 0 ? 1 : RanksPerWorker(s));
   task.set_nnodes(Workers(s));
   task.set_stop_grace_secs(kStopGraceSecs);
-  std::error_code ec;
-  fs::create_directories(train_dir, ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("spec.train_dir: cannot create ", train_dir, ": ", ec.message()));
-  }
   return task;
 }
 
@@ -239,10 +233,21 @@ absl::Status Coordinator::CheckSomeWorkerCouldHost(const v1::TrainTask& task) co
       "batches take the memory) or spec.num_replicas / spec.num_gpus"));
 }
 
-absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequest& req) {
+absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequest& req,
+                                                    const std::string& submitter) {
   ASSIGN_OR_RETURN(v1::TrainTask task, ValidateTrainingSpec(req.spec()));
+  if (!req.validate_only()) {
+    // The trainer writes there; a request that is only checked creates nothing.
+    std::error_code ec;
+    fs::create_directories(task.spec().train_dir(), ec);
+    if (ec) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "spec.train_dir: cannot create ", task.spec().train_dir(), ": ", ec.message()));
+    }
+  }
   v1::Job job;
   job.set_type(v1::JOB_TYPE_TRAINING);
+  job.set_submitter(submitter);
   job.set_priority(req.priority());
   *job.mutable_training() = task.spec();
   // One task per worker the job spans; they start together (PlaceGangs).
@@ -257,7 +262,8 @@ absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequ
                                DescribeNeed(task)));
 }
 
-absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluationRequest& req) {
+absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluationRequest& req,
+                                                      const std::string& submitter) {
   v1::EvalTask task;
   v1::EvaluationSpec& s = *task.mutable_spec();
   s = req.spec();
@@ -274,12 +280,25 @@ absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluation
   }
   v1::Job job;
   job.set_type(v1::JOB_TYPE_EVALUATION);
+  job.set_submitter(submitter);
   job.set_priority(req.priority());
   *job.mutable_evaluation() = s;
   std::vector<v1::Task> tasks(1);
   *tasks[0].mutable_eval() = task;
   return AdmitJob(std::move(job), req.request_id(), req.validate_only(), std::move(tasks),
                   "evaluation submitted");
+}
+
+absl::Status Coordinator::CheckQueueQuota(const std::string& submitter) const {
+  int pending = 0;
+  for (const auto& [id, entry] : jobs_) {
+    pending += !IsFinalState(entry.job.state()) && entry.job.submitter() == submitter;
+  }
+  if (pending < options_.max_pending_jobs_per_client) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      submitter.empty() ? std::string("this client") : submitter, " has ", pending,
+      " unfinished jobs (queued or running), the most the coordinator takes from one client "
+      "(--max_pending_jobs_per_client): wait for some to end, or cancel some"));
 }
 
 absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& request_id,
@@ -309,6 +328,7 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
       return existing;
     }
   }
+  RETURN_IF_ERROR(CheckQueueQuota(job.submitter()));
   job.set_id(NewJobId());
   if (!request_id.empty()) request_ids_[request_id] = job.id();
   JobEntry& entry = jobs_[job.id()];

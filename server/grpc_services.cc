@@ -17,47 +17,92 @@ grpc::Status Reply(absl::StatusOr<T> result, T* resp) {
   return grpc::Status::OK;
 }
 
+// OK, or the refusal of a call whose "authorization" metadata does not let
+// it act as `needed`.
+grpc::Status Authorize(const grpc::ServerContext* ctx, const AccessPolicy& access,
+                       Caller needed) {
+  const auto& metadata = ctx->client_metadata();
+  const auto it = metadata.find("authorization");
+  const std::string_view value =
+      it == metadata.end() ? std::string_view() : std::string_view(it->second.data(), it->second.size());
+  const auto auth = ctx->auth_context();
+  const bool verified = auth != nullptr && auth->IsPeerAuthenticated();
+  return ToGrpcStatus(access.Check(needed, value, verified));
+}
+
+// The client's host as gRPC names its peer ("ipv4:10.0.0.7:52114" ->
+// "ipv4:10.0.0.7"): who submitted a job.
+std::string Submitter(const grpc::ServerContext* ctx) {
+  const std::string peer = ctx->peer();
+  const size_t colon = peer.rfind(':');
+  return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
+}
+
+#define RETRAIN_AUTHORIZE(ctx, caller)                                       \
+  do {                                                                       \
+    grpc::Status denied = Authorize(ctx, access_, caller);                   \
+    if (!denied.ok()) return denied;                                         \
+  } while (0)
+
 }  // namespace
 
-grpc::Status JobServiceImpl::SubmitDatasetBuild(grpc::ServerContext*,
+grpc::Status JobServiceImpl::SubmitDatasetBuild(grpc::ServerContext* ctx,
                                                 const v1::SubmitDatasetBuildRequest* req,
                                                 v1::Job* resp) {
-  return Reply(coordinator_.SubmitDatasetBuild(*req), resp);
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  return Reply(coordinator_.SubmitDatasetBuild(*req, Submitter(ctx)), resp);
 }
 
-grpc::Status JobServiceImpl::SubmitTraining(grpc::ServerContext*,
+grpc::Status JobServiceImpl::SubmitTraining(grpc::ServerContext* ctx,
                                             const v1::SubmitTrainingRequest* req, v1::Job* resp) {
-  return Reply(coordinator_.SubmitTraining(*req), resp);
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  return Reply(coordinator_.SubmitTraining(*req, Submitter(ctx)), resp);
 }
 
-grpc::Status JobServiceImpl::SubmitEvaluation(grpc::ServerContext*,
+grpc::Status JobServiceImpl::SubmitEvaluation(grpc::ServerContext* ctx,
                                               const v1::SubmitEvaluationRequest* req,
                                               v1::Job* resp) {
-  return Reply(coordinator_.SubmitEvaluation(*req), resp);
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  return Reply(coordinator_.SubmitEvaluation(*req, Submitter(ctx)), resp);
 }
 
-grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext*, const v1::GetJobLogsRequest* req,
+grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* ctx, const v1::GetJobLogsRequest* req,
                                         v1::GetJobLogsResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
   return Reply(coordinator_.GetJobLogs(*req), resp);
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                     v1::Job* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
   return Reply(coordinator_.GetJob(req->job_id()), resp);
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req,
                                       v1::ListJobsResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
   return Reply(coordinator_.ListJobs(*req), resp);
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* ctx, const v1::CancelJobRequest* req,
                                        v1::Job* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
   return Reply(coordinator_.CancelJob(req->job_id(), req->reason()), resp);
 }
 
 grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                       grpc::ServerWriter<v1::JobUpdate>* writer) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  if (watch_streams_.fetch_add(1) >= max_watch_streams_) {
+    watch_streams_.fetch_sub(1);
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "too many jobs are watched at once (--max_watch_streams " +
+                            std::to_string(max_watch_streams_) + "): retry later, or poll GetJob");
+  }
+  struct Release {
+    std::atomic<int>& n;
+    ~Release() { n.fetch_sub(1); }
+  } release{watch_streams_};
   uint64_t version = 0;
   while (!ctx->IsCancelled()) {
     auto job = coordinator_.WaitForJobChange(req->job_id(), &version,
@@ -73,42 +118,49 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJ
   return grpc::Status::CANCELLED;
 }
 
-grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*, const v1::ListWorkersRequest*,
+grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* ctx, const v1::ListWorkersRequest*,
                                          v1::ListWorkersResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
   for (auto& w : coordinator_.ListWorkers()) *resp->add_workers() = std::move(w);
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::RegisterWorker(grpc::ServerContext* ctx,
                                                const v1::RegisterWorkerRequest* req,
                                                v1::RegisterWorkerResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return Reply(coordinator_.RegisterWorker(*req), resp);
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest* req,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* ctx, const v1::HeartbeatRequest* req,
                                           v1::HeartbeatResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return Reply(coordinator_.Heartbeat(*req), resp);
 }
 
-grpc::Status WorkerServiceImpl::LeaseTask(grpc::ServerContext*, const v1::LeaseTaskRequest* req,
+grpc::Status WorkerServiceImpl::LeaseTask(grpc::ServerContext* ctx, const v1::LeaseTaskRequest* req,
                                           v1::LeaseTaskResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return Reply(coordinator_.LeaseTask(*req), resp);
 }
 
-grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::ReportProgress(grpc::ServerContext* ctx,
                                                const v1::ReportProgressRequest* req,
                                                v1::ReportProgressResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return Reply(coordinator_.ReportProgress(*req), resp);
 }
 
-grpc::Status WorkerServiceImpl::CompleteTask(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::CompleteTask(grpc::ServerContext* ctx,
                                              const v1::CompleteTaskRequest* req,
                                              v1::CompleteTaskResponse*) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return ToGrpcStatus(coordinator_.CompleteTask(*req));
 }
 
-grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext*, const v1::FailTaskRequest* req,
+grpc::Status WorkerServiceImpl::FailTask(grpc::ServerContext* ctx, const v1::FailTaskRequest* req,
                                          v1::FailTaskResponse*) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kWorker);
   return ToGrpcStatus(coordinator_.FailTask(*req));
 }
 

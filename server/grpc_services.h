@@ -1,16 +1,23 @@
-// gRPC front-ends of the coordinator: each method only translates between
-// the wire and Coordinator calls.
+// gRPC front-ends of the coordinator: each method checks the caller's token
+// (AccessPolicy) and then only translates between the wire and Coordinator
+// calls.
 #pragma once
+
+#include <atomic>
 
 #include "retrain/v1/job_service.grpc.pb.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
+#include "server/access_policy.h"
 #include "server/coordinator.h"
 
 namespace retrain::server {
 
 class JobServiceImpl final : public retrain::v1::JobService::Service {
  public:
-  explicit JobServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  // `max_watch_streams`: WatchJob streams open at once; more are refused
+  // with RESOURCE_EXHAUSTED (each holds a server thread).
+  JobServiceImpl(Coordinator& coordinator, const AccessPolicy& access, int max_watch_streams = 256)
+      : coordinator_(coordinator), access_(access), max_watch_streams_(max_watch_streams) {}
 
   grpc::Status SubmitDatasetBuild(grpc::ServerContext*,
                                   const retrain::v1::SubmitDatasetBuildRequest* req,
@@ -34,11 +41,15 @@ class JobServiceImpl final : public retrain::v1::JobService::Service {
 
  private:
   Coordinator& coordinator_;
+  const AccessPolicy& access_;
+  const int max_watch_streams_;
+  std::atomic<int> watch_streams_{0};
 };
 
 class WorkerServiceImpl final : public retrain::v1::WorkerService::Service {
  public:
-  explicit WorkerServiceImpl(Coordinator& coordinator) : coordinator_(coordinator) {}
+  WorkerServiceImpl(Coordinator& coordinator, const AccessPolicy& access)
+      : coordinator_(coordinator), access_(access) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext*, const retrain::v1::RegisterWorkerRequest* req,
                               retrain::v1::RegisterWorkerResponse* resp) override;
@@ -55,6 +66,7 @@ class WorkerServiceImpl final : public retrain::v1::WorkerService::Service {
 
  private:
   Coordinator& coordinator_;
+  const AccessPolicy& access_;
 };
 
 }  // namespace retrain::server

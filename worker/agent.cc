@@ -4,10 +4,13 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/bearer_token.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/system_memory.h"
@@ -24,22 +27,29 @@ namespace {
 
 constexpr const char* kVersion = "0.1.0";
 
-std::unique_ptr<grpc::ClientContext> Context(int timeout_ms) {
+std::unique_ptr<grpc::ClientContext> Context(int timeout_ms, const std::string& token) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + milliseconds(timeout_ms));
+  if (!token.empty()) ctx->AddMetadata("authorization", BearerValue(token));
   return ctx;
 }
 
-// This machine's resources; GPUs are looked up again every minute.
+// This machine's resources; GPUs (nvidia-smi) are looked up again every 10 s.
 v1::WorkerResources Resources(int threads) {
   static std::mutex mu;
   static std::vector<v1::GpuInfo> gpus;
   static std::chrono::steady_clock::time_point gpus_at;
   v1::WorkerResources r;
-  r.set_cpu_cores(static_cast<int32_t>(std::thread::hardware_concurrency()));
+  // A container's limits count, not only the machine's.
+  const CgroupLimits limits = ReadCgroupLimits();
+  int32_t cores = static_cast<int32_t>(std::thread::hardware_concurrency());
+  if (limits.cpus > 0) cores = std::min(cores, static_cast<int32_t>(std::ceil(limits.cpus)));
+  r.set_cpu_cores(cores);
   struct sysinfo info;
   if (sysinfo(&info) == 0) {
-    r.set_memory_bytes(static_cast<int64_t>(info.totalram) * info.mem_unit);
+    int64_t total = static_cast<int64_t>(info.totalram) * info.mem_unit;
+    if (limits.memory_limit_bytes > 0) total = std::min(total, limits.memory_limit_bytes);
+    r.set_memory_bytes(total);
     const int64_t available = AvailableMemoryBytes();
     r.set_free_memory_bytes(available >= 0 ? available
                                            : static_cast<int64_t>(info.freeram) * info.mem_unit);
@@ -48,7 +58,7 @@ v1::WorkerResources Resources(int threads) {
   std::lock_guard<std::mutex> lock(mu);
   const auto now = std::chrono::steady_clock::now();
   if (gpus_at == std::chrono::steady_clock::time_point() ||
-      now - gpus_at > std::chrono::minutes(1)) {
+      now - gpus_at > std::chrono::seconds(10)) {
     gpus = DetectGpus();
     gpus_at = now;
   }
@@ -80,8 +90,9 @@ Agent::Agent(AgentOptions options) : options_(WithDefaults(std::move(options))) 
   args.SetMaxSendMessageSize(64 << 20);
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  stub_ = v1::WorkerService::NewStub(
-      grpc::CreateCustomChannel(options_.server, grpc::InsecureChannelCredentials(), args));
+  stub_ = v1::WorkerService::NewStub(grpc::CreateCustomChannel(
+      options_.server,
+      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args));
 }
 
 Agent::~Agent() = default;
@@ -114,13 +125,13 @@ absl::Status Agent::Register() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   v1::RegisterWorkerRequest req;
-  req.set_hostname(host);
+  req.set_hostname(options_.advertise_host.empty() ? host : options_.advertise_host);
   req.set_pid(getpid());
   req.set_version(kVersion);
   *req.mutable_resources() = Resources(options_.threads);
   v1::RegisterWorkerResponse resp;
   grpc::Status s = WithRetry("register", [&] {
-    auto ctx = Context(5000);
+    auto ctx = Context(5000, options_.token);
     ctx->set_wait_for_ready(true);
     return stub_->RegisterWorker(ctx.get(), req, &resp);
   });
@@ -146,7 +157,7 @@ absl::Status Agent::Run() {
     req.set_wait_ms(2000);
     v1::LeaseTaskResponse resp;
     grpc::Status s = WithRetry("lease", [&] {
-      auto ctx = Context(req.wait_ms() + 5000);
+      auto ctx = Context(req.wait_ms() + 5000, options_.token);
       return stub_->LeaseTask(ctx.get(), req, &resp);
     });
     if (stopping_) break;
@@ -181,7 +192,7 @@ void Agent::HeartbeatLoop() {
     }
     *req.mutable_resources() = Resources(options_.threads);
     v1::HeartbeatResponse resp;
-    auto ctx = Context(std::max(interval, 1000));
+    auto ctx = Context(std::max(interval, 1000), options_.token);
     grpc::Status s = stub_->Heartbeat(ctx.get(), req, &resp);
     if (s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -219,7 +230,7 @@ void Agent::RunTask(const v1::Task& task) {
     req.set_done(done);
     req.set_bytes_done(bytes);
     v1::ReportProgressResponse resp;
-    auto ctx = Context(2000);
+    auto ctx = Context(2000, options_.token);
     if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
       task_cancelled_ = true;
     }
@@ -257,7 +268,7 @@ void Agent::RunTask(const v1::Task& task) {
         *req.mutable_training() = progress;
         for (auto& l : lines) req.add_log_lines(std::move(l));
         v1::ReportProgressResponse resp;
-        auto ctx = Context(5000);
+        auto ctx = Context(5000, options_.token);
         if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
           task_cancelled_ = true;
         }
@@ -294,7 +305,7 @@ void Agent::RunTask(const v1::Task& task) {
     *req.mutable_result() = std::move(result);
     v1::CompleteTaskResponse resp;
     grpc::Status s = WithRetry("complete", [&] {
-      auto ctx = Context(10000);
+      auto ctx = Context(10000, options_.token);
       return stub_->CompleteTask(ctx.get(), req, &resp);
     });
     if (s.ok()) {
@@ -321,7 +332,7 @@ void Agent::RunTask(const v1::Task& task) {
     req.set_retryable(retryable);
     v1::FailTaskResponse resp;
     WithRetry("fail", [&] {
-      auto ctx = Context(10000);
+      auto ctx = Context(10000, options_.token);
       return stub_->FailTask(ctx.get(), req, &resp);
     });
   }

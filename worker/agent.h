@@ -8,6 +8,8 @@
 #include <set>
 #include <string>
 
+#include <grpcpp/security/credentials.h>
+
 #include "absl/status/status.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
 
@@ -21,6 +23,16 @@ struct AgentOptions {
   // The retrain-trainer binary train and eval tasks run (default: beside
   // this program).
   std::string trainer_path;
+  // The coordinator's worker token ("" for a server without tokens).
+  std::string token;
+  // The address other workers reach this one at, registered as its
+  // hostname: rank 0 of a training job over several workers serves its
+  // rendezvous there. Default: this machine's hostname (in a container, pass
+  // the pod's IP).
+  std::string advertise_host;
+  // How to reach the coordinator (TLS, a client certificate); null:
+  // plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 // Thread-safe: Stop() may be called from any thread while Run() runs.

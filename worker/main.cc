@@ -6,7 +6,9 @@
 #include <iostream>
 #include <thread>
 
+#include "common/bearer_token.h"
 #include "common/logging.h"
+#include "common/tls_credentials.h"
 #include "worker/agent.h"
 #include "worker/image/image_library.h"
 
@@ -15,6 +17,9 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("RETRAIN_SERVER")) options.server = env;
   options.threads = std::max(1u, std::thread::hardware_concurrency());
   std::string log_level = "info";
+  std::string log_format = "text";
+  std::string token_file;
+  retrain::TlsFiles tls;
   CLI::App app{"retrain-worker: registers with a retrain coordinator and runs its tasks "
                "(image validation and shard writing).\n"
                "Example: retrain-worker --server 127.0.0.1:50051 --threads 4"};
@@ -25,6 +30,19 @@ int main(int argc, char** argv) {
   app.add_option("--unreachable_timeout_s", options.unreachable_timeout_s,
                  "Exit when the coordinator is unreachable this long")
       ->capture_default_str();
+  app.add_option("--token_file", token_file,
+                 "File holding the coordinator's worker token (or RETRAIN_WORKER_TOKEN)");
+  app.add_option("--advertise_host", options.advertise_host,
+                 "Host or IP other workers reach this one at, for jobs over several workers "
+                 "(default: the hostname; in Kubernetes the pod IP)");
+  app.add_option("--tls_ca_file", tls.ca_file,
+                 "PEM CA of the coordinator's certificate: connect over TLS");
+  app.add_option("--tls_cert_file", tls.cert_file,
+                 "PEM client certificate for a coordinator that wants one (mutual TLS)");
+  app.add_option("--tls_key_file", tls.key_file, "PEM private key of --tls_cert_file");
+  app.add_option("--log_format", log_format, "text, or json: one object per line for collectors")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_option("--log_level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -32,7 +50,20 @@ int main(int argc, char** argv) {
     std::cerr << "retrain-worker: --server (or RETRAIN_SERVER) is required\n";
     return 2;
   }
+  auto token = retrain::LoadToken("--token_file", token_file, "RETRAIN_WORKER_TOKEN");
+  if (!token.ok()) {
+    std::cerr << "retrain-worker: " << token.status().message() << "\n";
+    return 2;
+  }
+  options.token = *token;
+  auto credentials = retrain::ChannelCredentialsFrom(tls);
+  if (!credentials.ok()) {
+    std::cerr << "retrain-worker: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  options.credentials = *credentials;
   retrain::SetLogLevel(log_level);
+  retrain::SetLogFormat(log_format);
   if (auto s = retrain::image::InitImageLibrary(argv[0]); !s.ok()) {
     std::cerr << "retrain-worker: " << s.message() << "\n";
     return 1;

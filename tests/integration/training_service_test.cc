@@ -4,6 +4,7 @@
 // admission and queueing, cancel.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
+#include <httplib.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -70,6 +71,14 @@ grpc::Status Submit(Cluster& cluster, const v1::TrainingSpec& spec, v1::Job* job
   req.set_priority(priority);
   grpc::ClientContext ctx;
   return cluster.jobs().SubmitTraining(&ctx, req, job);
+}
+
+// The value of one series ("name{labels}") in a Prometheus text page, -1
+// when it is not there.
+double MetricValue(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
 }
 
 bool HistorySays(const v1::Job& job, const std::string& text) {
@@ -143,6 +152,7 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   TempDir dir;
   ClusterOptions options;
   options.lease_timeout_ms = 2000;
+  options.http = true;
   Cluster cluster(dir.path(), options);
   cluster.StartServer();
   cluster.StartWorker(1);
@@ -153,11 +163,23 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   job = cluster.WaitForJob(job.id(), [&](const v1::Job&) {
     return NewestCheckpointStep(dir.path() + "/run") >= 40;
   }, std::chrono::seconds(180));
+  // While it trains, its figures are on /metrics.
+  httplib::Client http("127.0.0.1", cluster.http_port());
+  std::string metrics = http.Get("/metrics")->body;
+  const std::string series = "{job=\"" + job.id() + "\"}";
+  EXPECT_GT(MetricValue(metrics, "retrain_training_step" + series), 0) << metrics;
+  EXPECT_GT(MetricValue(metrics, "retrain_training_examples_per_second" + series), 0);
+  EXPECT_GT(MetricValue(metrics, "retrain_training_loss" + series), 0);
+  EXPECT_EQ(MetricValue(metrics, "retrain_tasks_retried_total{kind=\"train\"}"), 0);
   // Kill the worker that holds the training task.
   const int64_t checkpoint = NewestCheckpointStep(dir.path() + "/run");
   ASSERT_NE(KillAWorkerWithATask(cluster), 0);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  metrics = http.Get("/metrics")->body;
+  EXPECT_GE(MetricValue(metrics, "retrain_tasks_retried_total{kind=\"train\"}"), 1);
+  EXPECT_EQ(MetricValue(metrics, "retrain_training_step" + series), -1)
+      << "a job that ended still has training figures";
   EXPECT_EQ(job.training_result().steps(), 400);
   EXPECT_GE(job.training_result().restarts(), 1);
   EXPECT_TRUE(HistorySays(job, "restarted on worker")) << job.DebugString();
@@ -375,7 +397,7 @@ TEST(TrainingServiceTest, GpuJobsAreAdmittedByDeviceMemory) {
   // ... and starts once the GPU has room (here the worker's trainer then
   // finds no CUDA, which fails the job as a configuration error).
   report_gpus(16000);
-  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(60));
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(120));
   EXPECT_TRUE(std::any_of(job.history().begin(), job.history().end(), [](const v1::JobEvent& e) {
     return e.state() == v1::JOB_STATE_RUNNING;
   })) << job.DebugString();

@@ -30,23 +30,53 @@ Cluster::~Cluster() {
   server_.reset();
 }
 
+namespace {
+
+// Writes `token` to a 0600 file under `root` and returns its path.
+std::string TokenFile(const std::string& root, const std::string& name, const std::string& token) {
+  const std::string path = root + "/" + name + ".token";
+  std::ofstream(path) << token << "\n";
+  fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+  return path;
+}
+
+}  // namespace
+
+void Cluster::Authorize(grpc::ClientContext& ctx) const {
+  if (!options_.client_token.empty()) {
+    ctx.AddMetadata("authorization", "Bearer " + options_.client_token);
+  }
+}
+
 void Cluster::StartServer(int port) {
   const std::string port_file = root_ + "/server.port";
+  const std::string http_port_file = root_ + "/server.http_port";
   fs::remove(port_file);
-  server_ = Process::Start(
-      {BinDir() + "/retrain-server", "--listen", "127.0.0.1:" + std::to_string(port),
-       "--port_file", port_file, "--state_dir", root_ + "/state", "--data_root", root_,
-       "--lease_timeout_ms", std::to_string(options_.lease_timeout_ms),
-       "--heartbeat_interval_ms", std::to_string(options_.heartbeat_interval_ms)},
-      root_ + "/server.log");
+  fs::remove(http_port_file);
+  std::vector<std::string> argv{
+      BinDir() + "/retrain-server", "--listen", "127.0.0.1:" + std::to_string(port),
+      "--port_file", port_file, "--state_dir", root_ + "/state", "--data_root", root_,
+      "--lease_timeout_ms", std::to_string(options_.lease_timeout_ms),
+      "--heartbeat_interval_ms", std::to_string(options_.heartbeat_interval_ms)};
+  if (options_.http) {
+    argv.insert(argv.end(), {"--http_listen", "127.0.0.1:0", "--http_port_file", http_port_file});
+  }
+  if (!options_.client_token.empty()) {
+    argv.insert(argv.end(),
+                {"--client_token_file", TokenFile(root_, "client", options_.client_token),
+                 "--worker_token_file", TokenFile(root_, "worker", options_.worker_token)});
+  }
+  argv.insert(argv.end(), options_.server_args.begin(), options_.server_args.end());
+  server_ = Process::Start(argv, root_ + "/server.log");
   ++server_starts_;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!fs::exists(port_file)) {
+  while (!fs::exists(port_file) || (options_.http && !fs::exists(http_port_file))) {
     ASSERT_TRUE(server_->Running()) << "retrain-server exited:\n" << ServerLog();
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "retrain-server did not start";
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   port_ = std::stoi(ReadAll(port_file));
+  if (options_.http) http_port_ = std::stoi(ReadAll(http_port_file));
   address_ = "127.0.0.1:" + std::to_string(port_);
   auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
@@ -70,9 +100,14 @@ Process& Cluster::StartWorker(int threads, int uid) {
                               fs::perms::others_read | fs::perms::others_exec);
     binary = copy;
   }
-  workers_.push_back(Process::Start(
-      {binary, "--server", address_, "--threads", std::to_string(threads)},
-      root_ + "/worker-" + std::to_string(n) + ".log", uid));
+  std::vector<std::string> argv{binary, "--server", address_, "--threads", std::to_string(threads)};
+  if (!options_.worker_token.empty()) {
+    const std::string file = TokenFile(root_, "worker-" + std::to_string(n), options_.worker_token);
+    if (uid >= 0) chown(file.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(-1));
+    argv.insert(argv.end(), {"--token_file", file});
+  }
+  workers_.push_back(
+      Process::Start(argv, root_ + "/worker-" + std::to_string(n) + ".log", uid));
   return *workers_.back();
 }
 
@@ -84,6 +119,7 @@ v1::Job Cluster::WaitForJob(const std::string& job_id,
   while (std::chrono::steady_clock::now() < deadline) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    Authorize(ctx);
     v1::GetJobRequest req;
     req.set_job_id(job_id);
     if (stub_->GetJob(&ctx, req, &job).ok() && done(job)) return job;
@@ -101,6 +137,9 @@ v1::Job Cluster::WaitForEnd(const std::string& job_id, std::chrono::seconds time
 
 CommandResult Cluster::Cli(std::vector<std::string> args) {
   args.insert(args.begin(), {BinDir() + "/retrain", "--server", address_});
+  if (!options_.client_token.empty()) {
+    args.insert(args.end(), {"--token_file", TokenFile(root_, "cli", options_.client_token)});
+  }
   return RunCommand(args);
 }
 

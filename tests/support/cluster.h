@@ -20,6 +20,14 @@ namespace retrain::testing {
 struct ClusterOptions {
   int lease_timeout_ms = 3000;
   int heartbeat_interval_ms = 300;
+  // Serve HTTP too (--http_listen on a free loopback port).
+  bool http = false;
+  // Tokens the server requires (both or neither); workers, the CLI and the
+  // cluster's own calls use them.
+  std::string client_token;
+  std::string worker_token;
+  // More flags for retrain-server.
+  std::vector<std::string> server_args;
 };
 
 // A coordinator and workers for one test. The coordinator's data root is
@@ -40,6 +48,11 @@ class Cluster {
 
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  // The HTTP port (options.http), and "http://127.0.0.1:PORT".
+  int http_port() const { return http_port_; }
+  std::string http_url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
+  // Adds the client token, if any, to a call's metadata.
+  void Authorize(grpc::ClientContext& ctx) const;
   retrain::v1::JobService::Stub& jobs() { return *stub_; }
 
   // Polls the job until `done` holds for it or `timeout` passes; returns
@@ -63,6 +76,7 @@ class Cluster {
   std::vector<std::unique_ptr<Process>> workers_;
   std::string address_;
   int port_ = 0;
+  int http_port_ = 0;
   std::unique_ptr<retrain::v1::JobService::Stub> stub_;
 };
 

@@ -1,0 +1,632 @@
+// Operating the coordinator, with the real server and worker binaries on
+// loopback: the gRPC health service and reflection, the HTTP endpoints
+// (health, readiness, JSON job views matching gRPC, Prometheus metrics that
+// follow the text format and move when work happens, the status page),
+// and every token case on gRPC and HTTP.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "retrain/v1/worker_service.grpc.pb.h"
+#include "tests/support/cluster.h"
+#include "tests/support/test_certs.h"
+#include "tests/support/test_images.h"
+
+namespace retrain::testing {
+namespace {
+
+namespace v1 = retrain::v1;
+using ::testing::HasSubstr;
+using test_images::MakeJpeg;
+using test_images::WriteFile;
+
+constexpr const char* kClientToken = "client-secret-7f3a";
+constexpr const char* kWorkerToken = "worker-secret-91c2";
+
+ClusterOptions WithHttpAndTokens() {
+  ClusterOptions o;
+  o.http = true;
+  o.client_token = kClientToken;
+  o.worker_token = kWorkerToken;
+  return o;
+}
+
+// Two labels of a few JPEGs each, plus one file that is not an image.
+void WriteImages(const std::string& root) {
+  for (const char* label : {"cat", "dog"}) {
+    std::filesystem::create_directories(root + "/train/" + label);
+    for (int i = 0; i < 6; ++i) {
+      WriteFile(root + "/train/" + label + "/" + std::to_string(i) + ".jpg",
+                MakeJpeg(40, 30, 90, static_cast<uint64_t>(i + 1)));
+    }
+  }
+  WriteFile(root + "/train/dog/broken.jpg", "this is not a JPEG");
+}
+
+v1::Job BuildDataset(Cluster& cluster, const std::string& root) {
+  v1::SubmitDatasetBuildRequest req;
+  req.mutable_spec()->set_train_directory(root + "/train");
+  req.mutable_spec()->set_output_directory(root + "/out");
+  v1::Job job;
+  grpc::ClientContext ctx;
+  cluster.Authorize(ctx);
+  EXPECT_TRUE(cluster.jobs().SubmitDatasetBuild(&ctx, req, &job).ok());
+  return cluster.WaitForEnd(job.id());
+}
+
+httplib::Headers Bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
+// name{labels} -> value, from a Prometheus text exposition.
+std::map<std::string, double> Samples(const std::string& text) {
+  std::map<std::string, double> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    out[line.substr(0, space)] = std::stod(line.substr(space + 1));
+  }
+  return out;
+}
+
+// Checks the rules of the text format (version 0.0.4) that a scraper
+// relies on, and returns the families' types.
+std::map<std::string, std::string> CheckExpositionFormat(const std::string& text) {
+  static const std::regex kHelp(R"(# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .*)");
+  static const std::regex kType(
+      R"(# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped))");
+  static const std::regex kSample(
+      R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)( -?[0-9]+)?)");
+  std::map<std::string, std::string> types;
+  std::set<std::string> seen_samples;
+  std::string current;
+  std::istringstream in(text);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    std::smatch m;
+    if (std::regex_match(line, m, kHelp)) {
+      EXPECT_EQ(types.count(m[1]), 0u) << "HELP after TYPE or twice for " << m[1];
+      current = m[1];
+    } else if (std::regex_match(line, m, kType)) {
+      EXPECT_EQ(m[1], current) << "TYPE without its HELP: " << line;
+      EXPECT_TRUE(types.emplace(m[1], m[2]).second) << "family declared twice: " << m[1];
+    } else if (std::regex_match(line, m, kSample)) {
+      const std::string name = m[1];
+      // Samples follow their family's TYPE; histograms and summaries add
+      // suffixes.
+      const bool belongs =
+          name == current || name == current + "_bucket" || name == current + "_sum" ||
+          name == current + "_count";
+      EXPECT_TRUE(belongs) << "line " << n << " outside its family " << current << ": " << line;
+      EXPECT_TRUE(seen_samples.insert(line.substr(0, line.rfind(' '))).second)
+          << "duplicate series: " << line;
+    } else {
+      ADD_FAILURE() << "line " << n << " is not in the text format: '" << line << "'";
+    }
+  }
+  EXPECT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  return types;
+}
+
+TEST(OperationsTest, HealthAndReflectionOverGrpc) {
+  TempDir dir;
+  Cluster cluster(dir.path(), WithHttpAndTokens());
+  cluster.StartServer();
+  auto channel = grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials());
+
+  // Health needs no token; every service reports SERVING.
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  for (const char* service : {"", "retrain.v1.JobService", "retrain.v1.WorkerService"}) {
+    grpc::ClientContext ctx;
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(health->Check(&ctx, req, &resp).ok()) << service;
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+
+  // Reflection lists the API, so generic gRPC tools can call it.
+  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(channel);
+  grpc::ClientContext ctx;
+  auto stream = reflection->ServerReflectionInfo(&ctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("");
+  ASSERT_TRUE(stream->Write(req));
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  std::set<std::string> names;
+  for (const auto& s : resp.list_services_response().service()) names.insert(s.name());
+  EXPECT_TRUE(names.count("retrain.v1.JobService"));
+  EXPECT_TRUE(names.count("retrain.v1.WorkerService"));
+  EXPECT_TRUE(names.count("grpc.health.v1.Health"));
+  // ... and describes its messages.
+  req.Clear();
+  req.set_file_containing_symbol("retrain.v1.JobService");
+  ASSERT_TRUE(stream->Write(req));
+  ASSERT_TRUE(stream->Read(&resp));
+  EXPECT_GT(resp.file_descriptor_response().file_descriptor_proto_size(), 0);
+  stream->WritesDone();
+}
+
+TEST(OperationsTest, EveryTokenCaseOnGrpcAndHttp) {
+  TempDir dir;
+  Cluster cluster(dir.path(), WithHttpAndTokens());
+  cluster.StartServer();
+  auto channel = grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials());
+  auto jobs = v1::JobService::NewStub(channel);
+  auto workers = v1::WorkerService::NewStub(channel);
+  auto list = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::ListJobsResponse resp;
+    return jobs->ListJobs(&ctx, v1::ListJobsRequest(), &resp);
+  };
+  auto register_worker = [&](const std::string& token) {
+    grpc::ClientContext ctx;
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+    v1::RegisterWorkerRequest req;
+    req.set_hostname("test");
+    v1::RegisterWorkerResponse resp;
+    return workers->RegisterWorker(&ctx, req, &resp);
+  };
+  EXPECT_TRUE(list(kClientToken).ok());
+  grpc::Status s = list("");
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(s.error_message(), HasSubstr("RETRAIN_TOKEN"));
+  EXPECT_EQ(list("wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  s = list(kWorkerToken);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("a worker token cannot call the client API"));
+  EXPECT_TRUE(register_worker(kWorkerToken).ok());
+  EXPECT_EQ(register_worker("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(register_worker(kClientToken).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  httplib::Client http("127.0.0.1", cluster.http_port());
+  for (const char* path : {"/v1/jobs", "/v1/workers", "/metrics", "/v1/jobs/j-000001"}) {
+    auto res = http.Get(path);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 401) << path;
+    EXPECT_EQ(res->get_header_value("WWW-Authenticate"), "Bearer");
+    EXPECT_EQ(http.Get(path, Bearer("wrong"))->status, 401) << path;
+    EXPECT_EQ(http.Get(path, Bearer(kWorkerToken))->status, 403) << path;
+  }
+  EXPECT_EQ(http.Get("/v1/jobs", Bearer(kClientToken))->status, 200);
+  // Health and the page itself need no token (the page asks for it).
+  EXPECT_EQ(http.Get("/healthz")->status, 200);
+  EXPECT_EQ(http.Get("/readyz")->status, 200);
+  EXPECT_EQ(http.Get("/")->status, 200);
+
+  // The CLI and a worker with the right tokens work; a worker without one
+  // is refused at registration and says why.
+  CommandResult cli = cluster.Cli({"list"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  CommandResult bare = RunCommand({BinDir() + "/retrain", "--server", cluster.address(), "list"});
+  EXPECT_EQ(bare.exit_code, 1);
+  EXPECT_THAT(bare.err, HasSubstr("UNAUTHENTICATED"));
+  CommandResult worker = RunCommand(
+      {BinDir() + "/retrain-worker", "--server", cluster.address(), "--unreachable_timeout_s", "5"},
+      std::chrono::seconds(30));
+  EXPECT_NE(worker.exit_code, 0);
+  EXPECT_THAT(worker.err, HasSubstr("bearer token"));
+}
+
+TEST(OperationsTest, WithoutTokensTheServerStaysOnLoopback) {
+  TempDir dir;
+  CommandResult r = RunCommand({BinDir() + "/retrain-server", "--listen", "0.0.0.0:0",
+                                "--state_dir", dir.path() + "/state"},
+                               std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("without tokens the server listens on loopback only"));
+  r = RunCommand({BinDir() + "/retrain-server", "--listen", "127.0.0.1:0", "--state_dir",
+                  dir.path() + "/state", "--client_token_file", dir.path() + "/missing"},
+                 std::chrono::seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--client_token_file: cannot read the token file"));
+}
+
+TEST(OperationsTest, HttpJobViewsMatchGrpcAndMetricsMove) {
+  TempDir dir;
+  Cluster cluster(dir.path(), WithHttpAndTokens());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  httplib::Client http("127.0.0.1", cluster.http_port());
+  const auto auth = Bearer(kClientToken);
+  // The worker has registered (over gRPC) once /v1/workers lists it.
+  for (int i = 0; i < 200; ++i) {
+    auto res = http.Get("/v1/workers", auth);
+    if (res && res->body.find("\"id\"") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+
+  // Before any build: every family is there, in the text format.
+  auto res = http.Get("/metrics", auth);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200);
+  EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/plain; version=0.0.4"));
+  const auto types = CheckExpositionFormat(res->body);
+  for (const auto& [name, type] : std::map<std::string, std::string>{
+           {"retrain_jobs", "gauge"},
+           {"retrain_queue_length", "gauge"},
+           {"retrain_queue_wait_seconds", "summary"},
+           {"retrain_workers", "gauge"},
+           {"retrain_worker_free_memory_bytes", "gauge"},
+           {"retrain_tasks_leased_total", "counter"},
+           {"retrain_tasks_retried_total", "counter"},
+           {"retrain_tasks_failed_total", "counter"},
+           {"retrain_images_written_total", "counter"},
+           {"retrain_images_skipped_total", "counter"},
+           {"retrain_training_examples_per_second", "gauge"},
+           {"retrain_training_loss", "gauge"},
+           {"retrain_rpc_requests_total", "counter"},
+           {"retrain_rpc_duration_seconds", "histogram"},
+           {"retrain_http_requests_total", "counter"}}) {
+    EXPECT_EQ(types.count(name) ? types.at(name) : "missing", type) << name;
+  }
+  auto before = Samples(res->body);
+  EXPECT_EQ(before["retrain_workers{state=\"idle\"}"], 1);
+  EXPECT_EQ(before["retrain_images_written_total"], 0);
+
+  WriteImages(dir.path());
+  const v1::Job built = BuildDataset(cluster, dir.path());
+  ASSERT_EQ(built.state(), v1::JOB_STATE_SUCCEEDED) << built.error();
+
+  // GET /v1/jobs/{id} is GetJob in protobuf's JSON mapping.
+  res = http.Get("/v1/jobs/" + built.id(), auth);
+  ASSERT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "application/json");
+  v1::Job from_http;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &from_http).ok()) << res->body;
+  v1::Job from_grpc;
+  {
+    grpc::ClientContext ctx;
+    cluster.Authorize(ctx);
+    v1::GetJobRequest req;
+    req.set_job_id(built.id());
+    ASSERT_TRUE(cluster.jobs().GetJob(&ctx, req, &from_grpc).ok());
+  }
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(from_http, from_grpc))
+      << from_http.DebugString() << "\nvs\n"
+      << from_grpc.DebugString();
+  EXPECT_THAT(res->body, HasSubstr("\"state\":\"JOB_STATE_SUCCEEDED\""));
+
+  // GET /v1/jobs lists it, filters by state, and names a bad parameter.
+  res = http.Get("/v1/jobs?state=succeeded&type=dataset_build", auth);
+  ASSERT_EQ(res->status, 200);
+  v1::ListJobsResponse listed;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &listed).ok());
+  ASSERT_EQ(listed.jobs_size(), 1);
+  EXPECT_EQ(listed.jobs(0).id(), built.id());
+  res = http.Get("/v1/jobs?state=RUNNING", auth);
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &listed).ok());
+  EXPECT_EQ(listed.jobs_size(), 0);
+  res = http.Get("/v1/jobs?state=sleeping", auth);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_THAT(res->body, HasSubstr("state: unknown value 'sleeping'"));
+  res = http.Get("/v1/jobs/j-999999", auth);
+  EXPECT_EQ(res->status, 404);
+  EXPECT_THAT(res->body, HasSubstr("\"code\":5"));
+  res = http.Get("/v1/workers", auth);
+  ASSERT_EQ(res->status, 200);
+  v1::ListWorkersResponse ws;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &ws).ok());
+  EXPECT_EQ(ws.workers_size(), 1);
+
+  // The counters moved with the build.
+  res = http.Get("/metrics", auth);
+  CheckExpositionFormat(res->body);
+  auto after = Samples(res->body);
+  EXPECT_EQ(after["retrain_images_written_total"], 12);
+  EXPECT_EQ(after["retrain_images_skipped_total"], 1);
+  EXPECT_GE(after["retrain_tasks_leased_total{kind=\"probe\"}"], 1);
+  EXPECT_GE(after["retrain_tasks_leased_total{kind=\"shard\"}"], 2);
+  EXPECT_EQ(after["retrain_jobs{type=\"dataset_build\",state=\"succeeded\"}"], 1);
+  EXPECT_EQ(after["retrain_queue_wait_seconds_count"], 1);
+  EXPECT_GE(after["retrain_rpc_requests_total{code=\"OK\",method=\"/retrain.v1.WorkerService/LeaseTask\"}"], 3);
+  EXPECT_GE(after["retrain_http_requests_total{code=\"400\",route=\"/v1/jobs\"}"], 1);
+  EXPECT_GT(after["retrain_rpc_duration_seconds_count{method=\"/retrain.v1.JobService/GetJob\"}"],
+            0);
+
+  // The page is one self-contained HTML file.
+  res = http.Get("/");
+  ASSERT_EQ(res->status, 200);
+  EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(res->body, HasSubstr("/v1/jobs"));
+  EXPECT_THAT(res->body, ::testing::Not(HasSubstr("http://")));
+  EXPECT_THAT(res->body, ::testing::Not(HasSubstr("https://")));
+}
+
+// The page as headless Chromium renders it once its scripts have run.
+std::string RenderedPage(const std::string& url, const std::string& profile_dir) {
+  CommandResult r = RunCommand(
+      {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+       "--no-first-run", "--disable-background-networking", "--disable-component-update",
+       "--disable-sync", "--user-data-dir=" + profile_dir, "--virtual-time-budget=5000",
+       "--dump-dom", url},
+      std::chrono::seconds(60));
+  EXPECT_EQ(r.exit_code, 0) << "chromium (Debian's package, from scripts/install-deps): " << r.err;
+  return r.out;
+}
+
+TEST(OperationsTest, TheStatusPageShowsJobsAndWorkersInChromium) {
+  TempDir dir;
+  ClusterOptions options;
+  options.http = true;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  WriteImages(dir.path());
+  const v1::Job built = BuildDataset(cluster, dir.path());
+  ASSERT_EQ(built.state(), v1::JOB_STATE_SUCCEEDED) << built.error();
+
+  const std::string dom = RenderedPage(cluster.http_url() + "/", dir.path() + "/chromium");
+  // The job's row: id, type, state, a full progress bar, its counts.
+  const std::regex row("<tr data-job=\"" + built.id() + "\">(.*?)</tr>");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dom, m, row)) << dom;
+  const std::string cells = m[1];
+  EXPECT_THAT(cells, HasSubstr("dataset build"));
+  EXPECT_THAT(cells, HasSubstr("SUCCEEDED"));
+  EXPECT_THAT(cells, HasSubstr("aria-valuenow=\"100\""));
+  EXPECT_THAT(cells, HasSubstr("width: 100%"));
+  // The worker's row and the summary line.
+  EXPECT_THAT(dom, HasSubstr("<td>w-1</td>"));
+  EXPECT_THAT(dom, HasSubstr("IDLE"));
+  EXPECT_THAT(dom, HasSubstr("1 jobs, 1 workers; updated"));
+}
+
+TEST(OperationsTest, TheStatusPageAsksForTheTokenInChromium) {
+  TempDir dir;
+  Cluster cluster(dir.path(), WithHttpAndTokens());
+  cluster.StartServer();
+  const std::string dom = RenderedPage(cluster.http_url() + "/", dir.path() + "/chromium");
+  EXPECT_THAT(dom, HasSubstr("this server needs its client token"));
+  EXPECT_THAT(dom, HasSubstr("id=\"login\" style=\"display: block;\""));
+  EXPECT_THAT(dom, ::testing::Not(HasSubstr("<td>w-")));
+}
+
+// TLS on gRPC and HTTP, and mutual TLS for workers: a worker must present a
+// certificate signed by the server's client CA; one without, with an
+// expired one or with one from another CA is kept out.
+TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
+  TempDir dir;
+  const std::string d = dir.path();
+  auto write = [&](const std::string& name, const std::string& bytes) {
+    std::ofstream(d + "/" + name) << bytes;
+    return d + "/" + name;
+  };
+  const PemPair ca = MakeCa("retrain test CA");
+  const PemPair server = MakeCertificate(ca, "retrain-server");
+  const PemPair worker = MakeCertificate(ca, "worker-1");
+  const PemPair expired = MakeCertificate(ca, "worker-old", -7200, -3600);
+  const PemPair stranger = MakeCertificate(MakeCa("another CA"), "worker-x");
+  const std::string ca_file = write("ca.pem", ca.cert);
+  const std::string client_token = write("client.token", kClientToken);
+  const std::string worker_token = write("worker.token", kWorkerToken);
+  auto server_process = Process::Start(
+      {BinDir() + "/retrain-server", "--listen", "127.0.0.1:0", "--port_file", d + "/port",
+       "--http_listen", "127.0.0.1:0", "--http_port_file", d + "/http_port", "--state_dir",
+       d + "/state", "--data_root", d, "--client_token_file", client_token,
+       "--worker_token_file", worker_token, "--tls_cert_file", write("server.pem", server.cert),
+       "--tls_key_file", write("server.key", server.key), "--tls_client_ca_file", ca_file},
+      d + "/server.log");
+  for (int i = 0; i < 600 && !(std::filesystem::exists(d + "/port") &&
+                               std::filesystem::exists(d + "/http_port"));
+       ++i) {
+    ASSERT_TRUE(server_process->Running()) << ReadAll(d + "/server.log");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const std::string target = "127.0.0.1:" + std::to_string(std::stoi(ReadAll(d + "/port")));
+
+  // A client over TLS with the token gets in; one in plaintext does not.
+  grpc::SslCredentialsOptions tls;
+  tls.pem_root_certs = ca.cert;
+  auto jobs = v1::JobService::NewStub(grpc::CreateChannel(target, grpc::SslCredentials(tls)));
+  auto list_workers = [&] {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kClientToken);
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::ListWorkersResponse resp;
+    grpc::Status s = jobs->ListWorkers(&ctx, v1::ListWorkersRequest(), &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.workers_size();
+  };
+  EXPECT_EQ(list_workers(), 0);
+  CommandResult plain =
+      RunCommand({BinDir() + "/retrain", "--server", target, "--token_file", client_token,
+                  "--timeout_s", "3", "workers"});
+  EXPECT_EQ(plain.exit_code, 3) << plain.err;  // unreachable: no TLS
+  CommandResult cli = RunCommand({BinDir() + "/retrain", "--server", target, "--token_file",
+                                  client_token, "--tls_ca_file", ca_file, "workers"});
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+
+  // Workers: the right certificate registers; none, an expired one or one
+  // from another CA does not.
+  auto run_worker = [&](const std::vector<std::string>& tls_args) {
+    std::vector<std::string> argv{BinDir() + "/retrain-worker", "--server", target,
+                                  "--token_file", worker_token, "--unreachable_timeout_s", "3"};
+    argv.insert(argv.end(), tls_args.begin(), tls_args.end());
+    return RunCommand(argv, std::chrono::seconds(30));
+  };
+  CommandResult no_cert = run_worker({"--tls_ca_file", ca_file});
+  EXPECT_NE(no_cert.exit_code, 0);
+  EXPECT_THAT(no_cert.err, HasSubstr("mutual TLS"));
+  for (const PemPair* bad : {&expired, &stranger}) {
+    CommandResult r = run_worker({"--tls_ca_file", ca_file, "--tls_cert_file",
+                                  write("bad.pem", bad->cert), "--tls_key_file",
+                                  write("bad.key", bad->key)});
+    EXPECT_NE(r.exit_code, 0) << r.err;
+  }
+  EXPECT_EQ(list_workers(), 0);
+  auto good = Process::Start(
+      {BinDir() + "/retrain-worker", "--server", target, "--token_file", worker_token,
+       "--tls_ca_file", ca_file, "--tls_cert_file", write("worker.pem", worker.cert),
+       "--tls_key_file", write("worker.key", worker.key)},
+      d + "/worker.log");
+  int registered = 0;
+  for (int i = 0; i < 100 && registered == 0; ++i) {
+    registered = list_workers();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(registered, 1) << ReadAll(d + "/worker.log");
+
+  // HTTPS with the same certificate.
+  httplib::SSLClient https("127.0.0.1", std::stoi(ReadAll(d + "/http_port")));
+  https.set_ca_cert_path(ca_file.c_str());
+  https.enable_server_certificate_verification(true);
+  auto res = https.Get("/healthz");
+  ASSERT_TRUE(res) << "HTTPS error " << static_cast<int>(res.error());
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(https.Get("/v1/workers", Bearer(kClientToken))->status, 200);
+  httplib::Client plain_http("127.0.0.1", std::stoi(ReadAll(d + "/http_port")));
+  EXPECT_FALSE(plain_http.Get("/healthz")) << "plain HTTP answered on the HTTPS port";
+}
+
+// Limits: queued jobs per client, WatchJob streams, request size.
+TEST(OperationsTest, LimitsRefuseWithTheFlagToRaise) {
+  TempDir dir;
+  ClusterOptions options;
+  options.server_args = {"--max_pending_jobs_per_client", "2", "--max_watch_streams", "1",
+                         "--max_request_mib", "1"};
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();  // no worker: builds wait for one
+  WriteImages(dir.path());
+  auto submit = [&](const std::string& request_id, const std::string& out) {
+    v1::SubmitDatasetBuildRequest req;
+    req.mutable_spec()->set_train_directory(dir.path() + "/train");
+    req.mutable_spec()->set_output_directory(dir.path() + "/" + out);
+    req.set_request_id(request_id);
+    v1::Job job;
+    grpc::ClientContext ctx;
+    grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
+    return std::make_pair(s, job);
+  };
+  auto first = submit("a", "out-a");
+  ASSERT_TRUE(first.first.ok()) << first.first.error_message();
+  EXPECT_EQ(first.second.submitter(), "ipv4:127.0.0.1");
+  ASSERT_TRUE(submit("b", "out-b").first.ok());
+  auto third = submit("c", "out-c");
+  EXPECT_EQ(third.first.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(third.first.error_message(), HasSubstr("has 2 unfinished jobs (queued or running)"));
+  EXPECT_THAT(third.first.error_message(), HasSubstr("--max_pending_jobs_per_client"));
+  // A retried submit is not a new job: it still answers.
+  auto again = submit("a", "out-a");
+  ASSERT_TRUE(again.first.ok()) << again.first.error_message();
+  EXPECT_EQ(again.second.id(), first.second.id());
+  // Cancelling one makes room.
+  ASSERT_EQ(cluster.Cli({"cancel", first.second.id()}).exit_code, 0);
+  EXPECT_TRUE(submit("c", "out-c").first.ok());
+
+  // One WatchJob stream at a time.
+  grpc::ClientContext watching;
+  v1::WatchJobRequest watch;
+  watch.set_job_id(submit("b", "out-b").second.id());
+  auto stream = cluster.jobs().WatchJob(&watching, watch);
+  v1::JobUpdate update;
+  ASSERT_TRUE(stream->Read(&update));  // the first snapshot: the stream is open
+  grpc::ClientContext second;
+  auto refused = cluster.jobs().WatchJob(&second, watch);
+  while (refused->Read(&update)) {
+  }
+  grpc::Status s = refused->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("--max_watch_streams 1"));
+  watching.TryCancel();
+  stream->Finish();
+
+  // A request over --max_request_mib.
+  v1::SubmitDatasetBuildRequest big;
+  big.mutable_spec()->set_train_directory(std::string(2 << 20, 'x'));
+  grpc::ClientContext ctx;
+  v1::Job job;
+  EXPECT_EQ(cluster.jobs().SubmitDatasetBuild(&ctx, big, &job).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Every CLI command with --output json prints protobuf's JSON mapping of
+// its reply on stdout, and a failure a JSON error on stderr.
+TEST(OperationsTest, EveryCommandPrintsJson) {
+  TempDir dir;
+  Cluster cluster(dir.path(), WithHttpAndTokens());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  WriteImages(dir.path());
+  auto json = [&](std::vector<std::string> args, auto* message) {
+    args.insert(args.end(), {"--output", "json"});
+    CommandResult r = cluster.Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args[0] << ": " << r.err;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, message).ok())
+        << args[0] << " printed: " << r.out;
+    return r;
+  };
+  v1::Job built;
+  json({"build-dataset", "--train_directory", dir.path() + "/train", "--output_directory",
+        dir.path() + "/out", "--wait"},
+       &built);
+  EXPECT_EQ(built.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(built.dataset_build_result().train().num_records(), 12);
+  v1::Job status;
+  json({"status", built.id()}, &status);
+  EXPECT_EQ(status.id(), built.id());
+  EXPECT_GT(status.history_size(), 2);
+  v1::Job watched;
+  json({"watch", built.id()}, &watched);
+  EXPECT_EQ(watched.state(), v1::JOB_STATE_SUCCEEDED);
+  v1::ListJobsResponse listed;
+  json({"list"}, &listed);
+  EXPECT_EQ(listed.jobs_size(), 1);
+  v1::ListWorkersResponse workers;
+  json({"workers"}, &workers);
+  EXPECT_EQ(workers.workers_size(), 1);
+  v1::GetJobLogsResponse logs;
+  json({"logs", built.id()}, &logs);
+  v1::Job validated;
+  json({"train", "--data_dir", dir.path() + "/out", "--train_dir", dir.path() + "/run",
+        "--model", "small", "--max_steps", "10", "--validate_only"},
+       &validated);
+  EXPECT_EQ(validated.training().model(), "small");
+  // With no worker left, a second build waits: cancel it.
+  cluster.workers()[0]->Signal(SIGKILL);
+  cluster.workers()[0]->Wait();
+  v1::Job queued;
+  CommandResult r =
+      json({"build-dataset", "--train_directory", dir.path() + "/train", "--output_directory",
+            dir.path() + "/out2"},
+           &queued);
+  v1::Job cancelled;
+  json({"cancel", queued.id()}, &cancelled);
+  EXPECT_EQ(cancelled.id(), queued.id());
+
+  // Failures: a JSON error on stderr with the exit code.
+  r = cluster.Cli({"status", "j-999999", "--output", "json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_THAT(r.err, HasSubstr("{\"error\":{\"code\":\"NOT_FOUND\",\"message\":"));
+  EXPECT_THAT(r.err, HasSubstr("\"exit_code\":1}"));
+  r = RunCommand({BinDir() + "/retrain", "--server", "127.0.0.1:1", "--timeout_s", "2", "list",
+                  "--output", "json"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_THAT(r.err, HasSubstr("\"code\":\"UNAVAILABLE\""));
+  EXPECT_THAT(r.err, HasSubstr("cannot reach the server"));
+}
+
+}  // namespace
+}  // namespace retrain::testing
