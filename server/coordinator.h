@@ -134,7 +134,7 @@ class Coordinator {
   absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const;
   // RESOURCE_EXHAUSTED when `submitter` has max_pending_jobs_per_client
   // unfinished jobs already.
-  absl::Status CheckQueueQuota(const std::string& submitter) const;
+  absl::Status CheckPendingQuota(const std::string& submitter) const;
   absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
                                             bool validate_only,
                                             std::vector<retrain::v1::Task> tasks,

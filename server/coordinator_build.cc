@@ -235,7 +235,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
       return existing;
     }
   }
-  RETURN_IF_ERROR(CheckQueueQuota(submitter));
+  RETURN_IF_ERROR(CheckPendingQuota(submitter));
   job.set_id(NewJobId());
   if (!req.request_id().empty()) request_ids_[req.request_id()] = job.id();
   JobEntry& entry = jobs_[job.id()];

@@ -81,7 +81,9 @@ bool WorkerCanHost(const v1::Worker& w, const v1::TrainTask& t, bool free_now) {
 int64_t GpuMemoryPerRank(const v1::TrainingSpec& s, const trainer::ModelInfo& model,
                          int num_classes, int image_size) {
   const int64_t weights = model.WeightsBytes(num_classes);
-  const int64_t state = 4 * weights + model.buffers_bytes + (weights + model.buffers_bytes);
+  const int64_t gradients = weights;
+  const int64_t state =
+      trainer::ModelStateBytes(weights, model.buffers_bytes, /*with_averages=*/true) + gradients;
   const double pixels = static_cast<double>(image_size) * image_size /
                         (static_cast<double>(model.default_image_size) * model.default_image_size);
   const int64_t per_example =
@@ -289,7 +291,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluation
                   "evaluation submitted");
 }
 
-absl::Status Coordinator::CheckQueueQuota(const std::string& submitter) const {
+absl::Status Coordinator::CheckPendingQuota(const std::string& submitter) const {
   int pending = 0;
   for (const auto& [id, entry] : jobs_) {
     pending += !IsFinalState(entry.job.state()) && entry.job.submitter() == submitter;
@@ -328,7 +330,7 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
       return existing;
     }
   }
-  RETURN_IF_ERROR(CheckQueueQuota(job.submitter()));
+  RETURN_IF_ERROR(CheckPendingQuota(job.submitter()));
   job.set_id(NewJobId());
   if (!request_id.empty()) request_ids_[request_id] = job.id();
   JobEntry& entry = jobs_[job.id()];

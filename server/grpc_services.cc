@@ -34,8 +34,8 @@ grpc::Status Authorize(const grpc::ServerContext* ctx, const AccessPolicy& acces
 // "ipv4:10.0.0.7"): who submitted a job.
 std::string Submitter(const grpc::ServerContext* ctx) {
   const std::string peer = ctx->peer();
-  const size_t colon = peer.rfind(':');
-  return colon == std::string::npos || colon < peer.find(':') + 1 ? peer : peer.substr(0, colon);
+  const size_t scheme = peer.find(':'), port = peer.rfind(':');
+  return port != std::string::npos && port > scheme ? peer.substr(0, port) : peer;
 }
 
 #define RETRAIN_AUTHORIZE(ctx, caller)                                       \

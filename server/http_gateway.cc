@@ -23,7 +23,7 @@ int HttpStatusOf(absl::StatusCode code) {
   switch (code) {
     case absl::StatusCode::kOk: return 200;
     case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kOutOfRange:
     case absl::StatusCode::kFailedPrecondition: return 400;
     case absl::StatusCode::kUnauthenticated: return 401;
     case absl::StatusCode::kPermissionDenied: return 403;

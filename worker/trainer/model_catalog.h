@@ -51,6 +51,15 @@ inline const ModelInfo* FindModelInfo(const std::string& name) {
   return nullptr;
 }
 
+// What a training process holds of a model whatever the batch: weights,
+// buffers, RMSProp's two slots per weight and, where it keeps them
+// (`with_averages`: rank 0), the moving averages of weights and buffers.
+// Gradients come with a training step.
+inline int64_t ModelStateBytes(int64_t weights_bytes, int64_t buffers_bytes, bool with_averages) {
+  const int64_t averages = with_averages ? weights_bytes + buffers_bytes : 0;
+  return weights_bytes + buffers_bytes + 2 * weights_bytes + averages;
+}
+
 // Device memory a training rank needs besides what the catalog's figures
 // give: the CUDA context, cuDNN's and cuBLAS's workspaces and the caching
 // allocator's rounding. An allowance, not a measurement.

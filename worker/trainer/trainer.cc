@@ -89,7 +89,11 @@ void CheckFinite(double loss, int64_t step, double lr) {
 
 // LibTorch reports allocation failures as c10::Error (CUDA's as its
 // OutOfMemoryError subclass); they become kOutOfMemory naming the batch.
-bool IsOutOfMemory(const c10::Error& e);
+bool IsOutOfMemory(const c10::Error& e) {
+  const std::string what = e.what_without_backtrace();
+  return what.find("out of memory") != std::string::npos || what.find("alloc") != std::string::npos;
+}
+
 void ThrowIfOutOfMemory(const c10::Error& e, int per_rank_batch) {
   if (IsOutOfMemory(e)) {
     throw TrainerError(TrainerError::Kind::kOutOfMemory,
@@ -149,11 +153,6 @@ std::string DescribeDeviceMemory(const StepMemory& m, const torch::Device& devic
       HumanBytes(state + m.StepBytes(batch)).c_str());
 }
 
-bool IsOutOfMemory(const c10::Error& e) {
-  const std::string what = e.what_without_backtrace();
-  return what.find("out of memory") != std::string::npos || what.find("alloc") != std::string::npos;
-}
-
 // --batch_size auto: the largest per-rank batch (a multiple of 8) whose
 // training pass fits on this rank's GPU beside the model, its optimizer
 // state and moving averages (allocated already), found by trying passes on
@@ -183,9 +182,11 @@ int ChooseBatchSize(const TrainOptions& o, int num_classes, int image_size,
   const int per_rank = largest * 9 / 10 / kMultiple * kMultiple;
   if (per_rank < kMultiple) {
     throw TrainerError(TrainerError::Kind::kOutOfMemory,
-                       "--batch_size auto: not even " + std::to_string(2 * kMultiple) +
-                           " examples of " + o.model + " fit on " + device.str() +
-                           "; use --precision bf16, a smaller --image_size or a larger GPU");
+                       "--batch_size auto: " + std::to_string(largest) + " examples of " +
+                           o.model + " fit on " + device.str() + ", fewer than " +
+                           std::to_string(kMultiple) +
+                           " once a tenth is kept free; use --precision bf16, a smaller "
+                           "--image_size or a larger GPU");
   }
   if (o.rank.rank == 0) {
     LogInfo(Printf(

@@ -116,12 +116,6 @@ int64_t StepMemoryProbe::PeakOfPass(int batch) {
   return peak;
 }
 
-int64_t ModelStateBytes(const StepMemory& m, bool with_averages) {
-  const int64_t optimizer = 2 * m.weights_bytes;
-  const int64_t averages = with_averages ? m.weights_bytes + m.buffers_bytes : 0;
-  return m.weights_bytes + m.buffers_bytes + optimizer + averages;
-}
-
 StepMemory MeasureStepMemory(const std::string& model_name, int num_classes, int image_size,
                              const torch::Device& device, Precision precision,
                              torch::MemoryFormat memory_format, int batch_a, int batch_b) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <string>
 
+#include "worker/trainer/model_catalog.h"
 #include "worker/trainer/nn/precision.h"
 
 namespace retrain::trainer {
@@ -45,11 +46,11 @@ struct StepMemory {
   int64_t StepBytes(int batch) const { return fixed_bytes + batch * bytes_per_example; }
 };
 
-// What a training process holds of the model whatever the batch: weights,
-// buffers, RMSProp's two slots per weight and, on the rank that keeps them
-// (`with_averages`), the moving averages of weights and buffers. Gradients
-// are in StepMemory::fixed_bytes.
-int64_t ModelStateBytes(const StepMemory& m, bool with_averages);
+// trainer::ModelStateBytes (model_catalog.h) of the measured model; its
+// gradients are in StepMemory::fixed_bytes.
+inline int64_t ModelStateBytes(const StepMemory& m, bool with_averages) {
+  return ModelStateBytes(m.weights_bytes, m.buffers_bytes, with_averages);
+}
 
 // One fresh copy of a model on a device, for measuring training passes: the
 // caller's model and its batch-norm statistics are not touched, and the
