@@ -288,6 +288,7 @@ int main(int argc, char** argv) {
          t_eps = 0;
   uint64_t t_seed = 0;
   bool t_fine_tune = false;
+  bool t_skip_corrupt = false;
   auto* train = app.add_subcommand(
       "train",
       "Train (or fine-tune) a classifier on a built dataset, on the workers; the job ends with an "
@@ -328,6 +329,9 @@ int main(int argc, char** argv) {
       {"checkpoint_every_secs", train->add_option("--checkpoint_every_secs", t_ckpt_secs)},
   };
   train->add_flag("--fine_tune", t_fine_tune, "Classifier layers start fresh");
+  train->add_flag("--skip_corrupt_records", t_skip_corrupt,
+                  "Skip damaged training records (logged with file and offset) instead of "
+                  "failing");
   train->add_option("--pretrained_model_checkpoint_path", t_pretrained);
   train->add_option("--precision", t_precision, "fp32 or bf16");
   train->add_option("--augmentation", t_augmentation, "inception (default) or none");
@@ -478,6 +482,7 @@ int main(int argc, char** argv) {
     if (set("checkpoint_every_steps")) s->set_checkpoint_every_steps(t_ckpt_steps);
     if (set("checkpoint_every_secs")) s->set_checkpoint_every_secs(t_ckpt_secs);
     s->set_fine_tune(t_fine_tune);
+    s->set_skip_corrupt_records(t_skip_corrupt);
     s->set_pretrained_model_checkpoint_path(Absolute(t_pretrained));
     s->set_precision(t_precision);
     s->set_augmentation(t_augmentation);

@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
                  "A worker silent this long loses its tasks")
       ->capture_default_str()
       ->check(CLI::Range(500, 3600000));
+  app.add_option("--max_task_attempts", options.max_task_attempts,
+                 "Leases a task may use up (workers lost, trainers crashed) before its job "
+                 "fails")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   app.add_option("--heartbeat_interval_ms", options.heartbeat_interval_ms,
                  "How often workers send heartbeats")
       ->capture_default_str()

@@ -139,6 +139,7 @@ absl::Status Agent::Register() {
   std::lock_guard<std::mutex> lock(mu_);
   worker_id_ = resp.worker_id();
   heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
+  if (resp.lease_timeout_ms() > 0) lease_timeout_ms_ = resp.lease_timeout_ms();
   Logger("worker")->info("registered with {} as {} ({} threads)", options_.server, worker_id_,
                          options_.threads);
   return absl::OkStatus();
@@ -180,6 +181,46 @@ absl::Status Agent::Run() {
   return result;
 }
 
+std::chrono::milliseconds Agent::FenceAfter() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return milliseconds(lease_timeout_ms_ * 3 / 4);
+}
+
+bool Agent::ConfirmLease(const v1::Task& task, int64_t done, int64_t bytes) {
+  const auto fence_after = FenceAfter();
+  v1::ReportProgressRequest req;
+  std::chrono::steady_clock::time_point give_up;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    req.set_worker_id(worker_id_);
+    give_up = last_ack_ + fence_after;
+  }
+  req.set_task_id(task.id());
+  req.set_lease_id(task.lease_id());
+  req.set_done(done);
+  req.set_bytes_done(bytes);
+  int backoff_ms = 50;
+  while (!lease_lost_ && !stopping_) {
+    v1::ReportProgressResponse resp;
+    auto ctx = Context(1000, options_.token);
+    grpc::Status s = stub_->ReportProgress(ctx.get(), req, &resp);
+    if (s.ok() && resp.keep_going()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_ack_ = std::chrono::steady_clock::now();
+      return true;
+    }
+    if (s.ok() || !Unreachable(s) || std::chrono::steady_clock::now() > give_up) {
+      Logger("worker")->warn("job {} task {}: lease {} not confirmed before writing its output ({})",
+                             task.job_id(), task.id(), task.lease_id(),
+                             s.ok() ? "the coordinator gave the task up" : s.error_message());
+      return false;
+    }
+    std::this_thread::sleep_for(milliseconds(backoff_ms));
+    backoff_ms = std::min(backoff_ms * 2, 500);
+  }
+  return false;
+}
+
 void Agent::HeartbeatLoop() {
   while (!stopping_) {
     v1::HeartbeatRequest req;
@@ -194,13 +235,27 @@ void Agent::HeartbeatLoop() {
     v1::HeartbeatResponse resp;
     auto ctx = Context(std::max(interval, 1000), options_.token);
     grpc::Status s = stub_->Heartbeat(ctx.get(), req, &resp);
-    if (s.ok()) {
+    const auto fence_after = FenceAfter();
+    {
       std::lock_guard<std::mutex> lock(mu_);
-      for (int64_t lease : resp.revoked_lease_ids()) {
-        if (lease == current_lease_) {
-          Logger("worker")->warn("lease {} revoked by the coordinator; stopping its task", lease);
-          task_cancelled_ = true;
+      const auto now = std::chrono::steady_clock::now();
+      if (s.ok()) {
+        last_ack_ = now;
+        for (int64_t lease : resp.revoked_lease_ids()) {
+          if (lease == current_lease_) {
+            Logger("worker")->warn("lease {} revoked by the coordinator; stopping its task",
+                                   lease);
+            task_cancelled_ = true;
+          }
         }
+      } else if (current_lease_ != 0 && !lease_lost_ && now - last_ack_ > fence_after) {
+        Logger("worker")->warn(
+            "lease {} not confirmed by the coordinator for {} ms ({}): stopping its task and "
+            "keeping none of its output; the coordinator gives it to another worker",
+            current_lease_,
+            std::chrono::duration_cast<milliseconds>(now - last_ack_).count(), s.error_message());
+        lease_lost_ = true;
+        task_cancelled_ = true;
       }
     }
     // Sleep in small steps so Stop() is prompt.
@@ -217,11 +272,16 @@ void Agent::RunTask(const v1::Task& task) {
     std::lock_guard<std::mutex> lock(mu_);
     current_lease_ = task.lease_id();
     worker_id = worker_id_;
+    last_ack_ = std::chrono::steady_clock::now();
+    task_cancelled_ = false;
+    lease_lost_ = false;
   }
-  task_cancelled_ = false;
   RunContext context;
   context.threads = options_.threads;
   context.cancelled = &task_cancelled_;
+  context.confirm_lease = [&](int64_t done, int64_t bytes) {
+    return ConfirmLease(task, done, bytes);
+  };
   context.progress = [&](int64_t done, int64_t bytes) {
     v1::ReportProgressRequest req;
     req.set_worker_id(worker_id);
@@ -256,6 +316,7 @@ void Agent::RunTask(const v1::Task& task) {
       TrainerContext tc;
       tc.trainer_path = options_.trainer_path;
       tc.cancelled = &task_cancelled_;
+      tc.lease_lost = &lease_lost_;
       if (task.has_train() && task.train().stop_grace_secs() > 0) {
         tc.stop_grace_secs = task.train().stop_grace_secs();
       }

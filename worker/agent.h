@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -55,6 +56,14 @@ class Agent {
   // status otherwise.
   template <typename Call>
   grpc::Status WithRetry(const char* what, Call call);
+  // A progress report the coordinator must acknowledge: true when it did
+  // and the task should go on, retrying while it is unreachable until the
+  // lease would have run out.
+  bool ConfirmLease(const retrain::v1::Task& task, int64_t done, int64_t bytes);
+  // How long after the last acknowledged heartbeat this worker treats its
+  // lease as lost: three quarters of the coordinator's lease timeout, so a
+  // cut-off worker stops writing before the coordinator re-assigns its task.
+  std::chrono::milliseconds FenceAfter();
 
   const AgentOptions options_;
   std::unique_ptr<retrain::v1::WorkerService::Stub> stub_;
@@ -64,7 +73,13 @@ class Agent {
   std::string worker_id_;          // guarded by mu_
   int heartbeat_interval_ms_ = 2000;  // guarded by mu_
   int64_t current_lease_ = 0;      // guarded by mu_; 0 when idle
+  int lease_timeout_ms_ = 15000;   // guarded by mu_
+  // When the coordinator last acknowledged this worker's lease (a heartbeat,
+  // a progress report or the lease itself); guarded by mu_.
+  std::chrono::steady_clock::time_point last_ack_;
   std::atomic<bool> task_cancelled_{false};
+  // The current task's lease is lost: stop at once, keep no output.
+  std::atomic<bool> lease_lost_{false};
 };
 
 }  // namespace retrain::worker

@@ -256,6 +256,10 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
   if (Cancelled(context)) return absl::CancelledError("task cancelled");
   RETURN_IF_ERROR(write_status);
   RETURN_IF_ERROR(index.Append(index_text));
+  if (context.confirm_lease &&
+      !context.confirm_lease(static_cast<int64_t>(n), shard.bytes_written())) {
+    return absl::CancelledError("the coordinator did not confirm the lease; output dropped");
+  }
   // The index goes into place first: a visible shard always has its index.
   RETURN_IF_ERROR(index.Commit());
   RETURN_IF_ERROR(shard.Commit());

@@ -19,6 +19,11 @@ struct RunContext {
   std::function<void(int64_t done, int64_t bytes)> progress;
   // Set from another thread to stop early (lease revoked).
   const std::atomic<bool>* cancelled = nullptr;
+  // Called just before output files are renamed into place: true when the
+  // coordinator has just confirmed (and so extended) the task's lease.
+  // False drops the output: another worker may own the task by now. Unset:
+  // always true.
+  std::function<bool(int64_t done, int64_t bytes)> confirm_lease;
 };
 
 // Validates every file of the task. Per-file failures are results, not

@@ -144,6 +144,10 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
       kill_at = Clock::now() + std::chrono::seconds(context.stop_grace_secs);
     }
     if (term_sent && Clock::now() > kill_at) kill(pid, SIGKILL);
+    if (context.lease_lost != nullptr && *context.lease_lost) {
+      kill(pid, SIGKILL);
+      out.cancelled = true;
+    }
     if (context.report && Clock::now() - last_report > std::chrono::seconds(1)) {
       context.report(out.progress, std::move(lines));
       lines.clear();
@@ -216,6 +220,7 @@ std::vector<std::string> TrainArguments(const v1::TrainingSpec& s) {
   if (s.has_momentum()) Flag(&a, "momentum", s.momentum());
   if (s.has_rmsprop_epsilon()) Flag(&a, "rmsprop_epsilon", s.rmsprop_epsilon());
   if (s.fine_tune()) a.push_back("--fine_tune");
+  if (s.skip_corrupt_records()) a.push_back("--skip_corrupt_records");
   if (!s.pretrained_model_checkpoint_path().empty()) {
     Flag(&a, "pretrained_model_checkpoint_path", s.pretrained_model_checkpoint_path());
   }

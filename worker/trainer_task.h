@@ -25,6 +25,10 @@ struct TrainerContext {
   // checkpoint and exits), then SIGKILL after `stop_grace_secs`.
   const std::atomic<bool>* cancelled = nullptr;
   int stop_grace_secs = 30;
+  // Set from another thread when the task's lease is lost (the coordinator
+  // may already have given the work to another worker): the trainer gets
+  // SIGKILL at once, so it writes nothing more into the train_dir.
+  const std::atomic<bool>* lease_lost = nullptr;
 };
 
 // The trainer's exit status as a status: OK; FAILED_PRECONDITION for what a

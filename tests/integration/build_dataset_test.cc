@@ -12,6 +12,7 @@
 
 #include "common/files.h"
 #include "common/job_states.h"
+#include "tests/integration/build_fixtures.h"
 #include "tests/integration/dataset_check.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_images.h"
@@ -23,49 +24,6 @@ namespace fs = std::filesystem;
 namespace v1 = retrain::v1;
 using ::testing::HasSubstr;
 using namespace retrain::test_images;  // NOLINT: image factories
-
-// What a test wrote: relative path ("train/cat/x.jpg") -> bytes.
-using Tree = std::map<std::string, std::string>;
-
-// Photo-like JPEGs with every fifth file a PNG, in
-// root/data/{train,validation}/<label>/, plus root/data/labels.txt.
-Tree WriteImages(const std::string& root, const std::vector<std::string>& labels, int train_each,
-                 int validation_each, int width = 96, int height = 72) {
-  Tree tree;
-  uint64_t seed = 1;
-  for (const auto& [split, count] : {std::pair<std::string, int>{"train", train_each},
-                                     {"validation", validation_each}}) {
-    for (const auto& label : labels) {
-      fs::create_directories(root + "/data/" + split + "/" + label);
-      for (int i = 0; i < count; ++i) {
-        const bool png = i % 5 == 4;
-        const std::string rel = split + "/" + label + "/img" + std::to_string(i) +
-                                (png ? ".png" : ".jpg");
-        std::string bytes = png ? MakePng(width, height, seed) : MakeJpeg(width, height, 90, seed);
-        ++seed;
-        WriteFile(root + "/data/" + rel, bytes);
-        tree[rel] = std::move(bytes);
-      }
-    }
-  }
-  std::string labels_text;
-  for (const auto& l : labels) labels_text += l + "\n";
-  WriteFile(root + "/data/labels.txt", labels_text);
-  return tree;
-}
-
-v1::SubmitDatasetBuildRequest BuildRequest(const std::string& root, const std::string& out,
-                                           int train_shards = 3, int validation_shards = 2) {
-  v1::SubmitDatasetBuildRequest req;
-  auto* s = req.mutable_spec();
-  s->set_train_directory(root + "/data/train");
-  s->set_validation_directory(root + "/data/validation");
-  s->set_output_directory(out);
-  s->set_labels_file(root + "/data/labels.txt");
-  s->set_train_shards(train_shards);
-  s->set_validation_shards(validation_shards);
-  return req;
-}
 
 v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
   grpc::ClientContext ctx;
@@ -79,24 +37,6 @@ grpc::Status SubmitStatus(Cluster& cluster, const v1::SubmitDatasetBuildRequest&
   grpc::ClientContext ctx;
   v1::Job job;
   return cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
-}
-
-// Every file of `tree` that is expected in the dataset appears in exactly
-// one record, with its label, and the records hold nothing else.
-void ExpectEachImageOnce(const DatasetView& view, const Tree& tree,
-                         const std::set<std::string>& left_out = {}) {
-  std::map<std::string, int> seen;  // "split/label/filename"
-  for (const auto& r : view.records) {
-    const std::string split = r.shard.rfind("train-", 0) == 0 ? "train" : "validation";
-    seen[split + "/" + r.bytes.at("image/class/text") + "/" + r.bytes.at("image/filename")]++;
-  }
-  size_t expected = 0;
-  for (const auto& [rel, bytes] : tree) {
-    if (left_out.count(rel)) continue;
-    ++expected;
-    EXPECT_EQ(seen[rel], 1) << rel;
-  }
-  EXPECT_EQ(view.records.size(), expected);
 }
 
 void ExpectValidRecords(const DatasetView& view) {
@@ -117,15 +57,6 @@ void ExpectValidRecords(const DatasetView& view) {
     EXPECT_EQ(info.width, r.ints.at("image/width"));
     EXPECT_EQ(info.height, r.ints.at("image/height"));
   }
-}
-
-std::vector<std::string> HiddenOrForeignFiles(const std::string& out) {
-  std::vector<std::string> found;
-  for (const auto& e : fs::recursive_directory_iterator(out)) {
-    const std::string name = e.path().filename().string();
-    if (name[0] == '.') found.push_back(e.path().string());
-  }
-  return found;
 }
 
 class BuildDatasetTest : public ::testing::Test {

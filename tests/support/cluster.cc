@@ -88,7 +88,7 @@ void Cluster::KillServer(int sig) {
   server_->Wait();
 }
 
-Process& Cluster::StartWorker(int threads, int uid) {
+Process& Cluster::StartWorker(int threads, int uid, const std::string& server) {
   const int n = static_cast<int>(workers_.size());
   std::string binary = BinDir() + "/retrain-worker";
   if (uid >= 0) {
@@ -100,7 +100,7 @@ Process& Cluster::StartWorker(int threads, int uid) {
                               fs::perms::others_read | fs::perms::others_exec);
     binary = copy;
   }
-  std::vector<std::string> argv{binary, "--server", address_, "--threads", std::to_string(threads)};
+  std::vector<std::string> argv{binary, "--server", server.empty() ? address_ : server, "--threads", std::to_string(threads)};
   if (!options_.worker_token.empty()) {
     const std::string file = TokenFile(root_, "worker-" + std::to_string(n), options_.worker_token);
     if (uid >= 0) chown(file.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(-1));

@@ -43,7 +43,9 @@ class Cluster {
   void KillServer(int sig = 9);
   // `uid` >= 0 runs the worker as that user (the test must run as root),
   // from a copy of the binary under `root`, which that user must be able to enter.
-  Process& StartWorker(int threads, int uid = -1);
+  // `server` ("": the coordinator's address) is where the worker connects,
+  // e.g. a TcpProxy in front of the coordinator.
+  Process& StartWorker(int threads, int uid = -1, const std::string& server = "");
   std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
 
   const std::string& address() const { return address_; }

@@ -1,8 +1,11 @@
-// Training runs end to end on tiny datasets: resume, fine-tuning, NaN stop.
+// Training runs end to end on tiny datasets: resume, fine-tuning, NaN stop,
+// damaged records and checkpoints, what a killed run left behind.
 #include "worker/trainer/trainer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "tests/trainer/input/test_dataset.h"
 #include "worker/trainer/checkpoint.h"
@@ -173,6 +176,64 @@ TEST(TrainerTest, EvaluatesTheNewestCheckpoint) {
   EXPECT_EQ(r.step, 4);
   EXPECT_GE(r.precision_at_5, r.precision_at_1);
   EXPECT_LE(r.precision_at_1, 1.0);
+}
+
+TEST(TrainerTest, ADamagedRecordStopsTrainingNamingItOrIsSkippedWhenAsked) {
+  const std::string data = MakeTempDir("damaged-data");
+  DatasetSpec spec;
+  spec.splits = {{"train", 48, 2, 40, 40, false, 90}, {"validation", 12, 1, 40, 40, false, 90}};
+  const testing::WrittenDataset written = WriteDataset(data, spec);
+  const testing::WrittenRecord& victim = written.train[3];
+  const std::string shard = data + "/train-00000-of-00002";
+  ASSERT_EQ(victim.shard, 0);
+  std::string bytes = testing::ReadFile(shard);
+  bytes[static_cast<size_t>(victim.offset + 30)] ^= 0x10;
+  testing::WriteFile(shard, bytes);
+  // 12 steps of 8 read every record twice.
+  try {
+    Train(Options(data, MakeTempDir("damaged-stop"), 12));
+    FAIL() << "training read past a damaged record";
+  } catch (const TrainerError& e) {
+    EXPECT_EQ(e.kind(), TrainerError::Kind::kData);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(shard));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("offset " + std::to_string(victim.offset)));
+  }
+  TrainOptions skip = Options(data, MakeTempDir("damaged-skip"), 12);
+  skip.skip_corrupt_records = true;
+  Train(skip);
+  EXPECT_EQ(ReadCheckpointMeta(*CheckpointManager(skip.train_dir, 5).Latest()).step, 12);
+}
+
+TEST(TrainerTest, ADamagedCheckpointIsAClearError) {
+  const std::string data = Dataset("bad-ckpt-data", 3);
+  const TrainOptions o = Options(data, MakeTempDir("bad-ckpt"), 2);
+  Train(o);
+  const std::string checkpoint = *CheckpointManager(o.train_dir, 5).Latest();
+  std::string bytes = testing::ReadFile(checkpoint);
+  testing::WriteFile(checkpoint, bytes.substr(0, bytes.size() / 2));
+  TrainOptions more = o;
+  more.max_steps = 4;
+  try {
+    Train(more);
+    FAIL() << "resumed from a truncated checkpoint";
+  } catch (const TrainerError& e) {
+    EXPECT_EQ(e.kind(), TrainerError::Kind::kData);
+    EXPECT_THAT(e.what(), ::testing::HasSubstr(checkpoint));
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("not a readable retrain checkpoint"));
+  }
+}
+
+TEST(TrainerTest, WhatAKilledRunLeftHalfWrittenIsRemoved) {
+  const std::string data = Dataset("leftover-data", 3);
+  const TrainOptions o = Options(data, MakeTempDir("leftover"), 2);
+  for (const char* name : {".model.ckpt-7.tmp-12345", ".model.ckpt-7.json.tmp", ".checkpoint.tmp"}) {
+    testing::WriteFile(o.train_dir + "/" + name, "partial");
+  }
+  Train(o);
+  for (const auto& e : std::filesystem::directory_iterator(o.train_dir)) {
+    EXPECT_NE(e.path().filename().string()[0], '.') << e.path();
+  }
+  EXPECT_EQ(ReadCheckpointMeta(*CheckpointManager(o.train_dir, 5).Latest()).step, 2);
 }
 
 }  // namespace

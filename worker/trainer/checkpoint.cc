@@ -81,6 +81,18 @@ std::vector<std::string> CheckpointManager::List() const {
   return out;
 }
 
+void CheckpointManager::RemoveAbandonedTemporaries() const {
+  std::error_code ec;
+  std::vector<fs::path> abandoned;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool checkpoint_temp = name.rfind(std::string(".") + kPrefix, 0) == 0 &&
+                                 name.find(".tmp") != std::string::npos;
+    if (checkpoint_temp || name == ".checkpoint.tmp") abandoned.push_back(e.path());
+  }
+  for (const auto& path : abandoned) fs::remove(path, ec);
+}
+
 std::optional<std::string> CheckpointManager::Latest() const {
   auto all = List();
   if (all.empty()) return std::nullopt;

@@ -43,6 +43,11 @@ class CheckpointManager {
   // Every checkpoint in the directory, oldest first.
   std::vector<std::string> List() const;
 
+  // Removes what a killed writer left: hidden ".model.ckpt-*.tmp-*",
+  // ".model.ckpt-*.json.tmp" and ".checkpoint.tmp" files. Only for the one
+  // process that writes checkpoints here, before it writes any.
+  void RemoveAbandonedTemporaries() const;
+
  private:
   std::string dir_;
   int keep_;

@@ -81,6 +81,9 @@ int main(int argc, char** argv) {
                   "With --pretrained_model_checkpoint_path: classifier layers start fresh");
   train->add_option("--pretrained_model_checkpoint_path", t.pretrained_model_checkpoint_path);
   train->add_option("--seed", t.seed)->capture_default_str();
+  train->add_flag("--skip_corrupt_records", t.skip_corrupt_records,
+                  "Skip training records that are damaged (bad framing, CRC or image), logging "
+                  "each with its file and offset, instead of stopping with a data error");
   train->add_option("--augmentation", t.augmentation, "inception or none")
       ->capture_default_str();
   train->add_option("--log_every_steps", t.log_every_steps)->capture_default_str();

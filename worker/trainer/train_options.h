@@ -36,6 +36,10 @@ struct TrainOptions {
   double momentum = 0.9;
   double rmsprop_epsilon = 1.0;
   bool fine_tune = false;
+  // Training input only: skip (and log, with file and offset) a record whose
+  // framing or CRC is bad or whose image does not decode, rather than stop
+  // with a data error. Evaluation never skips.
+  bool skip_corrupt_records = false;
   std::string pretrained_model_checkpoint_path;
   uint64_t seed = 1;
   // "inception": the reference's distortions; "none": resize only (for

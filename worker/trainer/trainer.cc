@@ -54,8 +54,9 @@ InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bo
   p.rank = o.rank.rank;
   p.world_size = o.rank.world_size;
   p.batch_size = o.batch_size / o.rank.world_size;
-  // No records may drop out of an evaluation; training stops on bad data.
-  p.skip_corrupt_records = false;
+  // No records may drop out of an evaluation; training stops on bad data
+  // unless told to skip it.
+  p.skip_corrupt_records = train && o.skip_corrupt_records;
   return p;
 }
 
@@ -319,6 +320,7 @@ void Train(const TrainOptions& options) {
   }
 
   CheckpointManager checkpoints(o.train_dir, o.keep_checkpoints);
+  if (leader) checkpoints.RemoveAbandonedTemporaries();
   const auto latest = checkpoints.Latest();
   if (!latest && !o.pretrained_model_checkpoint_path.empty()) {
     // Fine-tuning: weights only; the step and optimizer state start fresh.

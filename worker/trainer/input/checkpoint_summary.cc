@@ -16,7 +16,10 @@ std::string CheckpointSummaryPath(const std::string& checkpoint_path) {
 
 bool WriteCheckpointSummary(const std::string& checkpoint_path, const CheckpointSummary& s) {
   const std::string path = CheckpointSummaryPath(checkpoint_path);
-  const std::string temp = path + ".tmp";
+  // Hidden, like the checkpoint's own temporary name, so that nothing
+  // listing the directory takes it for a finished file.
+  const fs::path p(path);
+  const std::string temp = (p.parent_path() / ("." + p.filename().string() + ".tmp")).string();
   {
     std::ofstream out(temp, std::ios::trunc);
     out << nlohmann::json{{"model", s.model},

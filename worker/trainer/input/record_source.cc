@@ -8,6 +8,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "common/logging.h"
 #include "worker/trainer/input/random.h"
 #include "worker/trainer/trainer_error.h"
 
@@ -190,6 +191,7 @@ bool RecordSource::Next(Record* out) {
     std::string error;
     if (ReadRecord(id, out, &error)) return true;
     if (!options_.skip_corrupt) Throw(TrainerError::Kind::kData, error);
+    Logger("input")->warn("skipping a corrupt record: {}", error);
     ++num_skipped_;
   }
 }
@@ -233,10 +235,13 @@ bool RecordSource::ReadRecord(RecordId id, Record* out, std::string* error) {
   const auto result = reader->offset() == entry.offset ? reader->Next(&out->data)
                                                        : reader->ReadAt(entry.offset, &out->data);
   if (result != TfRecordReader::Result::kRecord) {
-    *error =
-        result == TfRecordReader::Result::kEnd
-            ? out->Where() + ": the shard ends before this record (truncated shard); " + kRebuild
-            : reader->error() + "; " + kRebuild;
+    // The offset comes from the index: either file may be the damaged one.
+    const std::string listed = " (record " + std::to_string(id.index) + " as " +
+                               out->shard->index_path + " lists it; the shard or its index is " +
+                               "damaged); ";
+    *error = result == TfRecordReader::Result::kEnd
+                 ? out->Where() + ": the shard ends before this record" + listed + kRebuild
+                 : reader->error() + listed + kRebuild;
     out->data.clear();
     open_files_.pop_front();  // reopened at the next read: no state to trust
     return false;

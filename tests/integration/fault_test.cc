@@ -1,0 +1,359 @@
+// Network and disk faults during dataset builds, with the real coordinator
+// and workers: a worker cut off from the coordinator, a worker whose lease
+// ran out sending its results late, a disk that fills up and an output
+// directory that turns read-only. Each ends with a complete dataset or a
+// clear FAILED job, never a corrupt one.
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "common/tfrecord.h"
+#include "retrain/v1/worker_service.grpc.pb.h"
+#include "tests/integration/build_fixtures.h"
+#include "tests/support/cluster.h"
+#include "tests/support/tcp_proxy.h"
+
+namespace retrain::testing {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = retrain::v1;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
+  grpc::ClientContext ctx;
+  v1::Job job;
+  grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
+}
+
+std::vector<v1::Worker> Workers(Cluster& cluster) {
+  grpc::ClientContext ctx;
+  v1::ListWorkersResponse resp;
+  EXPECT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &resp).ok());
+  return {resp.workers().begin(), resp.workers().end()};
+}
+
+// The worker with this pid, as the coordinator sees it.
+std::optional<v1::Worker> WorkerWithPid(Cluster& cluster, pid_t pid) {
+  for (const auto& w : Workers(cluster)) {
+    if (w.pid() == pid) return w;
+  }
+  return std::nullopt;
+}
+
+// Waits up to `timeout` for `done`; false when it never held.
+bool Eventually(const std::function<bool()>& done,
+                std::chrono::seconds timeout = std::chrono::seconds(60)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+bool HistorySays(const v1::Job& job, const std::string& text) {
+  for (const auto& e : job.history()) {
+    if (e.reason().find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+// Waits until no worker holds a task, so that what the test then reads of
+// the output is all there will be.
+void WaitUntilWorkersIdle(Cluster& cluster) {
+  EXPECT_TRUE(Eventually([&] {
+    for (const auto& w : Workers(cluster)) {
+      if (w.task_ids_size() > 0 && w.state() != v1::WORKER_STATE_LOST) return false;
+    }
+    return true;
+  }));
+}
+
+TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
+  TempDir dir;
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 15, 400, 300);
+  ClusterOptions options;
+  options.lease_timeout_ms = 3000;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  TcpProxy link(cluster.port());
+  Process& cut_off = cluster.StartWorker(1, -1, "127.0.0.1:" + std::to_string(link.port()));
+  const std::string out = dir.path() + "/out";
+  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 6, 2));
+  // Cut the link while the only worker holds a shard-writing task.
+  cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
+    auto w = WorkerWithPid(cluster, cut_off.pid());
+    return j.progress().phase() == "writing shards" && w && w->task_ids_size() > 0;
+  });
+  link.Cut();
+  Process& other = cluster.StartWorker(2);
+  // The coordinator hears nothing from it for a lease and declares it lost.
+  ASSERT_TRUE(Eventually([&] {
+    auto w = WorkerWithPid(cluster, cut_off.pid());
+    return w && w->state() == v1::WORKER_STATE_LOST;
+  })) << cluster.ServerLog();
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_TRUE(HistorySays(job, "expired")) << job.DebugString();
+  // The cut-off worker gave its lease up on its own before the coordinator
+  // gave the task away.
+  const std::string log_path = dir.path() + "/worker-0.log";
+  EXPECT_THAT(ReadAll(log_path), HasSubstr("not confirmed by the coordinator"));
+  // Back on the network, it rejoins and works again. Depending on where the
+  // cut caught it, it had dropped the task's output (abandoned) or finished
+  // before and now has its late result refused.
+  link.Heal();
+  ASSERT_TRUE(Eventually([&] {
+    auto w = WorkerWithPid(cluster, cut_off.pid());
+    return w && w->state() != v1::WORKER_STATE_LOST;
+  })) << cluster.ServerLog();
+  EXPECT_TRUE(Eventually([&] {
+    const std::string log = ReadAll(log_path);
+    return log.find("abandoned") != std::string::npos ||
+           log.find("result refused") != std::string::npos;
+  })) << ReadAll(log_path);
+  EXPECT_TRUE(cut_off.Running());
+  DatasetView view = ReadDataset(out);
+  ExpectEachImageOnce(view, tree);
+  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+  other.Signal(SIGKILL);
+  other.Wait();
+  v1::Job again = Submit(cluster, BuildRequest(dir.path(), dir.path() + "/again", 2, 1));
+  again = cluster.WaitForEnd(again.id());
+  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
+  ExpectEachImageOnce(ReadDataset(dir.path() + "/again"), tree);
+}
+
+// A worker that holds a lease and then falls silent (as a cut-off or
+// paused one does), speaking the worker protocol directly.
+class SilentWorker {
+ public:
+  explicit SilentWorker(const std::string& address)
+      : stub_(v1::WorkerService::NewStub(
+            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {
+    v1::RegisterWorkerRequest req;
+    req.set_hostname("silent");
+    req.set_pid(1);
+    req.set_version("test");
+    req.mutable_resources()->set_threads(1);
+    req.mutable_resources()->set_cpu_cores(1);
+    v1::RegisterWorkerResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->RegisterWorker(&ctx, req, &resp).ok());
+    id_ = resp.worker_id();
+  }
+
+  // Waits for a task and takes its lease.
+  v1::Task Lease() {
+    v1::LeaseTaskRequest req;
+    req.set_worker_id(id_);
+    req.set_wait_ms(10000);
+    v1::LeaseTaskResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stub_->LeaseTask(&ctx, req, &resp).ok());
+    EXPECT_TRUE(resp.has_task());
+    return resp.task();
+  }
+
+  v1::WorkerService::Stub& stub() { return *stub_; }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  std::string id_;
+};
+
+TEST(NetworkFaultTest, ResultsSentAfterTheLeaseRanOutAreRefused) {
+  TempDir dir;
+  const Tree tree = WriteImages(dir.path(), {"a", "b"}, 10, 4);
+  ClusterOptions options;
+  options.lease_timeout_ms = 1500;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  SilentWorker silent(cluster.address());
+  const std::string out = dir.path() + "/out";
+  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 2, 1));
+  const v1::Task task = silent.Lease();
+  ASSERT_TRUE(task.has_probe()) << task.DebugString();
+  cluster.StartWorker(1);
+  job = cluster.WaitForJob(job.id(), [](const v1::Job& j) { return HistorySays(j, "expired"); });
+  // Late results that would drop every file of the task, from the worker
+  // whose lease expired: refused, and so are its progress and failure.
+  v1::CompleteTaskRequest late;
+  late.set_worker_id(silent.id());
+  late.set_task_id(task.id());
+  late.set_lease_id(task.lease_id());
+  for (const auto& f : task.probe().files()) {
+    auto* probe = late.mutable_result()->mutable_probe()->add_files();
+    probe->set_file_index(f.file_index());
+    probe->set_ok(false);
+    probe->set_reason(v1::SKIP_REASON_CORRUPT);
+  }
+  v1::CompleteTaskResponse complete_resp;
+  grpc::ClientContext complete_ctx;
+  grpc::Status s = silent.stub().CompleteTask(&complete_ctx, late, &complete_resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("no longer valid"));
+  v1::ReportProgressRequest progress;
+  progress.set_worker_id(silent.id());
+  progress.set_task_id(task.id());
+  progress.set_lease_id(task.lease_id());
+  v1::ReportProgressResponse progress_resp;
+  grpc::ClientContext progress_ctx;
+  ASSERT_TRUE(silent.stub().ReportProgress(&progress_ctx, progress, &progress_resp).ok());
+  EXPECT_FALSE(progress_resp.keep_going());
+  v1::FailTaskRequest fail;
+  fail.set_worker_id(silent.id());
+  fail.set_task_id(task.id());
+  fail.set_lease_id(task.lease_id());
+  fail.set_error("late failure");
+  fail.set_retryable(false);
+  v1::FailTaskResponse fail_resp;
+  grpc::ClientContext fail_ctx;
+  EXPECT_EQ(silent.stub().FailTask(&fail_ctx, fail, &fail_resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  // Its next heartbeat is told the lease is gone.
+  v1::HeartbeatRequest beat;
+  beat.set_worker_id(silent.id());
+  beat.add_lease_ids(task.lease_id());
+  v1::HeartbeatResponse beat_resp;
+  grpc::ClientContext beat_ctx;
+  ASSERT_TRUE(silent.stub().Heartbeat(&beat_ctx, beat, &beat_resp).ok());
+  EXPECT_THAT(beat_resp.revoked_lease_ids(), ::testing::ElementsAre(task.lease_id()));
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ExpectEachImageOnce(ReadDataset(out), tree);
+}
+
+// A filesystem mounted for one test (tmpfs or a bind mount), unmounted
+// when it goes away. Needs CAP_SYS_ADMIN: ok() is false elsewhere.
+class Mount {
+ public:
+  // A tmpfs of `size` ("1m") at `target`.
+  static Mount Tmpfs(const std::string& target, const std::string& size) {
+    fs::create_directories(target);
+    const std::string data = "size=" + size;
+    return Mount(target, ::mount("tmpfs", target.c_str(), "tmpfs", 0, data.c_str()));
+  }
+  // `source` seen again at `target`.
+  static Mount Bind(const std::string& source, const std::string& target) {
+    fs::create_directories(target);
+    return Mount(target, ::mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr));
+  }
+  Mount(Mount&& other) noexcept : target_(std::move(other.target_)), error_(other.error_) {
+    other.target_.clear();
+  }
+  ~Mount() {
+    if (ok()) ::umount2(target_.c_str(), MNT_DETACH);
+  }
+  bool ok() const { return !target_.empty() && error_.empty(); }
+  const std::string& error() const { return error_; }
+  // Remounts with new options (MS_REMOUNT plus `flags`); false on failure.
+  bool Remount(unsigned long flags, const std::string& data = "") {
+    return ::mount(nullptr, target_.c_str(), nullptr, MS_REMOUNT | flags,
+                   data.empty() ? nullptr : data.c_str()) == 0;
+  }
+
+ private:
+  Mount(std::string target, int rc)
+      : target_(std::move(target)),
+        error_(rc == 0 ? "" : "mount " + target_ + ": " + std::strerror(errno)) {}
+  std::string target_;
+  std::string error_;
+};
+
+// Every shard file visible in `out` is whole: its records frame and check
+// out to the end, and its index lists them all.
+void ExpectVisibleShardsWhole(const std::string& out) {
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("train-", 0) != 0 && name.rfind("validation-", 0) != 0) continue;
+    TfRecordReader reader;
+    ASSERT_TRUE(reader.Open(e.path().string())) << reader.error();
+    std::string record;
+    int records = 0;
+    TfRecordReader::Result r;
+    while ((r = reader.Next(&record)) == TfRecordReader::Result::kRecord) ++records;
+    EXPECT_EQ(r, TfRecordReader::Result::kEnd) << name << ": " << reader.error();
+    const std::string index = ReadAll(out + "/index/" + name + ".idx");
+    EXPECT_EQ(std::count(index.begin(), index.end(), '\n'), records) << name;
+  }
+}
+
+TEST(DiskFaultTest, AFullDiskFailsTheBuildClearlyAndItSucceedsOnceThereIsRoom) {
+  TempDir dir;
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 30, 6, 400, 300);
+  const std::string out = dir.path() + "/small-disk";
+  Mount disk = Mount::Tmpfs(out, "1m");
+  if (!disk.ok()) GTEST_SKIP() << disk.error() << " (needs root with CAP_SYS_ADMIN)";
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  cluster.StartWorker(1);
+  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 4, 1));
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_FAILED) << job.DebugString();
+  EXPECT_THAT(job.error(), HasSubstr("No space left on device"));
+  EXPECT_THAT(job.error(), HasSubstr(out));
+  WaitUntilWorkersIdle(cluster);
+  // Nothing half-written is left, and no dataset.json claims a dataset.
+  EXPECT_FALSE(fs::exists(out + "/dataset.json"));
+  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+  ExpectVisibleShardsWhole(out);
+  // With room, the same request builds the whole dataset.
+  ASSERT_TRUE(disk.Remount(0, "size=64m")) << std::strerror(errno);
+  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 4, 1));
+  again = cluster.WaitForEnd(again.id());
+  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
+  ExpectEachImageOnce(ReadDataset(out), tree);
+  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+}
+
+TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
+  TempDir dir;
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 10, 400, 300);
+  fs::create_directories(dir.path() + "/disk");
+  const std::string out = dir.path() + "/out";
+  Mount view = Mount::Bind(dir.path() + "/disk", out);
+  if (!view.ok()) GTEST_SKIP() << view.error() << " (needs root with CAP_SYS_ADMIN)";
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
+  cluster.WaitForJob(job.id(), [](const v1::Job& j) {
+    return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
+  });
+  // The kernel refuses while a file is open for writing there (EBUSY): try
+  // until a moment between two shards.
+  ASSERT_TRUE(Eventually([&] { return view.Remount(MS_BIND | MS_RDONLY); },
+                         std::chrono::seconds(20)))
+      << std::strerror(errno);
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_FAILED) << job.DebugString();
+  EXPECT_THAT(job.error(), HasSubstr("Read-only file system"));
+  EXPECT_THAT(job.error(), HasSubstr(out));
+  WaitUntilWorkersIdle(cluster);
+  // Visible files are whole; temporaries the worker could not remove from a
+  // read-only directory stay hidden until the next build clears them.
+  EXPECT_FALSE(fs::exists(out + "/dataset.json"));
+  ExpectVisibleShardsWhole(out);
+  ASSERT_TRUE(view.Remount(MS_BIND)) << std::strerror(errno);
+  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
+  again = cluster.WaitForEnd(again.id());
+  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
+  ExpectEachImageOnce(ReadDataset(out), tree);
+  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+}
+
+}  // namespace
+}  // namespace retrain::testing
