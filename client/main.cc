@@ -289,6 +289,7 @@ int main(int argc, char** argv) {
   uint64_t t_seed = 0;
   bool t_fine_tune = false;
   bool t_skip_corrupt = false;
+  bool t_sync_bn = false;
   auto* train = app.add_subcommand(
       "train",
       "Train (or fine-tune) a classifier on a built dataset, on the workers; the job ends with an "
@@ -329,6 +330,8 @@ int main(int argc, char** argv) {
       {"checkpoint_every_secs", train->add_option("--checkpoint_every_secs", t_ckpt_secs)},
   };
   train->add_flag("--fine_tune", t_fine_tune, "Classifier layers start fresh");
+  train->add_flag("--sync_batch_norm", t_sync_bn,
+                  "Batch-norm statistics over every rank's examples of a step, not per rank");
   train->add_flag("--skip_corrupt_records", t_skip_corrupt,
                   "Skip damaged training records (logged with file and offset) instead of "
                   "failing");
@@ -483,6 +486,7 @@ int main(int argc, char** argv) {
     if (set("checkpoint_every_secs")) s->set_checkpoint_every_secs(t_ckpt_secs);
     s->set_fine_tune(t_fine_tune);
     s->set_skip_corrupt_records(t_skip_corrupt);
+    s->set_sync_batch_norm(t_sync_bn);
     s->set_pretrained_model_checkpoint_path(Absolute(t_pretrained));
     s->set_precision(t_precision);
     s->set_augmentation(t_augmentation);

@@ -13,7 +13,7 @@ _retrain_flags_train="--data_dir --train_dir --model --batch_size --max_steps --
   --image_size --input_queue_memory_factor --num_preprocess_threads --num_readers --num_gpus
   --num_replicas --num_workers --initial_learning_rate --num_epochs_per_decay
   --learning_rate_decay_factor --rmsprop_decay --momentum --rmsprop_epsilon --seed
-  --checkpoint_every_steps --checkpoint_every_secs --fine_tune --skip_corrupt_records
+  --checkpoint_every_steps --checkpoint_every_secs --fine_tune --skip_corrupt_records --sync_batch_norm
   --pretrained_model_checkpoint_path --precision --augmentation --priority --request_id
   --validate_only --wait"
 _retrain_flags_eval="--data_dir --checkpoint_dir --subset --priority --wait"

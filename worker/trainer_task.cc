@@ -221,6 +221,7 @@ std::vector<std::string> TrainArguments(const v1::TrainingSpec& s) {
   if (s.has_rmsprop_epsilon()) Flag(&a, "rmsprop_epsilon", s.rmsprop_epsilon());
   if (s.fine_tune()) a.push_back("--fine_tune");
   if (s.skip_corrupt_records()) a.push_back("--skip_corrupt_records");
+  if (s.sync_batch_norm()) a.push_back("--sync_batch_norm");
   if (!s.pretrained_model_checkpoint_path().empty()) {
     Flag(&a, "pretrained_model_checkpoint_path", s.pretrained_model_checkpoint_path());
   }

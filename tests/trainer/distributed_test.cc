@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <sstream>
@@ -157,6 +158,17 @@ TEST(DistributedTest, TwoReplicasOfHalfTheBatchEndWhereOneReplicaOfTheWholeBatch
   const CommandResult c = RunCommand(TrainArgs(data, half, 4, 12));
   ASSERT_EQ(c.exit_code, 0) << c.err;
   EXPECT_FALSE(SameWeights(Weights(one), Weights(half)));
+}
+
+TEST(DistributedTest, SynchronisedBatchNormTrainsOverTwoRanks) {
+  const std::string data = Dataset("sync-bn", {24, 24});
+  const std::string dir = MakeTempDir("sync-bn-run");
+  std::vector<std::string> args = TrainArgs(data, dir, 8, 6);
+  args[std::find(args.begin(), args.end(), "--model") - args.begin() + 1] = "small";
+  const CommandResult r = RunCommand(With(args, {"--num_replicas", "2", "--sync_batch_norm"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("batch norm synchronised over the 2 ranks (4 layers)"));
+  EXPECT_EQ(ReadCheckpointMeta(*CheckpointManager(dir, 5).Latest()).step, 6);
 }
 
 TEST(DistributedTest, TwoLaunchersOnLoopbackTrainAsOneJob) {

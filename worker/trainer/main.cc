@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
                   "With --pretrained_model_checkpoint_path: classifier layers start fresh");
   train->add_option("--pretrained_model_checkpoint_path", t.pretrained_model_checkpoint_path);
   train->add_option("--seed", t.seed)->capture_default_str();
+  train->add_flag("--sync_batch_norm", t.sync_batch_norm,
+                  "Batch-norm statistics over every rank's examples of a step, not per rank");
   train->add_flag("--skip_corrupt_records", t.skip_corrupt_records,
                   "Skip training records that are damaged (bad framing, CRC or image), logging "
                   "each with its file and offset, instead of stopping with a data error");

@@ -40,6 +40,9 @@ struct TrainOptions {
   // framing or CRC is bad or whose image does not decode, rather than stop
   // with a data error. Evaluation never skips.
   bool skip_corrupt_records = false;
+  // Batch-norm statistics over the whole step's batch (every rank's
+  // examples) rather than per rank; no effect on one rank.
+  bool sync_batch_norm = false;
   std::string pretrained_model_checkpoint_path;
   uint64_t seed = 1;
   // "inception": the reference's distortions; "none": resize only (for

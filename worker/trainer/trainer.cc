@@ -13,6 +13,7 @@
 #include "common/system_memory.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/distributed/communicator.h"
+#include "worker/trainer/distributed/batch_norm_sync.h"
 #include "worker/trainer/distributed/gradient_reducer.h"
 #include "worker/trainer/event_writer.h"
 #include "worker/trainer/input/dataset_manifest.h"
@@ -377,6 +378,14 @@ void Train(const TrainOptions& options) {
       LogInfo(Printf("rank 0 of %d (%s): %d examples per rank and step, gradients in %d buckets",
                      r.world_size, comm->backend(), o.batch_size / r.world_size,
                      reducer->num_buckets()));
+    }
+    if (o.sync_batch_norm) {
+      const int layers =
+          SynchroniseBatchNorm(*model, std::make_shared<CommunicatorBatchNormSync>(*comm));
+      if (leader) {
+        LogInfo(Printf("batch norm synchronised over the %d ranks (%d layers)", r.world_size,
+                       layers));
+      }
     }
   }
 

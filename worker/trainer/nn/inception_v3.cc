@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "worker/trainer/nn/batch_norm.h"
 #include "worker/trainer/nn/model_zoo.h"
 #include "worker/trainer/trainer_error.h"
 
@@ -49,7 +50,7 @@ class BasicConv2dImpl : public nn::Module {
   torch::Tensor forward(const torch::Tensor& x) { return bn(conv(x)).relu_(); }
 
   nn::Conv2d conv;
-  nn::BatchNorm2d bn;
+  Norm2d bn;
 };
 TORCH_MODULE(BasicConv2d);
 

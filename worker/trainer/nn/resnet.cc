@@ -7,6 +7,7 @@
 
 #include <utility>
 
+#include "worker/trainer/nn/batch_norm.h"
 #include "worker/trainer/nn/model_zoo.h"
 
 namespace retrain::trainer::detail {
@@ -37,7 +38,7 @@ class BottleneckImpl : public nn::Module {
     register_module("bn3", bn3);
     if (stride != 1 || in != planes * kExpansion) {
       downsample = nn::Sequential(Conv(in, planes * kExpansion, 1, stride),
-                                  nn::BatchNorm2d(planes * kExpansion));
+                                  Norm2d(planes * kExpansion));
       register_module("downsample", downsample);
     }
   }
@@ -51,11 +52,11 @@ class BottleneckImpl : public nn::Module {
   }
 
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  Norm2d bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  Norm2d bn2;
   nn::Conv2d conv3;
-  nn::BatchNorm2d bn3;
+  Norm2d bn3;
   nn::Sequential downsample{nullptr};
 };
 TORCH_MODULE(Bottleneck);
@@ -81,7 +82,7 @@ class ResNet50 : public Model {
     for (auto& module : modules(/*include_self=*/false)) {
       if (auto* conv = module->as<nn::Conv2dImpl>()) {
         nn::init::kaiming_normal_(conv->weight, /*a=*/0, torch::kFanOut, torch::kReLU);
-      } else if (auto* bn = module->as<nn::BatchNorm2dImpl>()) {
+      } else if (auto* bn = module->as<Norm2dImpl>()) {
         nn::init::ones_(bn->weight);
         nn::init::zeros_(bn->bias);
       }
@@ -112,7 +113,7 @@ class ResNet50 : public Model {
 
   int64_t inplanes_ = 64;
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  Norm2d bn1;
   nn::Sequential layer1{nullptr}, layer2{nullptr}, layer3{nullptr}, layer4{nullptr};
   nn::Linear fc;
 };

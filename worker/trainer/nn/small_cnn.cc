@@ -15,6 +15,7 @@
 // defines the same network in Python; keep the two in step.
 #include <torch/torch.h>
 
+#include "worker/trainer/nn/batch_norm.h"
 #include "worker/trainer/nn/model_zoo.h"
 
 namespace retrain::trainer::detail {
@@ -29,8 +30,8 @@ nn::Conv2d Conv(int64_t in, int64_t out, int64_t stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
 }
 
-nn::BatchNorm2d Norm(int64_t channels) {
-  return nn::BatchNorm2d(
+Norm2d Norm(int64_t channels) {
+  return Norm2d(
       nn::BatchNorm2dOptions(channels).eps(kBatchNormEpsilon).momentum(kBatchNormMomentum));
 }
 
@@ -81,13 +82,13 @@ class SmallCnn : public Model {
 
  private:
   nn::Conv2d conv1;
-  nn::BatchNorm2d bn1;
+  Norm2d bn1;
   nn::Conv2d conv2;
-  nn::BatchNorm2d bn2;
+  Norm2d bn2;
   nn::Conv2d conv3;
-  nn::BatchNorm2d bn3;
+  Norm2d bn3;
   nn::Conv2d conv4;
-  nn::BatchNorm2d bn4;
+  Norm2d bn4;
   nn::Dropout dropout;
   nn::Linear fc;
 };
