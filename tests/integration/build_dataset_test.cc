@@ -25,14 +25,6 @@ namespace v1 = retrain::v1;
 using ::testing::HasSubstr;
 using namespace retrain::test_images;  // NOLINT: image factories
 
-v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
-  grpc::ClientContext ctx;
-  v1::Job job;
-  grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
 grpc::Status SubmitStatus(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
   grpc::ClientContext ctx;
   v1::Job job;

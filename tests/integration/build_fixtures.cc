@@ -1,5 +1,6 @@
 #include "tests/integration/build_fixtures.h"
 
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -49,6 +50,14 @@ v1::SubmitDatasetBuildRequest BuildRequest(const std::string& root, const std::s
   s->set_train_shards(train_shards);
   s->set_validation_shards(validation_shards);
   return req;
+}
+
+v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
+  grpc::ClientContext ctx;
+  v1::Job job;
+  grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return job;
 }
 
 void ExpectEachImageOnce(const DatasetView& view, const Tree& tree,

@@ -10,6 +10,7 @@
 
 #include "retrain/v1/job_service.pb.h"
 #include "tests/integration/dataset_check.h"
+#include "tests/support/cluster.h"
 
 namespace retrain::testing {
 
@@ -26,6 +27,9 @@ retrain::v1::SubmitDatasetBuildRequest BuildRequest(const std::string& root,
                                                     const std::string& out,
                                                     int train_shards = 3,
                                                     int validation_shards = 2);
+
+// Submits the build (the test fails if the submit does).
+retrain::v1::Job Submit(Cluster& cluster, const retrain::v1::SubmitDatasetBuildRequest& req);
 
 // Every file of `tree` that is expected in the dataset appears in exactly
 // one record, with its label, and the records hold nothing else.

@@ -177,13 +177,8 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   Chaos chaos(cluster, seed, 3);
 
   const std::string out = dir.path() + "/data-out";
-  v1::Job build;
-  {
-    grpc::ClientContext ctx;
-    ASSERT_TRUE(cluster.jobs()
-                    .SubmitDatasetBuild(&ctx, BuildRequest(dir.path(), out, 8, 2), &build)
-                    .ok());
-  }
+  v1::Job build = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
+  ASSERT_FALSE(build.id().empty());
   for (Chaos::Kind kind : chaos.Schedule({Chaos::Kind::kWorker, Chaos::Kind::kCoordinator}, 4)) {
     if (Ended(cluster, build.id())) break;
     chaos.Strike(kind, 1200);

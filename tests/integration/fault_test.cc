@@ -27,14 +27,6 @@ namespace v1 = retrain::v1;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
-  grpc::ClientContext ctx;
-  v1::Job job;
-  grpc::Status s = cluster.jobs().SubmitDatasetBuild(&ctx, req, &job);
-  EXPECT_TRUE(s.ok()) << s.error_message();
-  return job;
-}
-
 std::vector<v1::Worker> Workers(Cluster& cluster) {
   grpc::ClientContext ctx;
   v1::ListWorkersResponse resp;

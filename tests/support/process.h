@@ -57,6 +57,10 @@ struct CommandResult {
 // The bytes of a file, or "" when it cannot be read.
 std::string ReadAll(const std::string& path);
 
+// A loopback TCP port that was free a moment ago (for a server the test
+// starts next).
+int FreePort();
+
 // Runs a command to completion (killing it after `timeout`).
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          std::chrono::seconds timeout = std::chrono::seconds(120));

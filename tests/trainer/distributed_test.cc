@@ -1,13 +1,10 @@
 // Data-parallel training with the real binary: ranks as processes, Gloo on
 // loopback. Synchronous averaging, several launchers ("hosts"), dead and
 // hung ranks, uneven shards.
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +24,7 @@ namespace {
 using ::testing::HasSubstr;
 using retrain::testing::BinDir;
 using retrain::testing::CommandResult;
+using retrain::testing::FreePort;
 using retrain::testing::Process;
 using retrain::testing::ReadAll;
 using retrain::testing::RunCommand;
@@ -94,18 +92,6 @@ bool SameWeights(const std::vector<torch::Tensor>& a, const std::vector<torch::T
     if (!torch::allclose(a[i], b[i], /*rtol=*/1e-4, /*atol=*/1e-6)) return false;
   }
   return true;
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  close(fd);
-  return ntohs(sa.sin_port);
 }
 
 // The child of `parent` whose environment says RETRAIN_RANK=<rank>.

@@ -1,30 +1,17 @@
 // Synchronised batch norm over two Gloo ranks (threads of this process):
 // each normalising half of a batch ends where one layer normalising the
 // whole batch does, forward and backward.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <thread>
 
+#include "tests/support/process.h"
 #include "worker/trainer/distributed/batch_norm_sync.h"
 
 namespace retrain::trainer {
 namespace {
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
-  close(fd);
-  return ntohs(sa.sin_port);
-}
+using retrain::testing::FreePort;
 
 struct Outcome {
   torch::Tensor output, grad_input, grad_weight, grad_bias, running_mean, running_var;
