@@ -23,7 +23,13 @@ namespace fs = std::filesystem;
 namespace v1 = retrain::v1;
 
 Cluster::Cluster(std::string root, ClusterOptions options)
-    : root_(std::move(root)), options_(options) {}
+    : root_(std::move(root)), options_(options) {
+  // Sanitizer builds run several times slower: leases scale with them so
+  // that only the faults a test injects lose one.
+  if (const char* scale = std::getenv("RETRAIN_TEST_TIME_SCALE")) {
+    options_.lease_timeout_ms = static_cast<int>(options_.lease_timeout_ms * std::atof(scale));
+  }
+}
 
 Cluster::~Cluster() {
   workers_.clear();

@@ -18,6 +18,7 @@
 namespace retrain::testing {
 
 struct ClusterOptions {
+  // Multiplied by RETRAIN_TEST_TIME_SCALE when that is set (sanitizer runs).
   int lease_timeout_ms = 3000;
   int heartbeat_interval_ms = 300;
   // Serve HTTP too (--http_listen on a free loopback port).
