@@ -110,13 +110,14 @@ void TcpProxy::AcceptLoop() {
 void TcpProxy::Pump(int from, int to) {
   char buf[16384];
   while (!closing_) {
-    const ssize_t n = read(from, buf, sizeof buf);
+    const ssize_t n = recv(from, buf, sizeof buf, 0);
     if (n <= 0) break;
     // Bytes read while cut are held here; more wait in the kernel's buffers.
     WaitWhileCut();
     ssize_t off = 0;
     while (off < n) {
-      const ssize_t w = write(to, buf + off, static_cast<size_t>(n - off));
+      // MSG_NOSIGNAL: a peer that went away is an error here, not SIGPIPE.
+      const ssize_t w = send(to, buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
       if (w <= 0) {
         shutdown(from, SHUT_RDWR);
         return;
