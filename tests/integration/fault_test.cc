@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "common/job_states.h"
 #include "common/tfrecord.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
 #include "tests/integration/build_fixtures.h"
@@ -51,6 +52,14 @@ bool Eventually(const std::function<bool()>& done,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+bool Ended(Cluster& cluster, const std::string& job_id) {
+  grpc::ClientContext ctx;
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  return cluster.jobs().GetJob(&ctx, req, &job).ok() && IsFinalState(job.state());
 }
 
 bool HistorySays(const v1::Job& job, const std::string& text) {
@@ -313,7 +322,7 @@ TEST(DiskFaultTest, AFullDiskFailsTheBuildClearlyAndItSucceedsOnceThereIsRoom) {
 
 TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
   TempDir dir;
-  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 10, 400, 300);
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 80, 10, 400, 300);
   fs::create_directories(dir.path() + "/disk");
   const std::string out = dir.path() + "/out";
   Mount view = Mount::Bind(dir.path() + "/disk", out);
@@ -321,15 +330,19 @@ TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
   Cluster cluster(dir.path());
   cluster.StartServer();
   cluster.StartWorker(1);
-  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
+  v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 24, 2));
   cluster.WaitForJob(job.id(), [](const v1::Job& j) {
     return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
   });
-  // The kernel refuses while a file is open for writing there (EBUSY): try
-  // until a moment between two shards.
-  ASSERT_TRUE(Eventually([&] { return view.Remount(MS_BIND | MS_RDONLY); },
-                         std::chrono::seconds(20)))
-      << std::strerror(errno);
+  // The kernel refuses while a file is open for writing there (EBUSY): try,
+  // without pausing, until a moment between two shards.
+  bool read_only = false;
+  for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+       !read_only && std::chrono::steady_clock::now() < give_up;) {
+    read_only = view.Remount(MS_BIND | MS_RDONLY);
+  }
+  ASSERT_TRUE(read_only) << std::strerror(errno);
+  ASSERT_FALSE(Ended(cluster, job.id())) << "the build ended before its output turned read-only";
   job = cluster.WaitForEnd(job.id());
   ASSERT_EQ(job.state(), v1::JOB_STATE_FAILED) << job.DebugString();
   EXPECT_THAT(job.error(), HasSubstr("Read-only file system"));
@@ -340,7 +353,7 @@ TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
   EXPECT_FALSE(fs::exists(out + "/dataset.json"));
   ExpectVisibleShardsWhole(out);
   ASSERT_TRUE(view.Remount(MS_BIND)) << std::strerror(errno);
-  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
+  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 24, 2));
   again = cluster.WaitForEnd(again.id());
   ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
   ExpectEachImageOnce(ReadDataset(out), tree);
