@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 #include "common/job_states.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -575,15 +576,20 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     for (int64_t id : pending_) {
       reserved = reserved || tasks_.at(id).reserved_worker_id() == worker.id();
     }
+    // One key per candidate, no copies: this runs for every waiting worker
+    // whenever a task becomes available, over the whole queue.
+    using Key = std::tuple<int64_t, absl::string_view, int64_t>;
     int64_t best = -1;
-    auto key = [&](int64_t id) {
-      const auto& t = tasks_.at(id);
-      const JobEntry* e = FindJob(t.job_id());
-      return std::make_tuple(e ? -e->job.priority() : 0, t.job_id(), id);
-    };
+    Key best_key;
     for (int64_t id : pending_) {
-      if (!CanLease(tasks_.at(id), worker, reserved)) continue;
-      if (best < 0 || key(id) < key(best)) best = id;
+      const auto& t = tasks_.at(id);
+      if (!CanLease(t, worker, reserved)) continue;
+      const JobEntry* e = FindJob(t.job_id());
+      Key key{e ? -e->job.priority() : 0, t.job_id(), id};
+      if (best < 0 || key < best_key) {
+        best = id;
+        best_key = key;
+      }
     }
     return best;
   };

@@ -82,7 +82,9 @@ void WaitUntilWorkersIdle(Cluster& cluster) {
 
 TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   TempDir dir;
-  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 15, 400, 300);
+  // Large images: validating 64 of them outlasts the moment between
+  // seeing the worker's lease and cutting its link.
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 15, 800, 600);
   ClusterOptions options;
   options.lease_timeout_ms = 3000;
   Cluster cluster(dir.path(), options);
@@ -91,10 +93,10 @@ TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   Process& cut_off = cluster.StartWorker(1, -1, "127.0.0.1:" + std::to_string(link.port()));
   const std::string out = dir.path() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 6, 2));
-  // Cut the link while the only worker holds a shard-writing task.
+  // Cut the link while the only worker holds a validation task.
   cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
     auto w = WorkerWithPid(cluster, cut_off.pid());
-    return j.progress().phase() == "writing shards" && w && w->task_ids_size() > 0;
+    return j.progress().phase() == "validating" && w && w->task_ids_size() > 0;
   });
   link.Cut();
   Process& other = cluster.StartWorker(2);
@@ -307,9 +309,12 @@ TEST(DiskFaultTest, AFullDiskFailsTheBuildClearlyAndItSucceedsOnceThereIsRoom) {
   EXPECT_THAT(job.error(), HasSubstr("No space left on device"));
   EXPECT_THAT(job.error(), HasSubstr(out));
   WaitUntilWorkersIdle(cluster);
-  // Nothing half-written is left, and no dataset.json claims a dataset.
+  // Nothing half-written is left once the other worker has heard that the
+  // job failed (its next heartbeat), and no dataset.json claims a dataset.
   EXPECT_FALSE(fs::exists(out + "/dataset.json"));
-  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+  EXPECT_TRUE(Eventually([&] { return HiddenOrForeignFiles(out).empty(); },
+                         std::chrono::seconds(20)))
+      << ::testing::PrintToString(HiddenOrForeignFiles(out));
   ExpectVisibleShardsWhole(out);
   // With room, the same request builds the whole dataset.
   ASSERT_TRUE(disk.Remount(0, "size=64m")) << std::strerror(errno);
