@@ -145,16 +145,6 @@ class Chaos {
   int strikes_ = 0;
 };
 
-bool Ended(Cluster& cluster, const std::string& job_id) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  cluster.Authorize(ctx);
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
-  v1::Job job;
-  return cluster.jobs().GetJob(&ctx, req, &job).ok() && IsFinalState(job.state());
-}
-
 TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   const char* env = std::getenv("RETRAIN_CHAOS_SEED");
   const uint32_t seed = env ? static_cast<uint32_t>(std::stoul(env)) : 20261202u;
@@ -180,7 +170,7 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   v1::Job build = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
   ASSERT_FALSE(build.id().empty());
   for (Chaos::Kind kind : chaos.Schedule({Chaos::Kind::kWorker, Chaos::Kind::kCoordinator}, 4)) {
-    if (Ended(cluster, build.id())) break;
+    if (cluster.JobEnded(build.id())) break;
     chaos.Strike(kind, 1200);
   }
   const int build_strikes = chaos.strikes();
@@ -220,7 +210,7 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   }, std::chrono::seconds(300));
   for (Chaos::Kind kind : chaos.Schedule(
            {Chaos::Kind::kWorker, Chaos::Kind::kTrainer, Chaos::Kind::kCoordinator}, 6)) {
-    if (Ended(cluster, job.id())) break;
+    if (cluster.JobEnded(job.id())) break;
     // A trainer may be between runs (restarting after the last kill).
     for (int tries = 0; tries < 10 && !chaos.Strike(kind, 3000);) ++tries;
   }

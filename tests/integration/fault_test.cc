@@ -13,7 +13,6 @@
 #include <filesystem>
 #include <thread>
 
-#include "common/job_states.h"
 #include "common/tfrecord.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
 #include "tests/integration/build_fixtures.h"
@@ -54,19 +53,22 @@ bool Eventually(const std::function<bool()>& done,
   return false;
 }
 
-bool Ended(Cluster& cluster, const std::string& job_id) {
-  grpc::ClientContext ctx;
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
-  v1::Job job;
-  return cluster.jobs().GetJob(&ctx, req, &job).ok() && IsFinalState(job.state());
-}
-
 bool HistorySays(const v1::Job& job, const std::string& text) {
   for (const auto& e : job.history()) {
     if (e.reason().find(text) != std::string::npos) return true;
   }
   return false;
+}
+
+// The build succeeds with every image of `tree` once and leaves no
+// temporary behind.
+void ExpectBuildSucceeds(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req,
+                         const Tree& tree) {
+  const std::string& out = req.spec().output_directory();
+  v1::Job job = cluster.WaitForEnd(Submit(cluster, req).id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  ExpectEachImageOnce(ReadDataset(out), tree);
+  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
 }
 
 // Waits until no worker holds a task, so that what the test then reads of
@@ -131,10 +133,7 @@ TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
   other.Signal(SIGKILL);
   other.Wait();
-  v1::Job again = Submit(cluster, BuildRequest(dir.path(), dir.path() + "/again", 2, 1));
-  again = cluster.WaitForEnd(again.id());
-  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
-  ExpectEachImageOnce(ReadDataset(dir.path() + "/again"), tree);
+  ExpectBuildSucceeds(cluster, BuildRequest(dir.path(), dir.path() + "/again", 2, 1), tree);
 }
 
 // A worker that holds a lease and then falls silent (as a cut-off or
@@ -318,11 +317,7 @@ TEST(DiskFaultTest, AFullDiskFailsTheBuildClearlyAndItSucceedsOnceThereIsRoom) {
   ExpectVisibleShardsWhole(out);
   // With room, the same request builds the whole dataset.
   ASSERT_TRUE(disk.Remount(0, "size=64m")) << std::strerror(errno);
-  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 4, 1));
-  again = cluster.WaitForEnd(again.id());
-  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
-  ExpectEachImageOnce(ReadDataset(out), tree);
-  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+  ExpectBuildSucceeds(cluster, BuildRequest(dir.path(), out, 4, 1), tree);
 }
 
 TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
@@ -347,7 +342,7 @@ TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
     read_only = view.Remount(MS_BIND | MS_RDONLY);
   }
   ASSERT_TRUE(read_only) << std::strerror(errno);
-  ASSERT_FALSE(Ended(cluster, job.id())) << "the build ended before its output turned read-only";
+  ASSERT_FALSE(cluster.JobEnded(job.id())) << "the build ended before its output turned read-only";
   job = cluster.WaitForEnd(job.id());
   ASSERT_EQ(job.state(), v1::JOB_STATE_FAILED) << job.DebugString();
   EXPECT_THAT(job.error(), HasSubstr("Read-only file system"));
@@ -358,11 +353,7 @@ TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
   EXPECT_FALSE(fs::exists(out + "/dataset.json"));
   ExpectVisibleShardsWhole(out);
   ASSERT_TRUE(view.Remount(MS_BIND)) << std::strerror(errno);
-  v1::Job again = Submit(cluster, BuildRequest(dir.path(), out, 24, 2));
-  again = cluster.WaitForEnd(again.id());
-  ASSERT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED) << again.error();
-  ExpectEachImageOnce(ReadDataset(out), tree);
-  EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
+  ExpectBuildSucceeds(cluster, BuildRequest(dir.path(), out, 24, 2), tree);
 }
 
 }  // namespace

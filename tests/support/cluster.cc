@@ -117,6 +117,16 @@ Process& Cluster::StartWorker(int threads, int uid, const std::string& server) {
   return *workers_.back();
 }
 
+bool Cluster::JobEnded(const std::string& job_id) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  Authorize(ctx);
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  return stub_->GetJob(&ctx, req, &job).ok() && IsFinalState(job.state());
+}
+
 v1::Job Cluster::WaitForJob(const std::string& job_id,
                             const std::function<bool(const v1::Job&)>& done,
                             std::chrono::seconds timeout) {

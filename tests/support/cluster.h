@@ -65,6 +65,9 @@ class Cluster {
                               std::chrono::seconds timeout = std::chrono::seconds(120));
   retrain::v1::Job WaitForEnd(const std::string& job_id,
                               std::chrono::seconds timeout = std::chrono::seconds(120));
+  // Whether the job has reached a final state (false when the coordinator
+  // does not answer).
+  bool JobEnded(const std::string& job_id);
 
   // The CLI against this cluster.
   CommandResult Cli(std::vector<std::string> args);
