@@ -279,7 +279,7 @@ int main(int argc, char** argv) {
 
   // train
   int priority = 0;
-  std::string t_data, t_train_dir, t_model, t_precision, t_pretrained, t_augmentation;
+  std::string t_data, t_train_dir, t_model, t_precision, t_pretrained, t_augmentation, t_decode;
   int t_workers = 0;
   int t_batch = 0, t_image = 0, t_factor = 0, t_threads = 0, t_readers = 0, t_gpus = 0,
       t_replicas = 0, t_ckpt_secs = 0;
@@ -338,6 +338,9 @@ int main(int argc, char** argv) {
   train->add_option("--pretrained_model_checkpoint_path", t_pretrained);
   train->add_option("--precision", t_precision, "fp32 or bf16");
   train->add_option("--augmentation", t_augmentation, "inception (default) or none");
+  train->add_option("--decode", t_decode,
+                    "Where JPEGs are decoded: auto (default: the CPU, the GPU once steps wait "
+                    "for input), cpu or gpu (nvJPEG; needs --num_gpus)");
   train->add_option("--priority", priority, "Higher runs first (default 0)");
   train->add_option("--request_id", request_id, "Idempotency key");
   train->add_flag("--validate_only", validate_only, "Check the request; create no job");
@@ -490,6 +493,7 @@ int main(int argc, char** argv) {
     s->set_pretrained_model_checkpoint_path(Absolute(t_pretrained));
     s->set_precision(t_precision);
     s->set_augmentation(t_augmentation);
+    s->set_decode(t_decode);
     req.set_priority(priority);
     req.set_validate_only(validate_only);
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);

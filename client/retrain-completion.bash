@@ -14,7 +14,7 @@ _retrain_flags_train="--data_dir --train_dir --model --batch_size --max_steps --
   --num_replicas --num_workers --initial_learning_rate --num_epochs_per_decay
   --learning_rate_decay_factor --rmsprop_decay --momentum --rmsprop_epsilon --seed
   --checkpoint_every_steps --checkpoint_every_secs --fine_tune --skip_corrupt_records --sync_batch_norm
-  --pretrained_model_checkpoint_path --precision --augmentation --priority --request_id
+  --pretrained_model_checkpoint_path --precision --augmentation --decode --priority --request_id
   --validate_only --wait"
 _retrain_flags_eval="--data_dir --checkpoint_dir --subset --priority --wait"
 _retrain_flags_logs="--follow"
@@ -37,6 +37,7 @@ _retrain() {
     --model) COMPREPLY=($(compgen -W "inception_v3 resnet50 small linear" -- "$cur")); return ;;
     --precision) COMPREPLY=($(compgen -W "fp32 bf16" -- "$cur")); return ;;
     --augmentation) COMPREPLY=($(compgen -W "inception none" -- "$cur")); return ;;
+    --decode) COMPREPLY=($(compgen -W "auto cpu gpu" -- "$cur")); return ;;
     --subset) COMPREPLY=($(compgen -W "validation train" -- "$cur")); return ;;
     --*_directory|--*_dir|--labels_file|--token_file|--tls_ca_file|--pretrained_model_checkpoint_path)
       COMPREPLY=($(compgen -f -- "$cur")); return ;;

@@ -133,6 +133,13 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
   if (!s.augmentation().empty() && s.augmentation() != "inception" && s.augmentation() != "none") {
     return absl::InvalidArgumentError("spec.augmentation: must be inception or none");
   }
+  if (!s.decode().empty() && s.decode() != "auto" && s.decode() != "cpu" && s.decode() != "gpu") {
+    return absl::InvalidArgumentError("spec.decode: must be auto, cpu or gpu");
+  }
+  if (s.decode() == "gpu" && s.num_gpus() < 1) {
+    return absl::InvalidArgumentError(
+        "spec.decode: gpu decodes on the training GPUs; set spec.num_gpus or use auto or cpu");
+  }
   if (s.input_queue_memory_factor() < 0 || (s.has_num_preprocess_threads() && s.num_preprocess_threads() < 1)) {
     return absl::InvalidArgumentError(
         "spec.input_queue_memory_factor: must not be negative; spec.num_preprocess_threads: at "

@@ -228,6 +228,7 @@ std::vector<std::string> TrainArguments(const v1::TrainingSpec& s) {
   if (!s.precision().empty()) Flag(&a, "precision", s.precision());
   if (s.has_seed()) Flag(&a, "seed", s.seed());
   if (!s.augmentation().empty()) Flag(&a, "augmentation", s.augmentation());
+  if (!s.decode().empty()) Flag(&a, "decode", s.decode());
   if (s.has_checkpoint_every_steps()) Flag(&a, "checkpoint_every_steps", s.checkpoint_every_steps());
   if (s.has_checkpoint_every_secs()) Flag(&a, "checkpoint_every_secs", s.checkpoint_every_secs());
   return a;

@@ -278,6 +278,15 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   s = Submit(cluster, odd, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("spec.batch_size"));
+  v1::TrainingSpec gpu_decode = DigitsSpec(dir.path(), "gpu-decode", 10);
+  gpu_decode.set_decode("gpu");  // no num_gpus
+  s = Submit(cluster, gpu_decode, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.decode"));
+  gpu_decode.set_decode("nvjpeg");
+  s = Submit(cluster, gpu_decode, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.decode: must be auto, cpu or gpu"));
 
   // One worker: the first job runs, the others wait and say why; the
   // higher priority goes first.

@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
   train->add_option("--memory_format", t.memory_format,
                     "auto (channels_last on CUDA), channels_last or contiguous")
       ->capture_default_str();
+  train->add_option("--decode", t.decode,
+                    "Where JPEGs are decoded: cpu (--num_preprocess_threads), gpu (nvJPEG), or "
+                    "auto (the CPU; the GPU once steps wait for input)")
+      ->capture_default_str();
   retrain::trainer::LaunchOptions launch;
   int num_replicas = 0, num_gpus = 0;
   bool direct_rank = false;

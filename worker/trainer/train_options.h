@@ -57,6 +57,10 @@ struct TrainOptions {
   std::string precision = "fp32";
   // "auto" (channels_last on CUDA), "channels_last" or "contiguous".
   std::string memory_format = "auto";
+  // Where training JPEGs are decoded: "cpu" (the --num_preprocess_threads),
+  // "gpu" (nvJPEG on the training GPU), or "auto": the CPU, moving to the
+  // GPU when steps wait for input (see device_input/training_input.h).
+  std::string decode = "auto";
   // Intra-op threads for LibTorch; 0 keeps LibTorch's default.
   int num_intra_op_threads = 0;
   // This process's rank in a data-parallel job (world_size 1: alone). Each

@@ -15,6 +15,7 @@
 #include "worker/trainer/distributed/communicator.h"
 #include "worker/trainer/distributed/batch_norm_sync.h"
 #include "worker/trainer/distributed/gradient_reducer.h"
+#include "worker/trainer/device_input/training_input.h"
 #include "worker/trainer/event_writer.h"
 #include "worker/trainer/input/dataset_manifest.h"
 #include "worker/trainer/input/input_pipeline.h"
@@ -311,6 +312,8 @@ void Train(const TrainOptions& options) {
   const torch::Device device = TrainingDevice(r);
   const Precision precision = ParsePrecision(o.precision);
   const torch::MemoryFormat memory_format = ParseMemoryFormat(o.memory_format, device);
+  const DecodePlace decode = ParseDecodePlace(o.decode);
+  CheckDecodePlace(decode, device);
 
   const DatasetManifest manifest = LoadDatasetManifest(o.data_dir);
   const int64_t examples_per_epoch = manifest.split("train").num_records;
@@ -396,9 +399,15 @@ void Train(const TrainOptions& options) {
   }
   InputPipeline::Options pipeline_options = PipelineOptions(o, image_size, /*train=*/true);
   CheckMemoryPlan(PlanInputMemory(pipeline_options, manifest), o);
-  InputPipeline pipeline(pipeline_options, manifest);
+  TrainingInput::Options input_options;
+  input_options.pipeline = pipeline_options;
+  input_options.device = device;
+  input_options.memory_format = memory_format;
+  input_options.decode = decode;
+  input_options.log = leader;
+  TrainingInput input(input_options, manifest);
   if (!input_position.empty()) {
-    pipeline.Seek(InputPipeline::Position::FromJson(input_position));
+    input.Seek(InputPipeline::Position::FromJson(input_position));
   }
   std::unique_ptr<EventWriter> events;
   if (leader) {
@@ -416,7 +425,7 @@ void Train(const TrainOptions& options) {
   auto save = [&](int64_t step) {
     // Every rank's input position; only rank 0 writes the checkpoint.
     meta.step = step;
-    meta.input_position = GatherInputPositions(comm.get(), pipeline.position().ToJson(), step);
+    meta.input_position = GatherInputPositions(comm.get(), input.position().ToJson(), step);
     if (!leader) return;
     const std::string path = checkpoints.Save(meta, *model, ema, optimizer);
     Emit({{"event", "checkpoint"}, {"step", step}, {"path", path}});
@@ -429,19 +438,12 @@ void Train(const TrainOptions& options) {
   int64_t steps_since_log = 0;
   double loss_value = 0;
   bool stopped = false;
-  Batch batch;
+  torch::Tensor images, labels;
   while (step < max_steps) {
-    if (!pipeline.Next(&batch)) {
-      throw TrainerError(TrainerError::Kind::kInternal, "the training input ended");
-    }
+    input.Next(&images, &labels);
     const double lr = StaircaseLearningRate(step, o.initial_learning_rate, decay_steps,
                                             o.learning_rate_decay_factor);
     optimizer.SetLearningRate(lr);
-    auto images = torch::from_blob(batch.images.data(), {batch.size, 3, batch.height, batch.width},
-                                   torch::kFloat32)
-                      .to(device)
-                      .contiguous(memory_format);
-    auto labels = torch::from_blob(batch.labels.data(), {batch.size}, torch::kInt64).to(device);
     // Dropout draws from a stream fixed by (seed, rank, step): a resumed run
     // continues the same trajectory as one that was never stopped.
     torch::manual_seed(o.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(step) +
@@ -476,7 +478,7 @@ void Train(const TrainOptions& options) {
     optimizer.step();
     ++step;
     if (leader) ema.Apply(step);
-    examples_since_log += static_cast<int64_t>(batch.size) * r.world_size;
+    examples_since_log += labels.size(0) * r.world_size;
     ++steps_since_log;
     loss_value = agreed.mean_loss;
     if (leader && (step % o.log_every_steps == 0 || step == max_steps)) {

@@ -146,7 +146,11 @@ void InputPipeline::Start() {
     work_.clear();
     slots_.assign(static_cast<size_t>(options_.prefetch_batches), Slot());
     for (auto& slot : slots_) {
-      slot.images.resize(static_cast<size_t>(options_.batch_size * image_floats_));
+      if (options_.device_decode) {
+        slot.encoded.resize(static_cast<size_t>(options_.batch_size));
+      } else {
+        slot.images.resize(static_cast<size_t>(options_.batch_size * image_floats_));
+      }
       slot.labels.assign(static_cast<size_t>(options_.batch_size), 0);
       slot.ok.assign(static_cast<size_t>(options_.batch_size), 0);
       slot.expected = options_.batch_size;
@@ -366,7 +370,9 @@ void InputPipeline::DecodeLoop() {
     Slot& slot = slots_[b % prefetch];
     // This record's place in the slot is written by this thread only; the
     // slot's buffers are not resized while the batch is in flight.
-    float* image = slot.images.data() + i * static_cast<size_t>(image_floats_);
+    float* image = options_.device_decode
+                       ? nullptr
+                       : slot.images.data() + i * static_cast<size_t>(image_floats_);
     bool ok = true;
     int64_t label = 0;
     try {
@@ -380,12 +386,19 @@ void InputPipeline::DecodeLoop() {
                                "retrain build-dataset");
       }
       const auto* data = reinterpret_cast<const uint8_t*>(fields.encoded.data());
-      if (options_.train && options_.distort) {
-        const uint64_t seed =
-            StreamSeed(options_.seed, RandomPurpose::kAugmentation,
-                       static_cast<uint64_t>(options_.rank), static_cast<uint64_t>(item.sequence));
-        preprocessor->Train(data, fields.encoded.size(), seed, static_cast<int>(item.sequence % kVariants),
-                            image, item.record.Where());
+      const bool distort = options_.train && options_.distort;
+      const uint64_t seed =
+          StreamSeed(options_.seed, RandomPurpose::kAugmentation,
+                     static_cast<uint64_t>(options_.rank), static_cast<uint64_t>(item.sequence));
+      const int variant = static_cast<int>(item.sequence % kVariants);
+      if (options_.device_decode) {
+        EncodedImage& e = slot.encoded[i];
+        e.where = item.record.Where();
+        e.plan = distort ? preprocessor->PlanTrain(data, fields.encoded.size(), seed, variant, e.where)
+                         : preprocessor->PlanEval(data, fields.encoded.size(), e.where);
+        e.jpeg.assign(fields.encoded.data(), fields.encoded.size());
+      } else if (distort) {
+        preprocessor->Train(data, fields.encoded.size(), seed, variant, image, item.record.Where());
       } else {
         preprocessor->Eval(data, fields.encoded.size(), image, item.record.Where());
       }
@@ -441,25 +454,40 @@ bool InputPipeline::Next(Batch* out) {
   const int n = slot.expected;
   out->height = out->width = options_.image_size;
   out->first_sequence = next_batch_ * batch;
+  const bool encoded = options_.device_decode;
   out->images.swap(slot.images);
+  out->encoded.swap(slot.encoded);
   out->labels.assign(slot.labels.begin(), slot.labels.begin() + n);
   int kept = 0;
   for (int i = 0; i < n; ++i) {
     if (!slot.ok[i]) continue;
     if (kept != i) {
-      std::memmove(out->images.data() + kept * image_floats_,
-                   out->images.data() + i * image_floats_, sizeof(float) * image_floats_);
+      if (encoded) {
+        std::swap(out->encoded[kept], out->encoded[i]);
+      } else {
+        std::memmove(out->images.data() + kept * image_floats_,
+                     out->images.data() + i * image_floats_, sizeof(float) * image_floats_);
+      }
       out->labels[kept] = out->labels[i];
     }
     ++kept;
   }
   out->size = kept;
   out->labels.resize(static_cast<size_t>(kept));
-  out->images.resize(static_cast<size_t>(kept * image_floats_));
+  if (encoded) {
+    out->images.clear();
+    out->encoded.resize(static_cast<size_t>(kept));
+    // The caller's previous entries (and their strings' buffers) serve the
+    // batch that takes this slot.
+    slot.encoded.resize(static_cast<size_t>(batch));
+  } else {
+    out->encoded.clear();
+    out->images.resize(static_cast<size_t>(kept * image_floats_));
+  }
   position_ = std::move(slot.end_position);
 
   // Recycle the caller's previous buffer for the batch that takes this slot.
-  slot.images.resize(static_cast<size_t>(batch * image_floats_));
+  if (!encoded) slot.images.resize(static_cast<size_t>(batch * image_floats_));
   slot.end_position = Position();
   slot.done = 0;
   slot.expected = options_.batch_size;

@@ -15,13 +15,25 @@
 #include <vector>
 
 #include "worker/trainer/input/dataset_manifest.h"
+#include "worker/trainer/input/preprocess.h"
 #include "worker/trainer/input/record_source.h"
 
 namespace retrain::trainer {
 
+// One image of a batch left encoded (Options::device_decode): the JPEG, what
+// to do with it, and where it came from for errors ("<shard>: record at
+// offset N").
+struct EncodedImage {
+  std::string jpeg;
+  PreprocessPlan plan;
+  std::string where;
+};
+
 // One batch, ready for torch::from_blob({size, 3, height, width}).
 struct Batch {
-  std::vector<float> images;    // size x 3 x height x width (NCHW), values in [-1, 1]
+  std::vector<float> images;    // size x 3 x height x width (NCHW), values in [-1, 1];
+                                // empty under Options::device_decode
+  std::vector<EncodedImage> encoded;  // Options::device_decode: size entries
   std::vector<int64_t> labels;  // size entries: image/class/label
   int size = 0;                 // images in this batch (batch_size but for the
                                 // last batch of an evaluation pass or skipped images)
@@ -104,6 +116,11 @@ class InputPipeline {
     // Skip and count bad records (framing) and images (example, JPEG, label)
     // instead of failing; a batch that had a bad image comes out shorter.
     bool skip_corrupt_records = false;
+    // Leave the decoding to the consumer (a GPU, nn/device_preprocess.h):
+    // the threads parse each example, read its JPEG header and draw its
+    // distortion with the same draws as on the CPU, and batches carry
+    // `encoded` instead of `images`. Same records, order and positions.
+    bool device_decode = false;
   };
 
   struct Position {
@@ -166,6 +183,7 @@ class InputPipeline {
   // The batch `b` while in flight lives in slots_[b % prefetch_batches].
   struct Slot {
     std::vector<float> images;
+    std::vector<EncodedImage> encoded;
     std::vector<int64_t> labels;
     std::vector<char> ok;
     int expected = 0;       // records in this batch (batch_size unless the last)

@@ -42,7 +42,8 @@ MemoryPlan PlanInputMemory(const InputPipeline::Options& o, const DatasetManifes
   const double per_thread = 3.0 * (2.0 * s) * crop_rows + 4.0 * 3.0 * s * crop_rows + 2.0 * record;
   plan.decode_buffer_bytes = static_cast<int64_t>(o.num_preprocess_threads * per_thread);
 
-  const double image_bytes = 3.0 * s * s * 4.0;
+  // A batch holds float images, or under device_decode copies of the JPEGs.
+  const double image_bytes = o.device_decode ? record : 3.0 * s * s * 4.0;
   plan.batch_bytes = static_cast<int64_t>((o.prefetch_batches + 1) * batch * image_bytes);
 
   const int64_t world = o.world_size > 0 ? o.world_size : 1;

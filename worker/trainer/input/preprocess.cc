@@ -112,10 +112,7 @@ ImagePreprocessor::ImagePreprocessor(const Options& options) : options_(options)
 
 void ImagePreprocessor::Train(const uint8_t* jpeg, size_t size, uint64_t seed, int variant,
                               float* out, const std::string& where) {
-  const auto header = decoder_.ReadHeader(jpeg, size, where);
-  Rng rng(seed);
-  DistortHeaderRead(DrawTrainDistortion(header.width, header.height, variant, &rng, options_.box),
-                    out);
+  DistortHeaderRead(PlanTrain(jpeg, size, seed, variant, where).distortion, out);
 }
 
 void ImagePreprocessor::TrainWith(const uint8_t* jpeg, size_t size, const TrainDistortion& d,
@@ -134,13 +131,35 @@ void ImagePreprocessor::DistortHeaderRead(const TrainDistortion& d, float* out) 
 
 void ImagePreprocessor::Eval(const uint8_t* jpeg, size_t size, float* out,
                              const std::string& where) {
-  const auto header = decoder_.ReadHeader(jpeg, size, where);
+  const PreprocessPlan plan = PlanEval(jpeg, size, where);
   const int s = options_.image_size;
-  const CropRect crop = CentralCrop(header.width, header.height, options_.eval_central_fraction);
-  decoder_.DecodeCrop(crop, s, s, options_.dct_scaling, &decoded_);
+  decoder_.DecodeCrop(plan.distortion.crop, s, s, options_.dct_scaling, &decoded_);
   Resize(decoded_.pixels.data(), decoded_.width, decoded_.height, decoded_.stride, decoded_.roi, s,
          s, ResizeMethod::kBilinear, false, out, &scratch_);
   ScaleInPlace(out, s * s);
+}
+
+PreprocessPlan ImagePreprocessor::PlanTrain(const uint8_t* jpeg, size_t size, uint64_t seed,
+                                            int variant, const std::string& where) {
+  const auto header = decoder_.ReadHeader(jpeg, size, where);
+  Rng rng(seed);
+  PreprocessPlan plan;
+  plan.width = header.width;
+  plan.height = header.height;
+  plan.distortion = DrawTrainDistortion(header.width, header.height, variant, &rng, options_.box);
+  plan.distort_color = true;
+  return plan;
+}
+
+PreprocessPlan ImagePreprocessor::PlanEval(const uint8_t* jpeg, size_t size,
+                                           const std::string& where) {
+  const auto header = decoder_.ReadHeader(jpeg, size, where);
+  PreprocessPlan plan;
+  plan.width = header.width;
+  plan.height = header.height;
+  plan.distortion.crop =
+      CentralCrop(header.width, header.height, options_.eval_central_fraction);
+  return plan;
 }
 
 }  // namespace retrain::trainer

@@ -53,6 +53,18 @@ struct TrainDistortion {
 TrainDistortion DrawTrainDistortion(int width, int height, int variant, Rng* rng,
                                     const DistortedBoxOptions& box = {});
 
+// What ImagePreprocessor does to one image, drawn but not done, for a
+// decoder elsewhere (the GPU path, nn/device_preprocess.h): decode the whole
+// image, resample `distortion.crop` to image_size x image_size with
+// `distortion.method` (mirrored if `distortion.flip`), then either distort the
+// colours (DistortColorInPlace) or only clip and scale (ScaleInPlace).
+struct PreprocessPlan {
+  int width = 0;  // the image's size, from its header
+  int height = 0;
+  TrainDistortion distortion;  // evaluation: the central crop, bilinear, no flip
+  bool distort_color = false;
+};
+
 // Turns encoded JPEG images into model input. Reuses its buffers; one per
 // thread, not thread-safe.
 class ImagePreprocessor {
@@ -80,6 +92,12 @@ class ImagePreprocessor {
   // Evaluation: central crop of eval_central_fraction, bilinear resize,
   // scale to [-1, 1]; deterministic.
   void Eval(const uint8_t* jpeg, size_t size, float* out, const std::string& where);
+
+  // What Train() and Eval() would do, with the same draws, reading only the
+  // JPEG's header (its errors as in Train()).
+  PreprocessPlan PlanTrain(const uint8_t* jpeg, size_t size, uint64_t seed, int variant,
+                           const std::string& where);
+  PreprocessPlan PlanEval(const uint8_t* jpeg, size_t size, const std::string& where);
 
   const Options& options() const { return options_; }
   // The decoded region of the last image (for tests and statistics).

@@ -105,7 +105,32 @@ int BuildTaps(ResizeMethod method, float start, float size, int out_size, int lo
   return taps;
 }
 
+// The whole pixels [lo, hi] of the region [start, start + size) of an axis
+// of src_size pixels: samples clamp to these.
+void RegionPixels(float start, float size, int src_size, int* lo, int* hi) {
+  *lo = std::clamp(static_cast<int>(std::floor(start)), 0, src_size - 1);
+  *hi = std::clamp(static_cast<int>(std::ceil(start + size)) - 1, *lo, src_size - 1);
+}
+
 }  // namespace
+
+ResampleMatrix BuildResampleMatrix(ResizeMethod method, float start, float size, int src_size,
+                                   int out_size, bool flip, float gain) {
+  int lo = 0, hi = 0;
+  RegionPixels(start, size, src_size, &lo, &hi);
+  std::vector<int> index;
+  std::vector<float> weight;
+  const int taps = BuildTaps(method, start, size, out_size, lo, hi, flip, gain, &index, &weight);
+  ResampleMatrix m;
+  m.first = lo;
+  m.count = hi - lo + 1;
+  m.weights.assign(static_cast<size_t>(out_size) * m.count, 0.0f);
+  for (size_t t = 0; t < index.size(); ++t) {
+    const size_t row = t / static_cast<size_t>(taps);
+    m.weights[row * m.count + static_cast<size_t>(index[t] - lo)] += weight[t];
+  }
+  return m;
+}
 
 const char* ResizeMethodName(ResizeMethod method) {
   switch (method) {
@@ -125,13 +150,9 @@ RETRAIN_VECTOR_CLONES void Resize(const uint8_t* src, int src_width, int src_hei
                                   const RegionF& roi, int out_width, int out_height,
                                   ResizeMethod method, bool flip, float* out,
                                   ResizeScratch* scratch) {
-  // The region's whole pixels: samples clamp to these.
-  const int x_lo = std::clamp(static_cast<int>(std::floor(roi.x)), 0, src_width - 1);
-  const int x_hi =
-      std::clamp(static_cast<int>(std::ceil(roi.x + roi.width)) - 1, x_lo, src_width - 1);
-  const int y_lo = std::clamp(static_cast<int>(std::floor(roi.y)), 0, src_height - 1);
-  const int y_hi =
-      std::clamp(static_cast<int>(std::ceil(roi.y + roi.height)) - 1, y_lo, src_height - 1);
+  int x_lo = 0, x_hi = 0, y_lo = 0, y_hi = 0;
+  RegionPixels(roi.x, roi.width, src_width, &x_lo, &x_hi);
+  RegionPixels(roi.y, roi.height, src_height, &y_lo, &y_hi);
 
   const int xt = BuildTaps(method, roi.x, roi.width, out_width, x_lo, x_hi, flip, 1.0f,
                            &scratch->x_first, &scratch->x_weights);

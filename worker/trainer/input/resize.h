@@ -41,4 +41,20 @@ void Resize(const uint8_t* src, int src_width, int src_height, int stride, const
             int out_width, int out_height, ResizeMethod method, bool flip, float* out,
             ResizeScratch* scratch);
 
+// Resize() along one axis as a dense matrix, for devices that resample with
+// matrix products (the GPU decode path): output pixel o (stored at row
+// out_size - 1 - o when `flip`) is the sum over k of
+// weights[o * count + k] * gain * source[first + k], where [first, first +
+// count) are the whole source pixels of the region [start, start + size) of
+// an axis of src_size pixels, clamped to it as Resize() clamps. So per
+// plane, Resize(src, roi, ...) equals Y * src[y rows, x columns] * X^T with
+// Y built for the rows (gain 1/255) and X for the columns (with `flip`).
+struct ResampleMatrix {
+  int first = 0;
+  int count = 0;
+  std::vector<float> weights;  // out_size x count, row-major
+};
+ResampleMatrix BuildResampleMatrix(ResizeMethod method, float start, float size, int src_size,
+                                   int out_size, bool flip, float gain);
+
 }  // namespace retrain::trainer
