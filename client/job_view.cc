@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/job_states.h"
@@ -35,12 +34,10 @@ std::string Bytes(int64_t n) {
   return absl::StrCat(n, " B");
 }
 
-std::string TypeName(v1::JobType t) {
-  return absl::AsciiStrToLower(v1::JobType_Name(t).substr(sizeof("JOB_TYPE_") - 1));
-}
+std::string TypeName(v1::JobType t) { return EnumLabel(v1::JobType_Name(t), "JOB_TYPE_"); }
 
 std::string ReasonName(v1::SkipReason r) {
-  return absl::AsciiStrToLower(v1::SkipReason_Name(r).substr(sizeof("SKIP_REASON_") - 1));
+  return EnumLabel(v1::SkipReason_Name(r), "SKIP_REASON_");
 }
 
 double Elapsed(const v1::Job& job) {
@@ -166,7 +163,7 @@ std::string WorkerRow(const v1::Worker& w) {
   for (int64_t t : w.task_ids()) absl::StrAppend(&tasks, tasks.empty() ? "" : ",", t);
   return absl::StrFormat(
       "%-6s %-6s %-20s pid %-8d %3d cores %3d threads %8s  tasks %s", w.id(),
-      absl::AsciiStrToLower(v1::WorkerState_Name(w.state()).substr(sizeof("WORKER_STATE_") - 1)),
+      EnumLabel(v1::WorkerState_Name(w.state()), "WORKER_STATE_"),
       w.hostname(), w.pid(), w.resources().cpu_cores(), w.resources().threads(),
       Bytes(w.resources().memory_bytes()), tasks.empty() ? "-" : tasks);
 }

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
+#include <limits>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -56,11 +58,11 @@ Coordinator::~Coordinator() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
+    for (auto& [id, entry] : jobs_) entry.changed->notify_all();  // watchers
   }
   tick_wake_.notify_all();
   planner_wake_.notify_all();
   task_available_.notify_all();
-  job_changed_.notify_all();
   if (tick_thread_.joinable()) tick_thread_.join();
   if (planner_thread_.joinable()) planner_thread_.join();
 }
@@ -111,18 +113,47 @@ absl::Status Coordinator::Load() {
   }
   int resumed = 0;
   for (auto& [id, entry] : jobs_) {
-    if (IsFinalState(entry.job.state())) continue;
+    if (IsFinalState(entry.job.state())) {
+      finished_in_memory_.emplace(JobSequence(id), id);
+      continue;
+    }
     ++resumed;
     RecomputeProgress(entry);
     if (entry.job.has_dataset_build()) AdvanceBuild(id);
   }
-  Logger("server")->info("state loaded from {}: {} jobs ({} active), {} tasks, {} workers",
-                         options_.state_dir, jobs_.size(), resumed, tasks_.size(),
-                         workers_.size());
+  const size_t total = jobs_.size();
+  ForgetOldFinishedJobs();
+  Logger("server")->info(
+      "state loaded from {}: {} jobs ({} active, {} finished kept in memory), {} tasks, {} workers",
+      options_.state_dir, total, resumed, finished_in_memory_.size(), tasks_.size(),
+      workers_.size());
   return absl::OkStatus();
 }
 
 // --- helpers (mu_ held) ---
+
+absl::StatusOr<v1::Job> Coordinator::LookupJob(const std::string& job_id) const {
+  auto it = jobs_.find(job_id);
+  if (it != jobs_.end()) return it->second.job;
+  if (newest_forgotten_seq_ < 0 || JobSequence(job_id) < 0) {
+    return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  }
+  return store_->LoadJob(job_id);
+}
+
+void Coordinator::ForgetOldFinishedJobs() {
+  const size_t keep = static_cast<size_t>(std::max(0, options_.max_finished_jobs_in_memory));
+  while (finished_in_memory_.size() > keep) {
+    const auto [seq, id] = *finished_in_memory_.begin();
+    finished_in_memory_.erase(finished_in_memory_.begin());
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) continue;
+    ++forgotten_jobs_[{it->second.job.type(), it->second.job.state()}];
+    newest_forgotten_seq_ = std::max(newest_forgotten_seq_, seq);
+    it->second.changed->notify_all();  // its watchers read it from the database
+    jobs_.erase(it);
+  }
+}
 
 Coordinator::JobEntry* Coordinator::FindJob(const std::string& job_id) {
   auto it = jobs_.find(job_id);
@@ -134,7 +165,7 @@ std::string Coordinator::NewJobId() { return absl::StrFormat("j-%06d", next_job_
 void Coordinator::Touch(JobEntry& entry) {
   ++entry.version;
   *entry.job.mutable_update_time() = TimeUtil::MillisecondsToTimestamp(Now());
-  job_changed_.notify_all();
+  entry.changed->notify_all();
 }
 
 void Coordinator::AddEvent(JobEntry& entry, const std::string& reason) {
@@ -154,7 +185,10 @@ void Coordinator::SetState(JobEntry& entry, v1::JobState state, const std::strin
     ++counters_.queue_wait_count;
   }
   entry.job.set_state(state);
-  if (IsFinalState(state)) *entry.job.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(Now());
+  if (IsFinalState(state)) {
+    *entry.job.mutable_end_time() = TimeUtil::MillisecondsToTimestamp(Now());
+    finished_in_memory_.emplace(JobSequence(entry.job.id()), entry.job.id());
+  }
   AddEvent(entry, absl::StrCat(StateName(state), ": ", reason));
 }
 
@@ -375,6 +409,7 @@ void Coordinator::Tick() {
     RecomputeProgress(entry);
     if (entry.job.progress().SerializeAsString() != before) Touch(entry);
   }
+  ForgetOldFinishedJobs();
 }
 
 void Coordinator::PlannerLoop() {
@@ -415,30 +450,74 @@ void Coordinator::AdvanceBuild(const std::string& job_id) {
 
 absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) {
-    return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
-  }
-  return it->second.job;
+  return LookupJob(job_id);
 }
 
 absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsRequest& req) const {
   if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must not be negative");
   const int page_size = req.page_size() == 0 ? 50 : std::min(req.page_size(), 1000);
-  std::lock_guard<std::mutex> lock(mu_);
-  v1::ListJobsResponse resp;
-  // Newest first; the page token is the id of the last job returned.
-  auto it = jobs_.rbegin();
-  if (!req.page_token().empty()) {
-    while (it != jobs_.rend() && it->first >= req.page_token()) ++it;
+  const int64_t cursor = req.page_token().empty() ? std::numeric_limits<int64_t>::max()
+                                                  : JobSequence(req.page_token());
+  if (cursor < 0) {
+    return absl::InvalidArgumentError("page_token: not a job id; pass next_page_token back as is");
   }
-  for (; it != jobs_.rend(); ++it) {
-    const auto& job = it->second.job;
-    if (req.type() != v1::JOB_TYPE_UNSPECIFIED && job.type() != req.type()) continue;
-    if (req.states_size() > 0 &&
-        std::find(req.states().begin(), req.states().end(), job.state()) == req.states().end()) {
-      continue;
+  auto wanted = [&](const v1::Job& job) {
+    if (req.type() != v1::JOB_TYPE_UNSPECIFIED && job.type() != req.type()) return false;
+    return req.states_size() == 0 || std::find(req.states().begin(), req.states().end(),
+                                               job.state()) != req.states().end();
+  };
+  std::lock_guard<std::mutex> lock(mu_);
+  // Forgotten jobs are finished: the database is read only when some were
+  // forgotten and the filter admits a final state.
+  bool read_store = newest_forgotten_seq_ >= 0;
+  if (read_store && req.states_size() > 0) {
+    read_store = std::any_of(req.states().begin(), req.states().end(),
+                             [](int s) { return IsFinalState(static_cast<v1::JobState>(s)); });
+  }
+  v1::ListJobsResponse resp;
+  // Newest first, merging memory (every unfinished job, the newest finished
+  // ones) with the database's forgotten jobs; the page token is the id of
+  // the last job returned.
+  auto mem = std::make_reverse_iterator(jobs_.lower_bound(req.page_token()));
+  if (req.page_token().empty()) mem = jobs_.rbegin();
+  std::vector<v1::Job> chunk;
+  size_t next = 0;
+  int64_t store_cursor = std::min(cursor, newest_forgotten_seq_ + 1);
+  bool store_done = !read_store;
+  // The next forgotten job below store_cursor, or nullptr.
+  auto next_stored = [&]() -> absl::StatusOr<const v1::Job*> {
+    for (;;) {
+      while (next < chunk.size() && jobs_.count(chunk[next].id()) > 0) ++next;
+      if (next < chunk.size()) return &chunk[next];
+      if (store_done) return nullptr;
+      constexpr int kChunk = 256;
+      ASSIGN_OR_RETURN(chunk, store_->LoadJobsBefore(store_cursor, kChunk));
+      next = 0;
+      store_done = chunk.size() < static_cast<size_t>(kChunk);
+      if (chunk.empty()) return nullptr;
+      store_cursor = JobSequence(chunk.back().id());
     }
+  };
+  for (;;) {
+    const v1::Job* m = mem != jobs_.rend() ? &mem->second.job : nullptr;
+    const v1::Job* d = nullptr;
+    // Database rows are all at or below newest_forgotten_seq_: look only
+    // once memory is there too.
+    if (!store_done || next < chunk.size()) {
+      if (m == nullptr || JobSequence(m->id()) <= newest_forgotten_seq_) {
+        ASSIGN_OR_RETURN(d, next_stored());
+      }
+    }
+    if (m == nullptr && d == nullptr) break;
+    const bool take_mem =
+        d == nullptr || (m != nullptr && JobSequence(m->id()) > JobSequence(d->id()));
+    const v1::Job& job = take_mem ? *m : *d;
+    if (take_mem) {
+      ++mem;
+    } else {
+      ++next;
+    }
+    if (!wanted(job)) continue;
     if (resp.jobs_size() == page_size) {
       resp.set_next_page_token(resp.jobs(resp.jobs_size() - 1).id());
       break;
@@ -457,7 +536,13 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id,
                                                const std::string& reason) {
   std::lock_guard<std::mutex> lock(mu_);
   JobEntry* entry = FindJob(job_id);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  if (entry == nullptr) {
+    // Not in memory: no such job, or one that ended long ago.
+    ASSIGN_OR_RETURN(v1::Job job, LookupJob(job_id));
+    if (job.state() == v1::JOB_STATE_CANCELLED) return job;
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " already ended ", StateName(job.state())));
+  }
   const auto state = entry->job.state();
   if (state == v1::JOB_STATE_CANCELLED) return entry->job;
   if (IsFinalState(state)) {
@@ -476,15 +561,16 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id,
     auto it = jobs_.find(job_id);
     return it == jobs_.end() ? nullptr : &it->second;
   };
-  if (find() == nullptr) {
-    return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
-  }
-  job_changed_.wait_for(lock, timeout, [&] {
+  // A job no longer in memory has ended: it changes no more.
+  if (find() == nullptr) return LookupJob(job_id);
+  const std::shared_ptr<std::condition_variable> changed = find()->changed;
+  changed->wait_for(lock, timeout, [&] {
     const JobEntry* e = find();
-    return stopping_ || *version == 0 || e->version != *version;
+    return stopping_ || *version == 0 || e == nullptr || e->version != *version;
   });
   if (stopping_) return absl::UnavailableError("the coordinator is shutting down");
   const JobEntry* e = find();
+  if (e == nullptr) return LookupJob(job_id);
   *version = e->version;
   return e->job;
 }

@@ -47,6 +47,18 @@ struct CoordinatorOptions {
   // Unfinished (QUEUED or RUNNING) jobs one submitter may have at once;
   // more are refused (RESOURCE_EXHAUSTED) until some end.
   int max_pending_jobs_per_client = 1000;
+  // Finished jobs kept in memory, the newest; older ones are read from the
+  // database when asked for (GetJob, ListJobs, WatchJob, logs), so memory
+  // stays bounded however many jobs have run.
+  int max_finished_jobs_in_memory = 10000;
+};
+
+// Orders job ids "j-<seq>" by their number (shorter first), which is
+// submission order also past j-999999.
+struct JobIdOrder {
+  bool operator()(const std::string& a, const std::string& b) const {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  }
 };
 
 class Coordinator {
@@ -107,6 +119,9 @@ class Coordinator {
     std::vector<int64_t> task_ids;  // the current phase's tasks
     // Recent (time, done) samples for the rate estimate.
     std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> samples;
+    // Notified (with mu_) when version changes: wakes this job's watchers
+    // only. Shared so that a waiter holds it whatever happens to the entry.
+    std::shared_ptr<std::condition_variable> changed = std::make_shared<std::condition_variable>();
   };
   struct TaskProgress {
     int64_t done = 0;
@@ -154,6 +169,13 @@ class Coordinator {
 
   // Helpers; callers hold mu_.
   JobEntry* FindJob(const std::string& job_id);
+  // The job, from memory or, once forgotten, from the database; NotFound
+  // naming job_id.
+  absl::StatusOr<retrain::v1::Job> LookupJob(const std::string& job_id) const;
+  // Drops the oldest finished jobs from memory beyond
+  // max_finished_jobs_in_memory (they stay in the database). Only where no
+  // caller holds a JobEntry reference: Tick() and Load().
+  void ForgetOldFinishedJobs();
   void Touch(JobEntry& entry);
   void AddEvent(JobEntry& entry, const std::string& reason);
   void SetState(JobEntry& entry, retrain::v1::JobState state, const std::string& reason);
@@ -178,7 +200,13 @@ class Coordinator {
 
   mutable std::mutex mu_;
   std::unique_ptr<SqliteStore> store_;                   // guarded by mu_
-  std::map<std::string, JobEntry> jobs_;                 // guarded by mu_
+  std::map<std::string, JobEntry, JobIdOrder> jobs_;     // guarded by mu_
+  // Finished jobs in memory, by sequence; jobs forgotten since the start,
+  // by (type, state), and the newest of them (-1: none).
+  std::set<std::pair<int64_t, std::string>> finished_in_memory_;  // guarded by mu_
+  std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t>
+      forgotten_jobs_;                                   // guarded by mu_
+  int64_t newest_forgotten_seq_ = -1;                    // guarded by mu_
   std::map<std::string, std::string> request_ids_;       // guarded by mu_
   std::map<int64_t, retrain::v1::TaskRecord> tasks_;     // guarded by mu_
   std::map<int64_t, TaskProgress> task_progress_;        // guarded by mu_
@@ -192,7 +220,6 @@ class Coordinator {
   int64_t next_worker_seq_ = 1;                          // guarded by mu_
   bool stopping_ = false;                                // guarded by mu_
   CoordinatorCounters counters_;                         // guarded by mu_
-  mutable std::condition_variable job_changed_;
   std::condition_variable task_available_;
   std::condition_variable planner_wake_;
   std::condition_variable tick_wake_;

@@ -226,7 +226,7 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
   if (!req.request_id().empty()) {
     auto it = request_ids_.find(req.request_id());
     if (it != request_ids_.end()) {
-      const auto& existing = jobs_.at(it->second).job;
+      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(it->second));
       if (!google::protobuf::util::MessageDifferencer::Equals(existing.dataset_build(), spec)) {
         return absl::AlreadyExistsError(absl::StrCat(
             "request_id: '", req.request_id(), "' was used for job ", existing.id(),

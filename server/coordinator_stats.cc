@@ -53,6 +53,8 @@ CoordinatorStats Coordinator::Stats() const {
       s.free_gpu_memory_bytes += g.free_memory_bytes();
     }
   }
+  for (const auto& [key, n] : forgotten_jobs_) s.jobs[key] += n;
+  s.jobs_in_memory = static_cast<int64_t>(jobs_.size());
   s.tasks_leased_now = static_cast<int64_t>(lease_to_task_.size());
   s.tasks_pending_now = static_cast<int64_t>(pending_.size());
   return s;

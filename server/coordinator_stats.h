@@ -36,6 +36,8 @@ struct CoordinatorStats {
   // Jobs by (type, state), every pair with at least one job.
   std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t> jobs;
   int64_t queued_jobs = 0;
+  // Jobs held in memory: every unfinished one and the newest finished.
+  int64_t jobs_in_memory = 0;
   double oldest_queued_seconds = 0;
   std::map<retrain::v1::WorkerState, int64_t> workers;
   // Over workers that are not lost.

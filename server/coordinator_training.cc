@@ -324,7 +324,7 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   if (!request_id.empty()) {
     auto it = request_ids_.find(request_id);
     if (it != request_ids_.end()) {
-      const auto& existing = jobs_.at(it->second).job;
+      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(it->second));
       const bool same =
           google::protobuf::util::MessageDifferencer::Equals(existing.training(), job.training()) &&
           google::protobuf::util::MessageDifferencer::Equals(existing.evaluation(),
@@ -561,11 +561,8 @@ absl::StatusOr<v1::GetJobLogsResponse> Coordinator::GetJobLogs(
   bool ended = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = jobs_.find(req.job_id());
-    if (it == jobs_.end()) {
-      return absl::NotFoundError(absl::StrCat("job_id: no job '", req.job_id(), "'"));
-    }
-    ended = IsFinalState(it->second.job.state());
+    ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
+    ended = IsFinalState(job.state());
   }
   v1::GetJobLogsResponse resp;
   const int max_lines = req.max_lines() > 0 ? std::min(req.max_lines(), 10000) : 1000;

@@ -109,6 +109,11 @@ int main(int argc, char** argv) {
                  "Unfinished (queued or running) jobs one client host may have at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--max_finished_jobs_in_memory", options.max_finished_jobs_in_memory,
+                 "Finished jobs kept in memory (the newest); older ones are read from the state "
+                 "database when asked for")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max_watch_streams", max_watch_streams, "WatchJob streams open at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);

@@ -5,7 +5,7 @@
 
 #include <sstream>
 
-#include "absl/strings/ascii.h"
+#include "common/job_states.h"
 
 namespace retrain::server {
 
@@ -21,11 +21,6 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
   static const prometheus::Histogram::BucketBoundaries buckets{
       0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
   return buckets;
-}
-
-// "JOB_STATE_RUNNING" -> "running", "JOB_TYPE_DATASET_BUILD" -> "dataset_build".
-std::string EnumLabel(const std::string& name, const std::string& prefix) {
-  return absl::AsciiStrToLower(name.rfind(prefix, 0) == 0 ? name.substr(prefix.size()) : name);
 }
 
 MetricFamily Family(const std::string& name, const std::string& help, MetricType type) {
@@ -78,6 +73,14 @@ std::vector<MetricFamily> CoordinatorFamilies(const CoordinatorStats& s) {
     }
   }
   out.push_back(std::move(jobs));
+
+  MetricFamily in_memory =
+      Family("retrain_jobs_in_memory",
+             "Jobs held in memory: every unfinished one and the newest finished "
+             "(--max_finished_jobs_in_memory).",
+             MetricType::Gauge);
+  AddGauge(in_memory, {}, static_cast<double>(s.jobs_in_memory));
+  out.push_back(std::move(in_memory));
 
   MetricFamily queue = Family("retrain_queue_length", "Jobs waiting in QUEUED.", MetricType::Gauge);
   AddGauge(queue, {}, static_cast<double>(s.queued_jobs));

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 
@@ -97,12 +98,18 @@ absl::Status ParseBlob(const std::string& blob, Message* m, const char* table) {
   return absl::OkStatus();
 }
 
-int64_t JobSeq(const std::string& id) {
-  // Ids are "j-<seq>".
-  return std::stoll(id.substr(2));
-}
-
 }  // namespace
+
+int64_t JobSequence(const std::string& job_id) {
+  if (job_id.size() < 3 || job_id.compare(0, 2, "j-") != 0) return -1;
+  int64_t seq = 0;
+  for (size_t i = 2; i < job_id.size(); ++i) {
+    const char c = job_id[i];
+    if (c < '0' || c > '9' || seq > (INT64_MAX - 9) / 10) return -1;
+    seq = seq * 10 + (c - '0');
+  }
+  return seq;
+}
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& state_dir) {
   std::error_code ec;
@@ -162,6 +169,33 @@ absl::StatusOr<StoreContents> SqliteStore::LoadAll() {
   return out;
 }
 
+absl::StatusOr<retrain::v1::Job> SqliteStore::LoadJob(const std::string& job_id) {
+  Statement st(db_, "SELECT job FROM jobs WHERE id = ?");
+  if (!st.ok()) return st.Error("prepare");
+  st.BindText(1, job_id);
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
+  if (rc != SQLITE_ROW) return st.Error("read job");
+  retrain::v1::Job job;
+  RETURN_IF_ERROR(ParseBlob(ColumnBlob(st.get(), 0), &job, "jobs"));
+  return job;
+}
+
+absl::StatusOr<std::vector<retrain::v1::Job>> SqliteStore::LoadJobsBefore(int64_t before,
+                                                                          int limit) {
+  Statement st(db_, "SELECT job FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?");
+  if (!st.ok()) return st.Error("prepare");
+  st.BindInt(1, before);
+  st.BindInt(2, limit);
+  std::vector<retrain::v1::Job> out;
+  for (;;) {
+    const int rc = sqlite3_step(st.get());
+    if (rc == SQLITE_DONE) return out;
+    if (rc != SQLITE_ROW) return st.Error("read jobs");
+    RETURN_IF_ERROR(ParseBlob(ColumnBlob(st.get(), 0), &out.emplace_back(), "jobs"));
+  }
+}
+
 absl::Status SqliteStore::Commit(const StoreBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
   RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
@@ -180,7 +214,7 @@ absl::Status SqliteStore::Commit(const StoreBatch& batch) {
       if (!st->ok()) return st->Error("prepare");
     }
     for (const auto* job : batch.jobs) {
-      put_job.BindInt(1, JobSeq(job->id()));
+      put_job.BindInt(1, JobSequence(job->id()));
       put_job.BindText(2, job->id());
       put_job.BindBlob(3, job->SerializeAsString());
       RETURN_IF_ERROR(put_job.Run("write job"));

@@ -44,6 +44,9 @@ struct StoreContents {
   std::map<std::string, int64_t> counters;
 };
 
+// The number in a job id "j-<seq>": submission order, and the jobs table's key.
+int64_t JobSequence(const std::string& job_id);
+
 // Not thread-safe: the owner serialises calls.
 class SqliteStore {
  public:
@@ -54,6 +57,11 @@ class SqliteStore {
   SqliteStore& operator=(const SqliteStore&) = delete;
 
   absl::StatusOr<StoreContents> LoadAll();
+  // One job; NotFound naming job_id when there is none.
+  absl::StatusOr<retrain::v1::Job> LoadJob(const std::string& job_id);
+  // Up to `limit` jobs submitted before the job with sequence `before`,
+  // newest first.
+  absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before, int limit);
   absl::Status Commit(const StoreBatch& batch);
 
  private:

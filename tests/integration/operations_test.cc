@@ -266,6 +266,7 @@ TEST(OperationsTest, HttpJobViewsMatchGrpcAndMetricsMove) {
   for (const auto& [name, type] : std::map<std::string, std::string>{
            {"retrain_jobs", "gauge"},
            {"retrain_queue_length", "gauge"},
+           {"retrain_jobs_in_memory", "gauge"},
            {"retrain_queue_wait_seconds", "summary"},
            {"retrain_workers", "gauge"},
            {"retrain_worker_free_memory_bytes", "gauge"},
@@ -364,6 +365,126 @@ std::string RenderedPage(const std::string& url, const std::string& profile_dir)
       std::chrono::seconds(60));
   EXPECT_EQ(r.exit_code, 0) << "chromium (Debian's package, from scripts/install-deps): " << r.err;
   return r.out;
+}
+
+// ListJobs, every page, newest first: the ids.
+std::vector<std::string> ListIds(Cluster& cluster, int page_size,
+                                 std::vector<v1::JobState> states = {}) {
+  std::vector<std::string> ids;
+  v1::ListJobsRequest req;
+  req.set_page_size(page_size);
+  for (auto s : states) req.add_states(s);
+  for (int page = 0; page < 100; ++page) {
+    v1::ListJobsResponse resp;
+    grpc::ClientContext ctx;
+    cluster.Authorize(ctx);
+    const grpc::Status s = cluster.jobs().ListJobs(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    for (const auto& j : resp.jobs()) ids.push_back(j.id());
+    if (resp.next_page_token().empty()) break;
+    req.set_page_token(resp.next_page_token());
+  }
+  return ids;
+}
+
+TEST(OperationsTest, OldFinishedJobsLeaveMemoryAndStayReadable) {
+  TempDir dir;
+  ClusterOptions options;
+  options.http = true;
+  options.server_args = {"--max_finished_jobs_in_memory", "2"};
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  WriteImages(dir.path());
+  // Five builds, each cancelled (no worker runs them), then one left queued.
+  std::vector<std::string> ids;
+  v1::SubmitDatasetBuildRequest first;
+  for (int i = 0; i < 6; ++i) {
+    v1::SubmitDatasetBuildRequest req;
+    req.mutable_spec()->set_train_directory(dir.path() + "/train");
+    req.mutable_spec()->set_output_directory(dir.path() + "/out" + std::to_string(i));
+    req.set_request_id("build-" + std::to_string(i));
+    if (i == 0) first = req;
+    v1::Job job;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cluster.jobs().SubmitDatasetBuild(&ctx, req, &job).ok());
+    ids.push_back(job.id());
+    if (i == 5) break;
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(job.id());
+    grpc::ClientContext cctx;
+    ASSERT_TRUE(cluster.jobs().CancelJob(&cctx, cancel, &job).ok());
+  }
+  const std::vector<std::string> newest_first(ids.rbegin(), ids.rend());
+  const std::vector<std::string> cancelled(ids.rbegin() + 1, ids.rend());
+
+  auto metrics = [&] {
+    httplib::Client http("127.0.0.1", cluster.http_port());  // a new port after a restart
+    auto res = http.Get("/metrics");
+    EXPECT_TRUE(res && res->status == 200);
+    return res ? Samples(res->body) : std::map<std::string, double>{};
+  };
+  auto check = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    // The client's channel reconnects after a restart.
+    for (int i = 0; i < 100 && !cluster.JobEnded(ids[0]); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // The queued job and the two newest finished ones stay in memory; the
+    // metrics still count every job.
+    std::map<std::string, double> m;
+    for (int i = 0; i < 100; ++i) {
+      m = metrics();
+      if (m["retrain_jobs_in_memory"] == 3) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_EQ(m["retrain_jobs_in_memory"], 3);
+    EXPECT_EQ(m["retrain_jobs{type=\"dataset_build\",state=\"cancelled\"}"], 5);
+    // Every job is listed, newest first, across pages that straddle memory
+    // and the database, and filtered by state.
+    EXPECT_EQ(ListIds(cluster, 2), newest_first);
+    EXPECT_EQ(ListIds(cluster, 50), newest_first);
+    EXPECT_EQ(ListIds(cluster, 1, {v1::JOB_STATE_CANCELLED}), cancelled);
+    EXPECT_EQ(ListIds(cluster, 10, {v1::JOB_STATE_QUEUED, v1::JOB_STATE_RUNNING}).size(), 1u);
+    // The oldest is read back whole.
+    v1::GetJobRequest get;
+    get.set_job_id(ids[0]);
+    v1::Job job;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cluster.jobs().GetJob(&ctx, get, &job).ok());
+    EXPECT_EQ(job.state(), v1::JOB_STATE_CANCELLED);
+    EXPECT_GE(job.history_size(), 2);
+    httplib::Client http("127.0.0.1", cluster.http_port());
+    auto res = http.Get("/v1/jobs/" + ids[0]);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_THAT(res->body, HasSubstr("JOB_STATE_CANCELLED"));
+    // Cancelling it again, retrying its submit and watching it answer as
+    // they would have while it was in memory.
+    v1::CancelJobRequest cancel;
+    cancel.set_job_id(ids[0]);
+    grpc::ClientContext cctx;
+    EXPECT_TRUE(cluster.jobs().CancelJob(&cctx, cancel, &job).ok());
+    grpc::ClientContext sctx;
+    ASSERT_TRUE(cluster.jobs().SubmitDatasetBuild(&sctx, first, &job).ok());
+    EXPECT_EQ(job.id(), ids[0]);
+    v1::WatchJobRequest watch;
+    watch.set_job_id(ids[0]);
+    grpc::ClientContext wctx;
+    auto stream = cluster.jobs().WatchJob(&wctx, watch);
+    v1::JobUpdate update;
+    ASSERT_TRUE(stream->Read(&update));
+    EXPECT_EQ(update.job().state(), v1::JOB_STATE_CANCELLED);
+    EXPECT_FALSE(stream->Read(&update));
+    EXPECT_TRUE(stream->Finish().ok());
+    // A job that never was is still NOT_FOUND.
+    get.set_job_id("j-999999");
+    grpc::ClientContext nctx;
+    EXPECT_EQ(cluster.jobs().GetJob(&nctx, get, &job).error_code(), grpc::StatusCode::NOT_FOUND);
+  };
+  check("running");
+  cluster.KillServer(SIGTERM);
+  cluster.StartServer(cluster.port());
+  check("after a restart");
 }
 
 TEST(OperationsTest, TheStatusPageShowsJobsAndWorkersInChromium) {

@@ -49,5 +49,39 @@ TEST(SqliteStoreTest, WhatWasCommittedIsLoadedAfterReopening) {
   EXPECT_EQ(contents->jobs.size(), 1u);
 }
 
+TEST(SqliteStoreTest, JobsAreReadOneByOneAndNewestFirstBeforeAnId) {
+  retrain::testing::TempDir dir;
+  auto store = SqliteStore::Open(dir.path() + "/state");
+  ASSERT_TRUE(store.ok()) << store.status();
+  // Ids past j-999999 still sort by number.
+  const std::vector<std::string> ids = {"j-000001", "j-000002", "j-999999", "j-1000000",
+                                        "j-1000001"};
+  std::vector<v1::Job> jobs(ids.size());
+  StoreBatch batch;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    jobs[i].set_id(ids[i]);
+    jobs[i].set_state(v1::JOB_STATE_SUCCEEDED);
+    batch.jobs.push_back(&jobs[i]);
+  }
+  ASSERT_TRUE((*store)->Commit(batch).ok());
+  auto one = (*store)->LoadJob("j-999999");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->id(), "j-999999");
+  EXPECT_EQ((*store)->LoadJob("j-000003").status().code(), absl::StatusCode::kNotFound);
+
+  auto before = (*store)->LoadJobsBefore(JobSequence("j-1000001"), 3);
+  ASSERT_TRUE(before.ok()) << before.status();
+  std::vector<std::string> got;
+  for (const auto& j : *before) got.push_back(j.id());
+  EXPECT_EQ(got, (std::vector<std::string>{"j-1000000", "j-999999", "j-000002"}));
+  EXPECT_TRUE((*store)->LoadJobsBefore(1, 10)->empty());
+
+  EXPECT_EQ(JobSequence("j-000042"), 42);
+  EXPECT_EQ(JobSequence("j-1000000"), 1000000);
+  EXPECT_EQ(JobSequence("x-1"), -1);
+  EXPECT_EQ(JobSequence("j-"), -1);
+  EXPECT_EQ(JobSequence("j-12a"), -1);
+}
+
 }  // namespace
 }  // namespace retrain::server

@@ -157,8 +157,7 @@ TEST_F(DeviceInputTest, OnTheCpuTrainingInputIsThePipelinesBatches) {
   o.decode = DecodePlace::kAuto;  // no GPU: stays on the CPU threads
   TrainingInput input(o, LoadDatasetManifest(*dir_));
   InputPipeline cpu(Options(true));
-  for (int step = 0; step < TrainingInput::kAutoFirstStep + TrainingInput::kAutoSteps + 2;
-       ++step) {
+  for (int step = 0; step < TrainingInput::kAutoFirstStep + TrainingInput::kAutoSteps + 2; ++step) {
     torch::Tensor images, labels;
     input.Next(&images, &labels);
     Batch a;

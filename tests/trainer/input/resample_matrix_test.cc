@@ -51,16 +51,16 @@ TEST(ResampleMatrixTest, MatrixProductsEqualResizeForEveryMethodCropAndFlip) {
     for (int m = 0; m < 4; ++m) {
       for (bool flip : {false, true}) {
         const auto method = static_cast<ResizeMethod>(m);
-        SCOPED_TRACE(std::string(ResizeMethodName(method)) + (flip ? " flipped" : "") +
-                     " crop x " + std::to_string(k.crop.x) + " w " + std::to_string(k.crop.width));
+        SCOPED_TRACE(std::string(ResizeMethodName(method)) + (flip ? " flipped" : "") + " crop x " +
+                     std::to_string(k.crop.x) + " w " + std::to_string(k.crop.width));
         std::vector<float> expected(3 * static_cast<size_t>(k.out_w) * k.out_h);
         ResizeScratch scratch;
         const RegionF roi{static_cast<float>(k.crop.x), static_cast<float>(k.crop.y),
                           static_cast<float>(k.crop.width), static_cast<float>(k.crop.height)};
         Resize(img.pixels.data(), img.width, img.height, img.width * 3, roi, k.out_w, k.out_h,
                method, flip, expected.data(), &scratch);
-        const ResampleMatrix y = BuildResampleMatrix(method, roi.y, roi.height, img.height,
-                                                     k.out_h, false, 1.0f / 255.0f);
+        const ResampleMatrix y = BuildResampleMatrix(method, roi.y, roi.height, img.height, k.out_h,
+                                                     false, 1.0f / 255.0f);
         const ResampleMatrix x =
             BuildResampleMatrix(method, roi.x, roi.width, img.width, k.out_w, flip, 1.0f);
         // Only the crop's own pixels are read.

@@ -118,19 +118,19 @@ torch::Tensor PreprocessDecoded(const std::vector<torch::Tensor>& images,
                              std::to_string(p.height));
     }
     const TrainDistortion& d = p.distortion;
-    Axes a{BuildResampleMatrix(d.method, static_cast<float>(d.crop.y),
-                               static_cast<float>(d.crop.height), p.height, s, false,
-                               1.0f / 255.0f),
-           BuildResampleMatrix(d.method, static_cast<float>(d.crop.x),
-                               static_cast<float>(d.crop.width), p.width, s, d.flip, 1.0f)};
+    Axes a{
+        BuildResampleMatrix(d.method, static_cast<float>(d.crop.y),
+                            static_cast<float>(d.crop.height), p.height, s, false, 1.0f / 255.0f),
+        BuildResampleMatrix(d.method, static_cast<float>(d.crop.x),
+                            static_cast<float>(d.crop.width), p.width, s, d.flip, 1.0f)};
     weights.insert(weights.end(), a.rows.weights.begin(), a.rows.weights.end());
     weights.insert(weights.end(), a.cols.weights.begin(), a.cols.weights.end());
     axes.push_back(std::move(a));
   }
   const torch::Device device = images[0].device();
-  const auto all = torch::from_blob(weights.data(), {static_cast<int64_t>(weights.size())},
-                                    torch::kFloat32)
-                       .to(device);
+  const auto all =
+      torch::from_blob(weights.data(), {static_cast<int64_t>(weights.size())}, torch::kFloat32)
+          .to(device);
   std::vector<torch::Tensor> resized;
   resized.reserve(images.size());
   int64_t offset = 0;

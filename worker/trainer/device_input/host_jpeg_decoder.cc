@@ -26,9 +26,9 @@ class HostJpegDecoder : public JpegBatchDecoder {
         continue;
       }
       // Interleaved rows of width * 3 bytes -> planar [3, height, width].
-      const auto hwc = torch::from_blob(decoded_.pixels.data(),
-                                        {decoded_.height, decoded_.width, 3},
-                                        {decoded_.stride, 3, 1}, torch::kUInt8);
+      const auto hwc =
+          torch::from_blob(decoded_.pixels.data(), {decoded_.height, decoded_.width, 3},
+                           {decoded_.stride, 3, 1}, torch::kUInt8);
       (*images)[i] = hwc.permute({2, 0, 1}).contiguous().to(device_);
     }
   }

@@ -24,8 +24,9 @@ DecodePlace ParseDecodePlace(const std::string& name) {
 
 void CheckDecodePlace(DecodePlace place, const torch::Device& device) {
   if (place == DecodePlace::kGpu && !device.is_cuda()) {
-    ConfigError("--decode gpu decodes on the training GPU: train with --num_gpus, or use "
-                "--decode cpu");
+    ConfigError(
+        "--decode gpu decodes on the training GPU: train with --num_gpus, or use "
+        "--decode cpu");
   }
 }
 
@@ -47,7 +48,8 @@ TrainingInput::TrainingInput(const Options& options, const DatasetManifest& mani
   pipeline_ = std::make_unique<InputPipeline>(options_.pipeline, manifest);
   gpu_ = std::move(gpu);
   deciding_ = options_.decode == DecodePlace::kAuto && options_.device.is_cuda();
-  if (options_.log && gpu_) LogInfo("input: JPEGs decoded on " + options_.device.str() + " by " + gpu_->name());
+  if (options_.log && gpu_)
+    LogInfo("input: JPEGs decoded on " + options_.device.str() + " by " + gpu_->name());
 }
 
 void TrainingInput::SwitchToGpu(std::unique_ptr<JpegBatchDecoder> decoder) {
@@ -72,9 +74,10 @@ void TrainingInput::MeasureForAuto(double waited_seconds) {
   const double share = elapsed > 0 ? 100.0 * waited_ / elapsed : 0.0;
   if (!CpuInputFallsBehind(waited_, elapsed)) {
     if (options_.log) {
-      LogInfo(Printf("input: the CPU threads keep up (steps waited %.1f%% of the time for "
-                     "batches); decoding stays on the CPU",
-                     share));
+      LogInfo(
+          Printf("input: the CPU threads keep up (steps waited %.1f%% of the time for "
+                 "batches); decoding stays on the CPU",
+                 share));
     }
     return;
   }
@@ -82,16 +85,18 @@ void TrainingInput::MeasureForAuto(double waited_seconds) {
   auto decoder = MakeNvjpegDecoder(options_.device, &why);
   if (!decoder) {
     if (options_.log) {
-      LogWarning(Printf("input: steps wait %.1f%% of the time for batches from the CPU threads "
-                        "and the GPU cannot decode (%s): raise --num_preprocess_threads",
-                        share, why.c_str()));
+      LogWarning(
+          Printf("input: steps wait %.1f%% of the time for batches from the CPU threads "
+                 "and the GPU cannot decode (%s): raise --num_preprocess_threads",
+                 share, why.c_str()));
     }
     return;
   }
   if (options_.log) {
-    LogInfo(Printf("input: steps waited %.1f%% of the time for batches from the CPU threads; "
-                   "JPEGs are decoded on %s by %s from now on",
-                   share, options_.device.str().c_str(), decoder->name().c_str()));
+    LogInfo(
+        Printf("input: steps waited %.1f%% of the time for batches from the CPU threads; "
+               "JPEGs are decoded on %s by %s from now on",
+               share, options_.device.str().c_str(), decoder->name().c_str()));
   }
   SwitchToGpu(std::move(decoder));
 }
@@ -106,8 +111,9 @@ torch::Tensor TrainingInput::DecodeOnGpu(const Batch& batch, std::vector<int64_t
     if (!images[i].defined()) {
       if (!options_.pipeline.skip_corrupt_records) {
         throw TrainerError(TrainerError::Kind::kData,
-                           errors[i] + "; rebuild the dataset with retrain build-dataset, or "
-                                       "train with --skip_corrupt_records");
+                           errors[i] +
+                               "; rebuild the dataset with retrain build-dataset, or "
+                               "train with --skip_corrupt_records");
       }
       LogWarning("skipping a bad train record: " + errors[i]);
       continue;
@@ -117,9 +123,9 @@ torch::Tensor TrainingInput::DecodeOnGpu(const Batch& batch, std::vector<int64_t
     labels->push_back(batch.labels[i]);
   }
   if (kept.empty()) {
-    throw TrainerError(TrainerError::Kind::kData,
-                       "no image of the batch at record " + std::to_string(batch.first_sequence) +
-                           " decodes");
+    throw TrainerError(
+        TrainerError::Kind::kData,
+        "no image of the batch at record " + std::to_string(batch.first_sequence) + " decodes");
   }
   return PreprocessDecoded(kept, plans, options_.pipeline.image_size);
 }
@@ -134,8 +140,8 @@ void TrainingInput::Next(torch::Tensor* images, torch::Tensor* labels) {
   if (gpu_) {
     *images = DecodeOnGpu(batch_, &kept_labels).contiguous(options_.memory_format);
   } else {
-    *images = torch::from_blob(batch_.images.data(),
-                               {batch_.size, 3, batch_.height, batch_.width}, torch::kFloat32)
+    *images = torch::from_blob(batch_.images.data(), {batch_.size, 3, batch_.height, batch_.width},
+                               torch::kFloat32)
                   .to(options_.device)
                   .contiguous(options_.memory_format);
     kept_labels = batch_.labels;
