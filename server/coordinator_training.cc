@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -42,9 +43,13 @@ int32_t RanksPerWorker(const v1::TrainingSpec& s) {
 int32_t Workers(const v1::TrainingSpec& s) { return std::max(1, s.num_workers()); }
 int32_t Ranks(const v1::TrainingSpec& s) { return RanksPerWorker(s) * Workers(s); }
 
-// A rendezvous port for a job's rank 0, different per job and attempt.
-int32_t RendezvousPort(const std::string& job_id, int attempt) {
-  return 29600 + static_cast<int32_t>((std::hash<std::string>()(job_id) + 7919u * attempt) % 20000);
+// A rendezvous port for a job's rank 0, drawn afresh for each placement in
+// [29600, 49600): jobs of coordinators that share a host (whose job ids
+// repeat: every state directory starts at j-000001) rarely meet on one port,
+// and a placement that does fails to bind and is placed again.
+int32_t RendezvousPort() {
+  thread_local std::mt19937 rng{std::random_device{}()};
+  return 29600 + static_cast<int32_t>(rng() % 20000);
 }
 
 std::string DescribeNeed(const v1::TrainTask& t) {
@@ -475,8 +480,7 @@ void Coordinator::PlaceGangs() {
       if (WorkerCanHost(w, parts[0]->task().train(), /*free_now=*/true)) chosen.push_back(&w);
     }
     if (chosen.size() < parts.size()) continue;
-    const int attempt = parts[0]->attempts() + 1;
-    const int32_t port = RendezvousPort(entry->job.id(), attempt);
+    const int32_t port = RendezvousPort();
     StoreBatch batch;
     for (v1::TaskRecord* t : parts) {
       const v1::Worker& w = *chosen[t->task().train().node_rank()];

@@ -103,22 +103,30 @@ void Agent::Stop() {
 }
 
 template <typename Call>
-grpc::Status Agent::WithRetry(const char* what, Call call) {
-  const auto give_up =
-      std::chrono::steady_clock::now() + std::chrono::seconds(options_.unreachable_timeout_s);
-  int backoff_ms = 100;
-  bool warned = false;
+grpc::Status Agent::WithRetry(const char* what, const RetryLimits& limits, Call call) {
+  int backoff_ms = limits.first_backoff_ms;
+  bool warned = !limits.warn;
   while (true) {
     grpc::Status s = call();
-    if (!Unreachable(s) || stopping_ || std::chrono::steady_clock::now() > give_up) return s;
+    if (!Unreachable(s) || stopping_ || std::chrono::steady_clock::now() > limits.give_up) {
+      return s;
+    }
     if (!warned) {
       Logger("worker")->warn("{}: coordinator {} unreachable ({}); retrying", what,
                              options_.server, s.error_message());
       warned = true;
     }
     std::this_thread::sleep_for(milliseconds(backoff_ms));
-    backoff_ms = std::min(backoff_ms * 2, 2000);
+    backoff_ms = std::min(backoff_ms * 2, limits.max_backoff_ms);
   }
+}
+
+template <typename Call>
+grpc::Status Agent::WithRetry(const char* what, Call call) {
+  RetryLimits limits;
+  limits.give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(options_.unreachable_timeout_s);
+  return WithRetry(what, limits, call);
 }
 
 absl::Status Agent::Register() {
@@ -199,25 +207,28 @@ bool Agent::ConfirmLease(const v1::Task& task, int64_t done, int64_t bytes) {
   req.set_lease_id(task.lease_id());
   req.set_done(done);
   req.set_bytes_done(bytes);
-  int backoff_ms = 50;
-  while (!lease_lost_ && !stopping_) {
-    v1::ReportProgressResponse resp;
+  // Short back-off and no warning: the lease runs out within seconds, and
+  // a fence follows if it does.
+  RetryLimits limits;
+  limits.give_up = give_up;
+  limits.first_backoff_ms = 50;
+  limits.max_backoff_ms = 500;
+  limits.warn = false;
+  v1::ReportProgressResponse resp;
+  const grpc::Status s = WithRetry("confirm lease", limits, [&] {
+    if (lease_lost_) return grpc::Status(grpc::StatusCode::ABORTED, "the lease was lost");
     auto ctx = Context(1000, options_.token);
-    grpc::Status s = stub_->ReportProgress(ctx.get(), req, &resp);
-    if (s.ok() && resp.keep_going()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      last_ack_ = std::chrono::steady_clock::now();
-      return true;
-    }
-    if (s.ok() || !Unreachable(s) || std::chrono::steady_clock::now() > give_up) {
-      Logger("worker")->warn("job {} task {}: lease {} not confirmed before writing its output ({})",
-                             task.job_id(), task.id(), task.lease_id(),
-                             s.ok() ? "the coordinator gave the task up" : s.error_message());
-      return false;
-    }
-    std::this_thread::sleep_for(milliseconds(backoff_ms));
-    backoff_ms = std::min(backoff_ms * 2, 500);
+    return stub_->ReportProgress(ctx.get(), req, &resp);
+  });
+  if (s.ok() && resp.keep_going()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_ack_ = std::chrono::steady_clock::now();
+    return true;
   }
+  if (stopping_) return false;
+  Logger("worker")->warn("job {} task {}: lease {} not confirmed before writing its output ({})",
+                         task.job_id(), task.id(), task.lease_id(),
+                         s.ok() ? "the coordinator gave the task up" : s.error_message());
   return false;
 }
 

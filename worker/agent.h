@@ -52,8 +52,18 @@ class Agent {
   absl::Status Register();
   void HeartbeatLoop();
   void RunTask(const retrain::v1::Task& task);
-  // Retries `call` while the coordinator is unreachable. Returns its last
-  // status otherwise.
+  // How long WithRetry() goes on and how it backs off.
+  struct RetryLimits {
+    std::chrono::steady_clock::time_point give_up;
+    int first_backoff_ms = 100;
+    int max_backoff_ms = 2000;
+    bool warn = true;  // log once that the coordinator is unreachable
+  };
+  // Retries `call` while the coordinator is unreachable, until `limits`
+  // (default: --unreachable_timeout_s from now) or the agent stops.
+  // Returns its last status.
+  template <typename Call>
+  grpc::Status WithRetry(const char* what, const RetryLimits& limits, Call call);
   template <typename Call>
   grpc::Status WithRetry(const char* what, Call call);
   // A progress report the coordinator must acknowledge: true when it did

@@ -54,10 +54,11 @@ TrainDistortion DrawTrainDistortion(int width, int height, int variant, Rng* rng
                                     const DistortedBoxOptions& box = {});
 
 // What ImagePreprocessor does to one image, drawn but not done, for a
-// decoder elsewhere (the GPU path, nn/device_preprocess.h): decode the whole
-// image, resample `distortion.crop` to image_size x image_size with
-// `distortion.method` (mirrored if `distortion.flip`), then either distort the
-// colours (DistortColorInPlace) or only clip and scale (ScaleInPlace).
+// decoder elsewhere (the GPU path, device_input/device_preprocess.h):
+// decode the whole image, resample `distortion.crop` to image_size x
+// image_size with `distortion.method` (mirrored if `distortion.flip`), then
+// either distort the colours (DistortColorInPlace) or only clip and scale
+// (ScaleInPlace).
 struct PreprocessPlan {
   int width = 0;  // the image's size, from its header
   int height = 0;

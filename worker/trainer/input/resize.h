@@ -44,9 +44,10 @@ void Resize(const uint8_t* src, int src_width, int src_height, int stride, const
 // Resize() along one axis as a dense matrix, for devices that resample with
 // matrix products (the GPU decode path): output pixel o (stored at row
 // out_size - 1 - o when `flip`) is the sum over k of
-// weights[o * count + k] * gain * source[first + k], where [first, first +
-// count) are the whole source pixels of the region [start, start + size) of
-// an axis of src_size pixels, clamped to it as Resize() clamps. So per
+// weights[o * count + k] * source[first + k] (the weights include `gain`),
+// where [first, first + count) are the whole source pixels of the region
+// [start, start + size) of an axis of src_size pixels, clamped to it as
+// Resize() clamps. So per
 // plane, Resize(src, roi, ...) equals Y * src[y rows, x columns] * X^T with
 // Y built for the rows (gain 1/255) and X for the columns (with `flip`).
 struct ResampleMatrix {
