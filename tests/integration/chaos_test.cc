@@ -186,7 +186,10 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   EXPECT_EQ(skipped, (std::set<std::string>{"train/a/truncated.jpg", "train/b/notes.jpg"}));
   EXPECT_THAT(HiddenOrForeignFiles(out), IsEmpty());
 
-  // Training over two workers, one CPU rank each, checkpointing often.
+  // Training over two workers, one CPU rank each, checkpointing often; long
+  // enough that every kind of kill strikes before it ends, also when a
+  // trainer is between runs for several tries.
+  constexpr int kTrainingSteps = 300;
   v1::SubmitTrainingRequest train;
   auto* spec = train.mutable_spec();
   spec->set_data_dir(out);
@@ -194,7 +197,7 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   spec->set_model("small");
   spec->set_augmentation("none");
   spec->set_batch_size(16);
-  spec->set_max_steps(150);
+  spec->set_max_steps(kTrainingSteps);
   spec->set_input_queue_memory_factor(1);
   spec->set_num_preprocess_threads(1);
   spec->set_checkpoint_every_steps(10);
@@ -217,8 +220,8 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   EXPECT_GE(chaos.strikes(), build_strikes + 3) << "training ended before each kind of kill";
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(600));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString() << cluster.ServerLog();
-  EXPECT_EQ(job.training_result().steps(), 150);
-  EXPECT_EQ(NewestCheckpointStep(spec->train_dir()), 150);
+  EXPECT_EQ(job.training_result().steps(), kTrainingSteps);
+  EXPECT_EQ(NewestCheckpointStep(spec->train_dir()), kTrainingSteps);
   EXPECT_EQ(job.training_result().evaluation().num_examples(),
             view.manifest["splits"]["validation"]["num_records"].get<int64_t>());
   EXPECT_THAT(HiddenOrForeignFiles(spec->train_dir()), IsEmpty());
