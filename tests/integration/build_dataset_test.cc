@@ -246,11 +246,16 @@ TEST_F(BuildDatasetTest, SurvivesAWorkerKilledMidBuild) {
   cluster.StartServer();
   Process& doomed = cluster.StartWorker(1);
   const std::string out = root() + "/out";
-  v1::Job job = Submit(cluster, BuildRequest(root(), out, 6, 2));
-  // Kill the worker while it holds a shard-writing task.
-  cluster.WaitForJob(job.id(), [](const v1::Job& j) {
-    return j.progress().phase() == "writing shards" && j.progress().tasks_running() > 0;
-  });
+  v1::Job job = Submit(cluster, BuildRequest(root(), out, 12, 2));
+  // Kill the worker while it holds a shard-writing task. The images were
+  // converted while being validated, so writing a shard takes only
+  // milliseconds: look often.
+  cluster.WaitForJob(
+      job.id(),
+      [](const v1::Job& j) {
+        return j.progress().phase() == "writing shards" && j.progress().tasks_running() > 0;
+      },
+      std::chrono::seconds(120), std::chrono::milliseconds(2));
   doomed.Signal(SIGKILL);
   doomed.Wait();
   cluster.StartWorker(2);
@@ -270,10 +275,14 @@ TEST_F(BuildDatasetTest, SurvivesACoordinatorKilledMidBuild) {
   cluster.StartServer();
   cluster.StartWorker(1);
   const std::string out = root() + "/out";
-  v1::Job job = Submit(cluster, BuildRequest(root(), out, 8, 2));
-  job = cluster.WaitForJob(job.id(), [](const v1::Job& j) {
-    return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
-  });
+  v1::Job job = Submit(cluster, BuildRequest(root(), out, 12, 2));
+  // Writing a shard takes milliseconds (see above): look often.
+  job = cluster.WaitForJob(
+      job.id(),
+      [](const v1::Job& j) {
+        return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
+      },
+      std::chrono::seconds(120), std::chrono::milliseconds(2));
   // Shards finished before the crash must be kept, not written again.
   std::map<std::string, ino_t> before;
   for (const auto& e : fs::directory_iterator(out)) {

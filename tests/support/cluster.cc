@@ -129,7 +129,7 @@ bool Cluster::JobEnded(const std::string& job_id) {
 
 v1::Job Cluster::WaitForJob(const std::string& job_id,
                             const std::function<bool(const v1::Job&)>& done,
-                            std::chrono::seconds timeout) {
+                            std::chrono::seconds timeout, std::chrono::milliseconds poll) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   v1::Job job;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -139,7 +139,7 @@ v1::Job Cluster::WaitForJob(const std::string& job_id,
     v1::GetJobRequest req;
     req.set_job_id(job_id);
     if (stub_->GetJob(&ctx, req, &job).ok() && done(job)) return job;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(poll);
   }
   ADD_FAILURE() << "job " << job_id << " did not reach the expected point; last state "
                 << StateName(job.state()) << "; server log:\n"

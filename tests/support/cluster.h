@@ -58,11 +58,12 @@ class Cluster {
   void Authorize(grpc::ClientContext& ctx) const;
   retrain::v1::JobService::Stub& jobs() { return *stub_; }
 
-  // Polls the job until `done` holds for it or `timeout` passes; returns
-  // the last snapshot (fails the test on timeout).
+  // Polls the job every `poll` until `done` holds for it or `timeout`
+  // passes; returns the last snapshot (fails the test on timeout).
   retrain::v1::Job WaitForJob(const std::string& job_id,
                               const std::function<bool(const retrain::v1::Job&)>& done,
-                              std::chrono::seconds timeout = std::chrono::seconds(120));
+                              std::chrono::seconds timeout = std::chrono::seconds(120),
+                              std::chrono::milliseconds poll = std::chrono::milliseconds(50));
   retrain::v1::Job WaitForEnd(const std::string& job_id,
                               std::chrono::seconds timeout = std::chrono::seconds(120));
   // Whether the job has reached a final state (false when the coordinator
