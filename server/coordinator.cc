@@ -478,8 +478,9 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
   // Newest first, merging memory (every unfinished job, the newest finished
   // ones) with the database's forgotten jobs; the page token is the id of
   // the last job returned.
-  auto mem = std::make_reverse_iterator(jobs_.lower_bound(req.page_token()));
-  if (req.page_token().empty()) mem = jobs_.rbegin();
+  auto mem = req.page_token().empty()
+                 ? jobs_.rbegin()
+                 : std::make_reverse_iterator(jobs_.lower_bound(req.page_token()));
   std::vector<v1::Job> chunk;
   size_t next = 0;
   int64_t store_cursor = std::min(cursor, newest_forgotten_seq_ + 1);

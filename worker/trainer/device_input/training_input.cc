@@ -136,17 +136,18 @@ void TrainingInput::Next(torch::Tensor* images, torch::Tensor* labels) {
     throw TrainerError(TrainerError::Kind::kInternal, "the training input ended");
   }
   const double waited = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<int64_t> kept_labels;
   if (gpu_) {
+    std::vector<int64_t> kept_labels;
     *images = DecodeOnGpu(batch_, &kept_labels).contiguous(options_.memory_format);
+    *labels = torch::tensor(kept_labels, torch::kInt64).to(options_.device);
   } else {
     *images = torch::from_blob(batch_.images.data(), {batch_.size, 3, batch_.height, batch_.width},
                                torch::kFloat32)
                   .to(options_.device)
                   .contiguous(options_.memory_format);
-    kept_labels = batch_.labels;
+    *labels =
+        torch::from_blob(batch_.labels.data(), {batch_.size}, torch::kInt64).to(options_.device);
   }
-  *labels = torch::tensor(kept_labels, torch::kInt64).to(options_.device);
   if (deciding_) MeasureForAuto(waited);
 }
 

@@ -53,8 +53,8 @@ class TrainingInput {
   // memory format, labels [n] int64. Throws what InputPipeline::Next()
   // throws, and TrainerError(kData) naming the record for an image the GPU
   // path cannot decode (skipped, and the batch shorter, with
-  // skip_corrupt_records). On a CPU device the images may share the
-  // input's buffer: they are valid until the next call.
+  // skip_corrupt_records). On a CPU device the images and labels may
+  // share the input's buffers: they are valid until the next call.
   void Next(torch::Tensor* images, torch::Tensor* labels);
 
   void Seek(const InputPipeline::Position& position) { pipeline_->Seek(position); }
