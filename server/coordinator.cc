@@ -74,7 +74,8 @@ int64_t Coordinator::Now() const {
 }
 
 absl::Status Coordinator::Load() {
-  ASSIGN_OR_RETURN(StoreContents contents, store_->LoadAll());
+  ASSIGN_OR_RETURN(StoreContents contents,
+                   store_->LoadState(std::max(0, options_.max_finished_jobs_in_memory)));
   std::lock_guard<std::mutex> lock(mu_);
   auto counter = [&](const char* name) {
     auto it = contents.counters.find(name);
@@ -89,6 +90,10 @@ absl::Status Coordinator::Load() {
     if (!job.request_id().empty()) request_ids_[job.request_id()] = id;
     jobs_[id].job = std::move(job);
   }
+  forgotten_jobs_ = std::move(contents.finished_not_loaded);
+  newest_forgotten_seq_ = contents.newest_not_loaded_seq;
+  int64_t not_loaded = 0;
+  for (const auto& [key, n] : forgotten_jobs_) not_loaded += n;
   for (auto& [id, plan] : contents.plans) {
     if (auto* e = FindJob(id)) e->plan = std::move(plan);
   }
@@ -121,7 +126,7 @@ absl::Status Coordinator::Load() {
     RecomputeProgress(entry);
     if (entry.job.has_dataset_build()) AdvanceBuild(id);
   }
-  const size_t total = jobs_.size();
+  const int64_t total = static_cast<int64_t>(jobs_.size()) + not_loaded;
   ForgetOldFinishedJobs();
   Logger("server")->info(
       "state loaded from {}: {} jobs ({} active, {} finished kept in memory), {} tasks, {} workers",
@@ -141,6 +146,13 @@ absl::StatusOr<v1::Job> Coordinator::LookupJob(const std::string& job_id) const 
   return store_->LoadJob(job_id);
 }
 
+absl::StatusOr<std::string> Coordinator::JobIdForRequest(const std::string& request_id) const {
+  auto it = request_ids_.find(request_id);
+  if (it != request_ids_.end()) return it->second;
+  if (newest_forgotten_seq_ < 0) return std::string();
+  return store_->FindJobIdByRequestId(request_id);
+}
+
 void Coordinator::ForgetOldFinishedJobs() {
   const size_t keep = static_cast<size_t>(std::max(0, options_.max_finished_jobs_in_memory));
   while (finished_in_memory_.size() > keep) {
@@ -149,6 +161,7 @@ void Coordinator::ForgetOldFinishedJobs() {
     auto it = jobs_.find(id);
     if (it == jobs_.end()) continue;
     ++forgotten_jobs_[{it->second.job.type(), it->second.job.state()}];
+    request_ids_.erase(it->second.job.request_id());
     newest_forgotten_seq_ = std::max(newest_forgotten_seq_, seq);
     it->second.changed->notify_all();  // its watchers read it from the database
     jobs_.erase(it);
@@ -292,8 +305,7 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
   while (entry.samples.size() > 2 && now - entry.samples.front().first > std::chrono::seconds(10)) {
     entry.samples.pop_front();
   }
-  const double secs =
-      std::chrono::duration<double>(now - entry.samples.front().first).count();
+  const double secs = std::chrono::duration<double>(now - entry.samples.front().first).count();
   const int64_t delta = done - entry.samples.front().second;
   const double rate = secs > 0.5 ? delta / secs : p->rate();
   p->set_rate(rate);
@@ -326,13 +338,13 @@ void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBa
 }
 
 absl::StatusOr<v1::TaskRecord*> Coordinator::FindLease(const std::string& worker_id,
-                                                      int64_t task_id, int64_t lease_id) {
+                                                       int64_t task_id, int64_t lease_id) {
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || it->second.state() != v1::TASK_STATE_LEASED ||
       it->second.lease_id() != lease_id) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "task ", task_id, " lease ", lease_id,
-        " is no longer valid (expired, re-assigned or cancelled); drop its results"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("task ", task_id, " lease ", lease_id,
+                     " is no longer valid (expired, re-assigned or cancelled); drop its results"));
   }
   if (it->second.worker_id() != worker_id) {
     return absl::FailedPreconditionError(
@@ -463,8 +475,8 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
   }
   auto wanted = [&](const v1::Job& job) {
     if (req.type() != v1::JOB_TYPE_UNSPECIFIED && job.type() != req.type()) return false;
-    return req.states_size() == 0 || std::find(req.states().begin(), req.states().end(),
-                                               job.state()) != req.states().end();
+    return req.states_size() == 0 ||
+           std::find(req.states().begin(), req.states().end(), job.state()) != req.states().end();
   };
   std::lock_guard<std::mutex> lock(mu_);
   // Forgotten jobs are finished: the database is read only when some were
@@ -547,15 +559,14 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id,
   const auto state = entry->job.state();
   if (state == v1::JOB_STATE_CANCELLED) return entry->job;
   if (IsFinalState(state)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", job_id, " already ended ", StateName(state)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " already ended ", StateName(state)));
   }
   EndJob(*entry, v1::JOB_STATE_CANCELLED, reason.empty() ? "cancelled by request" : reason);
   return entry->job;
 }
 
-absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id,
-                                                      uint64_t* version,
+absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id, uint64_t* version,
                                                       std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(mu_);
   auto find = [&]() -> const JobEntry* {
@@ -759,7 +770,8 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
 
 absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(v1::TaskRecord * task, FindLease(req.worker_id(), req.task_id(), req.lease_id()));
+  ASSIGN_OR_RETURN(v1::TaskRecord * task,
+                   FindLease(req.worker_id(), req.task_id(), req.lease_id()));
   const bool kind_matches = (task->task().has_probe() && req.result().has_probe()) ||
                             (task->task().has_shard() && req.result().has_shard()) ||
                             (task->task().has_train() && req.result().has_train()) ||
@@ -796,7 +808,8 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
 
 absl::Status Coordinator::FailTask(const v1::FailTaskRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(v1::TaskRecord * task, FindLease(req.worker_id(), req.task_id(), req.lease_id()));
+  ASSIGN_OR_RETURN(v1::TaskRecord * task,
+                   FindLease(req.worker_id(), req.task_id(), req.lease_id()));
   task->set_error(req.error());
   const std::string why = absl::StrCat("worker ", req.worker_id(), ": ", req.error());
   if (!req.retryable()) {

@@ -172,6 +172,9 @@ class Coordinator {
   // The job, from memory or, once forgotten, from the database; NotFound
   // naming job_id.
   absl::StatusOr<retrain::v1::Job> LookupJob(const std::string& job_id) const;
+  // The job submitted with `request_id`, from memory or, once forgotten,
+  // from the database; "" when there is none.
+  absl::StatusOr<std::string> JobIdForRequest(const std::string& request_id) const;
   // Drops the oldest finished jobs from memory beyond
   // max_finished_jobs_in_memory (they stay in the database). Only where no
   // caller holds a JobEntry reference: Tick() and Load().
@@ -185,7 +188,7 @@ class Coordinator {
   void RecomputeProgress(JobEntry& entry);
   bool PhaseComplete(const JobEntry& entry) const;
   absl::StatusOr<retrain::v1::TaskRecord*> FindLease(const std::string& worker_id, int64_t task_id,
-                                                    int64_t lease_id);
+                                                     int64_t lease_id);
   void RequeueOrFail(retrain::v1::TaskRecord& task, const std::string& why);
   void Persist(StoreBatch& batch);
   void AddTasks(JobEntry& entry, std::vector<retrain::v1::Task> tasks, StoreBatch& batch,
@@ -199,27 +202,29 @@ class Coordinator {
   const DataRoots roots_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<SqliteStore> store_;                   // guarded by mu_
-  std::map<std::string, JobEntry, JobIdOrder> jobs_;     // guarded by mu_
-  // Finished jobs in memory, by sequence; jobs forgotten since the start,
-  // by (type, state), and the newest of them (-1: none).
+  std::unique_ptr<SqliteStore> store_;                // guarded by mu_
+  std::map<std::string, JobEntry, JobIdOrder> jobs_;  // guarded by mu_
+  // Finished jobs in memory, by sequence; finished jobs only in the
+  // database (forgotten, or never loaded at start), by (type, state), and
+  // the newest of them (-1: none).
   std::set<std::pair<int64_t, std::string>> finished_in_memory_;  // guarded by mu_
   std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t>
-      forgotten_jobs_;                                   // guarded by mu_
-  int64_t newest_forgotten_seq_ = -1;                    // guarded by mu_
-  std::map<std::string, std::string> request_ids_;       // guarded by mu_
-  std::map<int64_t, retrain::v1::TaskRecord> tasks_;     // guarded by mu_
-  std::map<int64_t, TaskProgress> task_progress_;        // guarded by mu_
-  std::set<int64_t> pending_;                            // guarded by mu_
-  std::map<int64_t, int64_t> lease_to_task_;             // guarded by mu_
-  std::map<std::string, retrain::v1::Worker> workers_;   // guarded by mu_
-  std::deque<std::string> planner_queue_;                // guarded by mu_
-  int64_t next_job_seq_ = 1;                             // guarded by mu_
-  int64_t next_task_id_ = 1;                             // guarded by mu_
-  int64_t next_lease_id_ = 1;                            // guarded by mu_
-  int64_t next_worker_seq_ = 1;                          // guarded by mu_
-  bool stopping_ = false;                                // guarded by mu_
-  CoordinatorCounters counters_;                         // guarded by mu_
+      forgotten_jobs_;                 // guarded by mu_
+  int64_t newest_forgotten_seq_ = -1;  // guarded by mu_
+  // request_id -> job id, of the jobs in memory.
+  std::map<std::string, std::string> request_ids_;      // guarded by mu_
+  std::map<int64_t, retrain::v1::TaskRecord> tasks_;    // guarded by mu_
+  std::map<int64_t, TaskProgress> task_progress_;       // guarded by mu_
+  std::set<int64_t> pending_;                           // guarded by mu_
+  std::map<int64_t, int64_t> lease_to_task_;            // guarded by mu_
+  std::map<std::string, retrain::v1::Worker> workers_;  // guarded by mu_
+  std::deque<std::string> planner_queue_;               // guarded by mu_
+  int64_t next_job_seq_ = 1;                            // guarded by mu_
+  int64_t next_task_id_ = 1;                            // guarded by mu_
+  int64_t next_lease_id_ = 1;                           // guarded by mu_
+  int64_t next_worker_seq_ = 1;                         // guarded by mu_
+  bool stopping_ = false;                               // guarded by mu_
+  CoordinatorCounters counters_;                        // guarded by mu_
   std::condition_variable task_available_;
   std::condition_variable planner_wake_;
   std::condition_variable tick_wake_;

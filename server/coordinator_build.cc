@@ -224,9 +224,9 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
 
   std::lock_guard<std::mutex> lock(mu_);
   if (!req.request_id().empty()) {
-    auto it = request_ids_.find(req.request_id());
-    if (it != request_ids_.end()) {
-      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(it->second));
+    ASSIGN_OR_RETURN(const std::string existing_id, JobIdForRequest(req.request_id()));
+    if (!existing_id.empty()) {
+      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(existing_id));
       if (!google::protobuf::util::MessageDifferencer::Equals(existing.dataset_build(), spec)) {
         return absl::AlreadyExistsError(absl::StrCat(
             "request_id: '", req.request_id(), "' was used for job ", existing.id(),

@@ -327,9 +327,9 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   if (tasks[0].has_train()) RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
   if (validate_only) return job;
   if (!request_id.empty()) {
-    auto it = request_ids_.find(request_id);
-    if (it != request_ids_.end()) {
-      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(it->second));
+    ASSIGN_OR_RETURN(const std::string existing_id, JobIdForRequest(request_id));
+    if (!existing_id.empty()) {
+      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(existing_id));
       const bool same =
           google::protobuf::util::MessageDifferencer::Equals(existing.training(), job.training()) &&
           google::protobuf::util::MessageDifferencer::Equals(existing.evaluation(),

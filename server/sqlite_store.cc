@@ -2,11 +2,13 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
+#include "common/job_states.h"
 #include "common/status_macros.h"
 
 namespace retrain::server {
@@ -17,6 +19,9 @@ constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS jobs(
   seq INTEGER PRIMARY KEY,
   id TEXT NOT NULL UNIQUE,
+  type INTEGER NOT NULL DEFAULT 0,
+  state INTEGER NOT NULL DEFAULT 0,
+  request_id TEXT NOT NULL DEFAULT '',
   job BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS plans(
   job_id TEXT PRIMARY KEY,
@@ -33,6 +38,15 @@ CREATE TABLE IF NOT EXISTS workers(
   id TEXT PRIMARY KEY,
   worker BLOB NOT NULL);
 )sql";
+
+// After AddJobColumnsIfMissing: the indexes need its columns.
+constexpr const char* kJobIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(state, type);
+CREATE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_id != '';
+)sql";
+
+// The final states (IsFinalState), as the parameters ?1..?3 of a query.
+constexpr const char* kFinalStates = "(?1, ?2, ?3)";
 
 // A prepared statement, finalised on scope exit.
 class Statement {
@@ -76,10 +90,10 @@ std::string ColumnText(sqlite3_stmt* s, int i) {
   return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(s, i)) : "";
 }
 
-// Runs `sql` and calls `row` for each result row.
-absl::Status Query(sqlite3* db, const char* sql,
-                   const std::function<absl::Status(sqlite3_stmt*)>& row) {
-  Statement st(db, sql);
+using RowReader = std::function<absl::Status(sqlite3_stmt*)>;
+
+// Steps a prepared, bound statement and calls `row` for each result row.
+absl::Status ReadRows(Statement& st, const RowReader& row) {
   if (!st.ok()) return st.Error("prepare");
   while (true) {
     int rc = sqlite3_step(st.get());
@@ -87,6 +101,19 @@ absl::Status Query(sqlite3* db, const char* sql,
     if (rc != SQLITE_ROW) return st.Error("read");
     RETURN_IF_ERROR(row(st.get()));
   }
+}
+
+// Runs `sql`, which has no parameters, and calls `row` for each result row.
+absl::Status Query(sqlite3* db, const char* sql, const RowReader& row) {
+  Statement st(db, sql);
+  return ReadRows(st, row);
+}
+
+// Binds the final states to ?1..?3 (kFinalStates).
+void BindFinalStates(Statement& st) {
+  st.BindInt(1, retrain::v1::JOB_STATE_SUCCEEDED);
+  st.BindInt(2, retrain::v1::JOB_STATE_FAILED);
+  st.BindInt(3, retrain::v1::JOB_STATE_CANCELLED);
 }
 
 template <typename Message>
@@ -131,6 +158,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
   RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
   RETURN_IF_ERROR(store->Exec(kSchema));
+  RETURN_IF_ERROR(store->AddJobColumnsIfMissing());
+  RETURN_IF_ERROR(store->Exec(kJobIndexes));
   return store;
 }
 
@@ -146,11 +175,101 @@ absl::Status SqliteStore::Exec(const char* sql) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<StoreContents> SqliteStore::LoadAll() {
-  StoreContents out;
-  RETURN_IF_ERROR(Query(db_, "SELECT job FROM jobs ORDER BY seq", [&](sqlite3_stmt* s) {
-    return ParseBlob(ColumnBlob(s, 0), &out.jobs.emplace_back(), "jobs");
+absl::Status SqliteStore::InTransaction(const std::function<absl::Status()>& body) {
+  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  absl::Status s = body();
+  if (!s.ok()) {
+    Exec("ROLLBACK").IgnoreError();
+    return s;
+  }
+  return Exec("COMMIT");
+}
+
+absl::Status SqliteStore::AddJobColumnsIfMissing() {
+  bool has_state = false;
+  RETURN_IF_ERROR(Query(db_, "PRAGMA table_info(jobs)", [&](sqlite3_stmt* s) {
+    has_state = has_state || ColumnText(s, 1) == "state";
+    return absl::OkStatus();
   }));
+  if (has_state) return absl::OkStatus();
+  return InTransaction([&]() -> absl::Status {
+    RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN type INTEGER NOT NULL DEFAULT 0"));
+    RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN state INTEGER NOT NULL DEFAULT 0"));
+    RETURN_IF_ERROR(Exec("ALTER TABLE jobs ADD COLUMN request_id TEXT NOT NULL DEFAULT ''"));
+    // Only the new columns' values are kept, not the parsed jobs.
+    struct Columns {
+      int64_t seq;
+      int type;
+      int state;
+      std::string request_id;
+    };
+    std::vector<Columns> rows;
+    RETURN_IF_ERROR(Query(db_, "SELECT seq, job FROM jobs", [&](sqlite3_stmt* s) {
+      retrain::v1::Job job;
+      RETURN_IF_ERROR(ParseBlob(ColumnBlob(s, 1), &job, "jobs"));
+      rows.push_back({sqlite3_column_int64(s, 0), job.type(), job.state(), job.request_id()});
+      return absl::OkStatus();
+    }));
+    Statement fill(db_, "UPDATE jobs SET type = ?, state = ?, request_id = ? WHERE seq = ?");
+    if (!fill.ok()) return fill.Error("prepare");
+    for (const auto& row : rows) {
+      fill.BindInt(1, row.type);
+      fill.BindInt(2, row.state);
+      fill.BindText(3, row.request_id);
+      fill.BindInt(4, row.seq);
+      RETURN_IF_ERROR(fill.Run("add job columns"));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
+  StoreContents out;
+  auto parse_job = [&](sqlite3_stmt* s) {
+    return ParseBlob(ColumnBlob(s, 0), &out.jobs.emplace_back(), "jobs");
+  };
+  // Through the state index: the table's rows are read only for these jobs.
+  Statement unfinished(db_, absl::StrCat("SELECT job FROM jobs WHERE seq IN (SELECT seq FROM jobs "
+                                         "WHERE state NOT IN ",
+                                         kFinalStates, ")")
+                                .c_str());
+  BindFinalStates(unfinished);
+  RETURN_IF_ERROR(ReadRows(unfinished, parse_job));
+  const size_t unfinished_count = out.jobs.size();
+  // Newest first along the key ("+state" keeps the state index out): the
+  // scan stops at the last one wanted, having passed only unfinished jobs.
+  Statement newest_finished(db_, absl::StrCat("SELECT job FROM jobs WHERE +state IN ", kFinalStates,
+                                              " ORDER BY seq DESC LIMIT ?4")
+                                     .c_str());
+  BindFinalStates(newest_finished);
+  newest_finished.BindInt(4, std::max<int64_t>(0, keep_finished));
+  RETURN_IF_ERROR(ReadRows(newest_finished, parse_job));
+  const int64_t finished_loaded = static_cast<int64_t>(out.jobs.size() - unfinished_count);
+  std::sort(out.jobs.begin(), out.jobs.end(),
+            [](const auto& a, const auto& b) { return JobSequence(a.id()) < JobSequence(b.id()); });
+
+  // Fewer finished jobs than asked for: every one is loaded. Otherwise the
+  // rest are those older than the oldest loaded.
+  if (finished_loaded == std::max<int64_t>(0, keep_finished)) {
+    int64_t oldest_loaded = INT64_MAX;
+    for (const auto& job : out.jobs) {
+      if (IsFinalState(job.state())) oldest_loaded = std::min(oldest_loaded, JobSequence(job.id()));
+    }
+    Statement older(db_, absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
+                                      "WHERE state IN ",
+                                      kFinalStates, " AND seq < ?4 GROUP BY type, state")
+                             .c_str());
+    BindFinalStates(older);
+    older.BindInt(4, oldest_loaded);
+    RETURN_IF_ERROR(ReadRows(older, [&](sqlite3_stmt* s) {
+      const auto type = static_cast<retrain::v1::JobType>(sqlite3_column_int(s, 0));
+      const auto state = static_cast<retrain::v1::JobState>(sqlite3_column_int(s, 1));
+      out.finished_not_loaded[{type, state}] = sqlite3_column_int64(s, 2);
+      out.newest_not_loaded_seq =
+          std::max<int64_t>(out.newest_not_loaded_seq, sqlite3_column_int64(s, 3));
+      return absl::OkStatus();
+    }));
+  }
   RETURN_IF_ERROR(Query(db_, "SELECT name, value FROM counters", [&](sqlite3_stmt* s) {
     out.counters[ColumnText(s, 0)] = sqlite3_column_int64(s, 1);
     return absl::OkStatus();
@@ -181,6 +300,16 @@ absl::StatusOr<retrain::v1::Job> SqliteStore::LoadJob(const std::string& job_id)
   return job;
 }
 
+absl::StatusOr<std::string> SqliteStore::FindJobIdByRequestId(const std::string& request_id) {
+  Statement st(db_, "SELECT id FROM jobs WHERE request_id = ? AND request_id != ''");
+  if (!st.ok()) return st.Error("prepare");
+  st.BindText(1, request_id);
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_DONE) return std::string();
+  if (rc != SQLITE_ROW) return st.Error("read job by request_id");
+  return ColumnText(st.get(), 0);
+}
+
 absl::StatusOr<std::vector<retrain::v1::Job>> SqliteStore::LoadJobsBefore(int64_t before,
                                                                           int limit) {
   Statement st(db_, "SELECT job FROM jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?");
@@ -198,9 +327,10 @@ absl::StatusOr<std::vector<retrain::v1::Job>> SqliteStore::LoadJobsBefore(int64_
 
 absl::Status SqliteStore::Commit(const StoreBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
-  RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-  auto apply = [&]() -> absl::Status {
-    Statement put_job(db_, "INSERT OR REPLACE INTO jobs(seq, id, job) VALUES(?, ?, ?)");
+  return InTransaction([&]() -> absl::Status {
+    Statement put_job(db_,
+                      "INSERT OR REPLACE INTO jobs(seq, id, type, state, request_id, job) "
+                      "VALUES(?, ?, ?, ?, ?, ?)");
     Statement put_plan(db_, "INSERT OR REPLACE INTO plans(job_id, plan) VALUES(?, ?)");
     Statement put_task(db_, "INSERT OR REPLACE INTO tasks(id, job_id, record) VALUES(?, ?, ?)");
     Statement put_worker(db_, "INSERT OR REPLACE INTO workers(id, worker) VALUES(?, ?)");
@@ -208,15 +338,17 @@ absl::Status SqliteStore::Commit(const StoreBatch& batch) {
     Statement drop_plan(db_, "DELETE FROM plans WHERE job_id = ?");
     Statement drop_task(db_, "DELETE FROM tasks WHERE id = ?");
     Statement put_counter(db_, "INSERT OR REPLACE INTO counters(name, value) VALUES(?, ?)");
-    for (Statement* st :
-         {&put_job, &put_plan, &put_task, &put_worker, &drop_tasks, &drop_plan, &drop_task,
-          &put_counter}) {
+    for (Statement* st : {&put_job, &put_plan, &put_task, &put_worker, &drop_tasks, &drop_plan,
+                          &drop_task, &put_counter}) {
       if (!st->ok()) return st->Error("prepare");
     }
     for (const auto* job : batch.jobs) {
       put_job.BindInt(1, JobSequence(job->id()));
       put_job.BindText(2, job->id());
-      put_job.BindBlob(3, job->SerializeAsString());
+      put_job.BindInt(3, job->type());
+      put_job.BindInt(4, job->state());
+      put_job.BindText(5, job->request_id());
+      put_job.BindBlob(6, job->SerializeAsString());
       RETURN_IF_ERROR(put_job.Run("write job"));
     }
     for (const auto& [id, plan] : batch.plans) {
@@ -251,13 +383,7 @@ absl::Status SqliteStore::Commit(const StoreBatch& batch) {
       RETURN_IF_ERROR(put_counter.Run("write counter"));
     }
     return absl::OkStatus();
-  };
-  absl::Status s = apply();
-  if (!s.ok()) {
-    Exec("ROLLBACK").IgnoreError();
-    return s;
-  }
-  return Exec("COMMIT");
+  });
 }
 
 }  // namespace retrain::server

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,8 +38,17 @@ struct StoreBatch {
   }
 };
 
+// What a coordinator needs at start. Finished jobs beyond the newest few are
+// only counted, not parsed: a database of a million finished jobs opens as
+// fast as one of a thousand.
 struct StoreContents {
-  std::vector<retrain::v1::Job> jobs;  // in submission order
+  // Every unfinished job and the newest `keep_finished` finished ones, in
+  // submission order.
+  std::vector<retrain::v1::Job> jobs;
+  // The other finished jobs, by (type, state), and the sequence of the
+  // newest of them (-1: none).
+  std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t> finished_not_loaded;
+  int64_t newest_not_loaded_seq = -1;
   std::vector<std::pair<std::string, retrain::v1::BuildPlan>> plans;
   std::vector<retrain::v1::TaskRecord> tasks;  // in id order
   std::vector<retrain::v1::Worker> workers;
@@ -50,15 +61,19 @@ int64_t JobSequence(const std::string& job_id);
 // Not thread-safe: the owner serialises calls.
 class SqliteStore {
  public:
-  // Opens or creates `<state_dir>/retrain.db`, creating `state_dir`.
+  // Opens or creates `<state_dir>/retrain.db`, creating `state_dir`. A
+  // database written before the jobs table had its type, state and
+  // request_id columns gets them, filled from each row, in one transaction.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const std::string& state_dir);
   ~SqliteStore();
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  absl::StatusOr<StoreContents> LoadAll();
+  absl::StatusOr<StoreContents> LoadState(int64_t keep_finished);
   // One job; NotFound naming job_id when there is none.
   absl::StatusOr<retrain::v1::Job> LoadJob(const std::string& job_id);
+  // The id of the job submitted with this request_id; "" when there is none.
+  absl::StatusOr<std::string> FindJobIdByRequestId(const std::string& request_id);
   // Up to `limit` jobs submitted before the job with sequence `before`,
   // newest first.
   absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before, int limit);
@@ -67,6 +82,10 @@ class SqliteStore {
  private:
   explicit SqliteStore(sqlite3* db) : db_(db) {}
   absl::Status Exec(const char* sql);
+  // Runs `body` in one write transaction: committed when it returns OK,
+  // rolled back otherwise.
+  absl::Status InTransaction(const std::function<absl::Status()>& body);
+  absl::Status AddJobColumnsIfMissing();
   sqlite3* db_;
 };
 
