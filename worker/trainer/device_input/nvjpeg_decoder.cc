@@ -50,10 +50,15 @@ struct Codec {
     if (state) nvjpegJpegStateDestroy(state);
     if (handle) nvjpegDestroy(handle);
   }
-  nvjpegStatus_t Open(nvjpegBackend_t backend) {
-    nvjpegStatus_t s = nvjpegCreateEx(backend, nullptr, nullptr, 0, &handle);
-    if (s == NVJPEG_STATUS_SUCCESS) s = nvjpegJpegStateCreate(handle, &state);
-    return s;
+  // A handle and state on `backend`; nullptr, and *status where given, when
+  // either cannot be made.
+  static std::unique_ptr<Codec> Open(nvjpegBackend_t backend, nvjpegStatus_t* status = nullptr) {
+    auto codec = std::make_unique<Codec>();
+    nvjpegStatus_t s = nvjpegCreateEx(backend, nullptr, nullptr, 0, &codec->handle);
+    if (s == NVJPEG_STATUS_SUCCESS) s = nvjpegJpegStateCreate(codec->handle, &codec->state);
+    if (status != nullptr) *status = s;
+    if (s != NVJPEG_STATUS_SUCCESS) return nullptr;
+    return codec;
   }
 };
 
@@ -67,15 +72,15 @@ class NvjpegDecoder : public JpegBatchDecoder {
       *why = "cannot select CUDA device " + std::to_string(device.index());
       return nullptr;
     }
-    d->batched_ = std::make_unique<Codec>();
-    if (d->batched_->Open(NVJPEG_BACKEND_HARDWARE) == NVJPEG_STATUS_SUCCESS) {
+    d->batched_ = Codec::Open(NVJPEG_BACKEND_HARDWARE);
+    if (d->batched_) {
       d->hardware_ = true;
       d->name_ = "nvJPEG (hardware)";
       return d;
     }
-    d->batched_ = std::make_unique<Codec>();
-    const nvjpegStatus_t s = d->batched_->Open(NVJPEG_BACKEND_DEFAULT);
-    if (s != NVJPEG_STATUS_SUCCESS) {
+    nvjpegStatus_t s = NVJPEG_STATUS_SUCCESS;
+    d->batched_ = Codec::Open(NVJPEG_BACKEND_DEFAULT, &s);
+    if (!d->batched_) {
       *why = std::string("nvJPEG did not start: ") + StatusName(s);
       return nullptr;
     }
@@ -122,8 +127,7 @@ class NvjpegDecoder : public JpegBatchDecoder {
     if (!decoded && hardware_) {
       // The JPEG engines refused this batch (a layout they do not take, say):
       // nvJPEG's hybrid decoder from now on.
-      auto hybrid = std::make_unique<Codec>();
-      if (hybrid->Open(NVJPEG_BACKEND_DEFAULT) == NVJPEG_STATUS_SUCCESS) {
+      if (auto hybrid = Codec::Open(NVJPEG_BACKEND_DEFAULT)) {
         batched_ = std::move(hybrid);
         hardware_ = false;
         name_ = "nvJPEG (hybrid; the JPEG engines refused a batch)";
@@ -172,20 +176,21 @@ class NvjpegDecoder : public JpegBatchDecoder {
   }
 
   bool DecodeOne(const unsigned char* data, size_t length, nvjpegImage_t* out) {
-    if (!single_) {
-      single_ = std::make_unique<Codec>();
-      if (single_->Open(NVJPEG_BACKEND_DEFAULT) != NVJPEG_STATUS_SUCCESS) return false;
+    if (!single_ && !single_unavailable_) {
+      single_ = Codec::Open(NVJPEG_BACKEND_DEFAULT);
+      single_unavailable_ = !single_;
     }
-    if (!single_->state) return false;
+    if (!single_) return false;
     return nvjpegDecode(single_->handle, single_->state, data, length, NVJPEG_OUTPUT_RGB, out,
                         nullptr) == NVJPEG_STATUS_SUCCESS;
   }
 
   const torch::Device device_;
   std::unique_ptr<JpegBatchDecoder> host_;
-  std::unique_ptr<Codec> batched_;  // hardware, or the default backend
-  bool hardware_ = false;           // batched_ is the hardware backend
-  std::unique_ptr<Codec> single_;   // default backend, opened on the first refusal
+  std::unique_ptr<Codec> batched_;   // hardware, or the default backend
+  bool hardware_ = false;            // batched_ is the hardware backend
+  std::unique_ptr<Codec> single_;    // default backend, opened on the first refusal
+  bool single_unavailable_ = false;  // single_ could not be opened; not tried again
   std::string name_;
 };
 
