@@ -38,9 +38,8 @@ struct StoreBatch {
   }
 };
 
-// What a coordinator needs at start. Finished jobs beyond the newest few are
-// only counted, not parsed: a database of a million finished jobs opens as
-// fast as one of a thousand.
+// What a coordinator needs at start. Finished jobs beyond the newest
+// `keep_finished` are only counted, through the state index, not read.
 struct StoreContents {
   // Every unfinished job and the newest `keep_finished` finished ones, in
   // submission order.
