@@ -8,7 +8,6 @@
 #include <functional>
 
 #include "absl/strings/str_cat.h"
-#include "common/job_states.h"
 #include "common/status_macros.h"
 
 namespace retrain::server {
@@ -241,20 +240,19 @@ absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   Statement newest_finished(db_, absl::StrCat("SELECT job FROM jobs WHERE +state IN ", kFinalStates,
                                               " ORDER BY seq DESC LIMIT ?4")
                                      .c_str());
+  const int64_t keep = std::max<int64_t>(0, keep_finished);
   BindFinalStates(newest_finished);
-  newest_finished.BindInt(4, std::max<int64_t>(0, keep_finished));
+  newest_finished.BindInt(4, keep);
   RETURN_IF_ERROR(ReadRows(newest_finished, parse_job));
   const int64_t finished_loaded = static_cast<int64_t>(out.jobs.size() - unfinished_count);
+  // Read newest first, so the last one read is the oldest loaded.
+  const int64_t oldest_loaded = finished_loaded > 0 ? JobSequence(out.jobs.back().id()) : INT64_MAX;
   std::sort(out.jobs.begin(), out.jobs.end(),
             [](const auto& a, const auto& b) { return JobSequence(a.id()) < JobSequence(b.id()); });
 
   // Fewer finished jobs than asked for: every one is loaded. Otherwise the
   // rest are those older than the oldest loaded.
-  if (finished_loaded == std::max<int64_t>(0, keep_finished)) {
-    int64_t oldest_loaded = INT64_MAX;
-    for (const auto& job : out.jobs) {
-      if (IsFinalState(job.state())) oldest_loaded = std::min(oldest_loaded, JobSequence(job.id()));
-    }
+  if (finished_loaded == keep) {
     Statement older(db_, absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
                                       "WHERE state IN ",
                                       kFinalStates, " AND seq < ?4 GROUP BY type, state")
