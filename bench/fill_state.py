@@ -11,48 +11,7 @@ state and request_id columns: the server fills them in on its first start.
 import sqlite3
 import sys
 
-
-def varint(v):
-    out = bytearray()
-    while True:
-        b, v = v & 0x7F, v >> 7
-        out.append(b | 0x80 if v else b)
-        if not v:
-            return bytes(out)
-
-
-def read_varint(b, i):
-    shift = value = 0
-    while True:
-        byte = b[i]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, i
-
-
-def without_fields(blob, drop):
-    """The serialised message without its top-level fields numbered in `drop`."""
-    out, i = bytearray(), 0
-    while i < len(blob):
-        start = i
-        tag, i = read_varint(blob, i)
-        wire = tag & 7
-        if wire == 0:
-            _, i = read_varint(blob, i)
-        elif wire == 1:
-            i += 8
-        elif wire == 2:
-            n, i = read_varint(blob, i)
-            i += n
-        elif wire == 5:
-            i += 4
-        else:
-            sys.exit(f"unexpected wire type {wire} in the job")
-        if tag >> 3 not in drop:
-            out += blob[start:i]
-    return bytes(out)
+from protowire import varint, without_fields
 
 
 def main():

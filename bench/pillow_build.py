@@ -47,6 +47,8 @@ import time
 import crcmod.predefined
 from PIL import Image
 
+from protowire import fields, len_field, read_varint, varint
+
 # crcmod silently falls back to pure Python (~100x slower); the peer should
 # not be handicapped by that, so insist on the C extension.
 if not getattr(sys.modules.get('crcmod.crcmod'), '_usingExtension', False):
@@ -86,7 +88,8 @@ class TFRecordWriter(object):
 
 
 # --------------------------------------------------------------------------
-# tf.train.Example, protobuf wire format by hand (feature.proto/example.proto):
+# tf.train.Example in the protobuf wire format (bench/protowire.py), from
+# feature.proto/example.proto:
 #   Example  { Features features = 1; }
 #   Features { map<string, Feature> feature = 1; }  (entries: key = 1, value = 2)
 #   Feature  { BytesList bytes_list = 1; FloatList float_list = 2;
@@ -94,38 +97,21 @@ class TFRecordWriter(object):
 #   BytesList { repeated bytes value = 1; }
 #   Int64List { repeated int64 value = 1 [packed = true]; }
 
-def _varint(v):
-  v &= 0xFFFFFFFFFFFFFFFF  # int64 on the wire: two's complement, 10 bytes if negative
-  out = bytearray()
-  while True:
-    b = v & 0x7F
-    v >>= 7
-    if v:
-      out.append(b | 0x80)
-    else:
-      out.append(b)
-      return bytes(out)
-
-
-def _len_field(field, payload):
-  return _varint((field << 3) | 2) + _varint(len(payload)) + payload
-
-
 def _int64_feature(value):
-  int64_list = _len_field(1, _varint(value))  # packed: one varint
-  return _len_field(3, int64_list)
+  int64_list = len_field(1, varint(value))  # packed: one varint
+  return len_field(3, int64_list)
 
 
 def _bytes_feature(value):
-  return _len_field(1, _len_field(1, value))
+  return len_field(1, len_field(1, value))
 
 
 def serialize_example(features):
   """features: dict str -> serialized Feature. Entries sorted by key."""
   entries = b''.join(
-      _len_field(1, _len_field(1, k.encode('utf-8')) + _len_field(2, v))
+      len_field(1, len_field(1, k.encode('utf-8')) + len_field(2, v))
       for k, v in sorted(features.items()))
-  return _len_field(1, entries)
+  return len_field(1, entries)
 
 
 def _convert_to_example(filename, image_buffer, label, text, height, width):
@@ -286,62 +272,28 @@ def _process_dataset(name, directory, num_shards, labels_file, num_threads,
 # --------------------------------------------------------------------------
 # --verify: read shards back, checking framing, CRCs and the Example features.
 
-def _read_varint(buf, pos):
-  result = shift = 0
-  while True:
-    b = buf[pos]
-    pos += 1
-    result |= (b & 0x7F) << shift
-    if not b & 0x80:
-      return result, pos
-    shift += 7
-
-
-def _fields(buf):
-  """Yields (field number, wire type, value) of one message; LEN values as bytes."""
-  pos = 0
-  while pos < len(buf):
-    key, pos = _read_varint(buf, pos)
-    field, wire = key >> 3, key & 7
-    if wire == 0:
-      value, pos = _read_varint(buf, pos)
-    elif wire == 2:
-      n, pos = _read_varint(buf, pos)
-      value = buf[pos:pos + n]
-      if len(value) != n:
-        raise ValueError('truncated length-delimited field %d' % field)
-      pos += n
-    elif wire == 5:
-      value, pos = buf[pos:pos + 4], pos + 4
-    elif wire == 1:
-      value, pos = buf[pos:pos + 8], pos + 8
-    else:
-      raise ValueError('unsupported wire type %d' % wire)
-    yield field, wire, value
-
-
 def parse_example(record):
   """Returns dict key -> list of int (int64_list) or list of bytes (bytes_list)."""
   out = {}
-  for f, _, features in _fields(record):
+  for f, _, features in fields(record):
     if f != 1:
       continue
-    for f2, _, entry in _fields(features):
+    for f2, _, entry in fields(features):
       if f2 != 1:
         continue
       key, value = None, b''
-      for f3, _, v in _fields(entry):
+      for f3, _, v in fields(entry):
         if f3 == 1:
           key = bytes(v).decode('utf-8')
         elif f3 == 2:
           value = v
       values = []
-      for kind, _, lst in _fields(value):
-        for _, wire, v in _fields(lst):
+      for kind, _, lst in fields(value):
+        for _, wire, v in fields(lst):
           if kind == 3 and wire == 2:  # packed int64
             p = 0
             while p < len(v):
-              x, p = _read_varint(v, p)
+              x, p = read_varint(v, p)
               values.append(x - (1 << 64) if x >> 63 else x)
           elif kind == 3:
             values.append(v - (1 << 64) if v >> 63 else v)
