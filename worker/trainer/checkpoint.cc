@@ -125,7 +125,8 @@ std::string CheckpointManager::Save(const CheckpointMeta& meta, Model& model,
                        "cannot write checkpoint " + path + ": " + e.what_without_backtrace());
   }
   // The summary first: a checkpoint never exists without it.
-  if (!WriteCheckpointSummary(path, {meta.model, meta.num_classes, meta.image_size, meta.step})) {
+  if (!WriteCheckpointSummary(
+          path, {meta.model, meta.num_classes, meta.image_size, meta.step, meta.labels})) {
     fs::remove(temp, ec);
     throw TrainerError(TrainerError::Kind::kConfig,
                        "cannot write " + CheckpointSummaryPath(path) + " in --train_dir");

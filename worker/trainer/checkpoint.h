@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "worker/trainer/input/dataset_manifest.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/nn/moving_average.h"
 #include "worker/trainer/nn/rmsprop_tf.h"
@@ -25,6 +26,10 @@ struct CheckpointMeta {
   // Where the input pipeline stands (InputPipeline::Position as JSON).
   std::string input_position;
   int64_t seed = 0;
+  // The dataset's class names: written to the summary beside the checkpoint
+  // (input/checkpoint_summary.h), not to the archive, and not read back by
+  // ReadCheckpointMeta().
+  std::vector<LabelInfo> labels;
 };
 
 class CheckpointManager {

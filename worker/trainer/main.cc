@@ -2,7 +2,8 @@
 // by `retrain build-dataset`.
 //
 // Exit codes: 0 success; 2 usage or configuration error (retrying cannot
-// help); 3 bad data; 4 the loss diverged (NaN); 5 out of memory; 1 other.
+// help); 3 bad data (classify: some images were skipped); 4 the loss
+// diverged (NaN); 5 out of memory; 1 other.
 // A launcher of several ranks exits with the code of the rank that failed
 // (128 + signal when it was killed).
 //
@@ -16,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "worker/trainer/classify.h"
 #include "worker/trainer/distributed/launcher.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/trainer.h"
@@ -34,8 +36,9 @@ int main(int argc, char** argv) {
   TrainOptions t;
   EvalOptions e;
   std::string log_level = "info";
-  CLI::App app{"retrain-trainer: train and evaluate image classifiers on TFRecord datasets built "
-               "by `retrain build-dataset`, as TensorFlow's Inception scripts do."};
+  CLI::App app{"retrain-trainer: train and evaluate image classifiers on TFRecord datasets "
+               "built by `retrain build-dataset`, as TensorFlow's Inception scripts do, and "
+               "classify images with them."};
   app.require_subcommand(1);
   app.add_option("--log_level", log_level, "trace, debug, info, warn or error");
   app.fallthrough();
@@ -147,6 +150,26 @@ int main(int argc, char** argv) {
   eval->add_option("--eval_interval_secs", e.eval_interval_secs)->capture_default_str();
   eval->add_option("--eval_dir", e.eval_dir, "Event files (default: CHECKPOINT_DIR/eval)");
 
+  retrain::trainer::ClassifyOptions c;
+  auto* classify = app.add_subcommand(
+      "classify",
+      "The most probable classes of JPEG images under a checkpoint's moving averages, one line "
+      "per image (evaluation preprocessing: central crop, the checkpoint's image size).\n"
+      "Example: retrain-trainer classify --checkpoint_dir runs/1 photo.jpg more-photos/");
+  auto* classify_dir = classify->add_option("--checkpoint_dir", c.checkpoint_dir,
+                                            "Use the newest checkpoint here");
+  auto* classify_path =
+      classify->add_option("--checkpoint", c.checkpoint, "Use this checkpoint file");
+  classify_dir->excludes(classify_path);
+  classify->add_option("--data_dir", c.data_dir,
+                       "Dataset that names the classes, for checkpoints that record no names");
+  classify->add_option("--top_k", c.top_k, "Classes shown per image")->capture_default_str();
+  classify->add_option("--batch_size", c.batch_size)->capture_default_str();
+  classify->add_option("--output", c.output, "text or json (one object per line)")
+      ->capture_default_str();
+  classify->add_option("images", c.inputs, "JPEG files, or directories to search for them")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& err) {
@@ -186,6 +209,7 @@ int main(int argc, char** argv) {
     }
     if (*train) retrain::trainer::Train(t);
     if (*eval) retrain::trainer::Evaluate(e);
+    if (*classify) return retrain::trainer::Classify(c, std::cout).skipped > 0 ? 3 : 0;
   } catch (const retrain::trainer::TrainerError& err) {
     std::cerr << who << err.what() << "\n";
     return retrain::trainer::ExitCodeOf(err.kind());

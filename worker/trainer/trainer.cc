@@ -360,6 +360,7 @@ void Train(const TrainOptions& options) {
   meta.num_classes = manifest.num_classes;
   meta.image_size = image_size;
   meta.seed = static_cast<int64_t>(o.seed);
+  meta.labels = manifest.labels;
   std::string input_position;
   if (latest) {
     // --train_dir is never wiped: its checkpoints mean resume.

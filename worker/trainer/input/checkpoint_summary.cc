@@ -22,10 +22,13 @@ bool WriteCheckpointSummary(const std::string& checkpoint_path, const Checkpoint
   const std::string temp = (p.parent_path() / ("." + p.filename().string() + ".tmp")).string();
   {
     std::ofstream out(temp, std::ios::trunc);
+    nlohmann::json labels = nlohmann::json::array();
+    for (const auto& l : s.labels) labels.push_back({{"id", l.id}, {"name", l.name}});
     out << nlohmann::json{{"model", s.model},
                           {"num_classes", s.num_classes},
                           {"image_size", s.image_size},
-                          {"step", s.step}}
+                          {"step", s.step},
+                          {"labels", labels}}
                .dump()
         << "\n";
     if (!out) return false;
@@ -48,6 +51,9 @@ std::optional<CheckpointSummary> ReadCheckpointSummary(const std::string& checkp
     s.num_classes = j.at("num_classes").get<int64_t>();
     s.image_size = j.at("image_size").get<int64_t>();
     s.step = j.at("step").get<int64_t>();
+    for (const auto& l : j.value("labels", nlohmann::json::array())) {
+      s.labels.push_back({l.at("id").get<int64_t>(), l.at("name").get<std::string>()});
+    }
     return s;
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "worker/trainer/input/dataset_manifest.h"
 
 namespace retrain::trainer {
 
@@ -14,6 +17,9 @@ struct CheckpointSummary {
   int64_t num_classes = 0;
   int64_t image_size = 0;
   int64_t step = 0;
+  // The names of the classes the model was trained on (dataset.json's
+  // labels); empty in summaries written before they were recorded.
+  std::vector<LabelInfo> labels;
 };
 
 // The summary file of the checkpoint at `checkpoint_path`.

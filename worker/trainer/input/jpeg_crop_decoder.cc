@@ -34,6 +34,7 @@ struct JpegCropDecoder::Impl {
   ErrorManager err;
   bool created = false;
   bool have_header = false;
+  ImageSource source = ImageSource::kDatasetRecord;
   std::string where;
   std::vector<JSAMPROW> rows;
 };
@@ -132,7 +133,8 @@ int ChooseDctScale(int crop_width, int crop_height, int out_width, int out_heigh
   return 8;
 }
 
-JpegCropDecoder::JpegCropDecoder() : impl_(std::make_unique<Impl>()) {
+JpegCropDecoder::JpegCropDecoder(ImageSource source) : impl_(std::make_unique<Impl>()) {
+  impl_->source = source;
   std::memset(&impl_->cinfo, 0, sizeof(impl_->cinfo));
   impl_->cinfo.err = jpeg_std_error(&impl_->err.pub);
   impl_->err.pub.error_exit = OnErrorExit;
@@ -154,12 +156,15 @@ namespace {
 [[noreturn]] void Fail(const JpegCropDecoder::Impl& d, const char* stage) {
   std::string message =
       d.where + ": cannot decode the JPEG image (" + stage + ": " + d.err.message + ")";
+  const bool record = d.source == ImageSource::kDatasetRecord;
   if (d.err.pub.msg_code == JERR_CONVERSION_NOTIMPL) {
-    message +=
-        "; its colour space cannot become RGB (CMYK?): rebuild the dataset with retrain "
-        "build-dataset, which converts such images";
+    message += record ? "; its colour space cannot become RGB (CMYK?): rebuild the dataset with "
+                        "retrain build-dataset, which converts such images"
+                      : "; its colour space cannot become RGB (CMYK?): convert it to an RGB JPEG";
   } else {
-    message += "; the record's image is damaged: rebuild the dataset with retrain build-dataset";
+    message += record ? "; the record's image is damaged: rebuild the dataset with retrain "
+                        "build-dataset"
+                      : "; the file is damaged or cut short";
   }
   throw TrainerError(TrainerError::Kind::kData, message);
 }
@@ -172,9 +177,11 @@ JpegCropDecoder::Header JpegCropDecoder::ReadHeader(const uint8_t* data, size_t 
   impl_->have_header = false;
   if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) {
     throw TrainerError(TrainerError::Kind::kData,
-                       where +
-                           ": image/encoded is not a JPEG image (no FF D8 start marker); "
-                           "rebuild the dataset with retrain build-dataset");
+                       where + (impl_->source == ImageSource::kDatasetRecord
+                                    ? ": image/encoded is not a JPEG image (no FF D8 start "
+                                      "marker); rebuild the dataset with retrain build-dataset"
+                                    : ": not a JPEG image (no FF D8 start marker); convert it "
+                                      "to JPEG first"));
   }
   if (!PhaseHeader(impl_.get(), data, size)) Fail(*impl_, "header");
   impl_->have_header = true;

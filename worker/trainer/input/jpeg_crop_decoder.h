@@ -46,6 +46,11 @@ struct DecodedImage {
 // fewer pixels, and the resize that follows still only shrinks.
 int ChooseDctScale(int crop_width, int crop_height, int out_width, int out_height);
 
+// Where the images come from, for the advice in error messages: records of
+// a built dataset (rebuild it) or files a user named (convert or replace
+// them).
+enum class ImageSource { kDatasetRecord, kFile };
+
 // Decodes JPEG images, one at a time, for one thread. Reuses libjpeg's state
 // and buffers between images. Not thread-safe: one per preprocessing thread.
 //
@@ -55,7 +60,7 @@ int ChooseDctScale(int crop_width, int crop_height, int out_width, int out_heigh
 // `where` passed to ReadHeader() (e.g. "<shard>: record at offset N").
 class JpegCropDecoder {
  public:
-  JpegCropDecoder();
+  explicit JpegCropDecoder(ImageSource source = ImageSource::kDatasetRecord);
   ~JpegCropDecoder();
   JpegCropDecoder(const JpegCropDecoder&) = delete;
   JpegCropDecoder& operator=(const JpegCropDecoder&) = delete;

@@ -103,7 +103,8 @@ TrainDistortion DrawTrainDistortion(int width, int height, int variant, Rng* rng
   return d;
 }
 
-ImagePreprocessor::ImagePreprocessor(const Options& options) : options_(options) {
+ImagePreprocessor::ImagePreprocessor(const Options& options)
+    : options_(options), decoder_(options.source) {
   if (options_.image_size < 1 || options_.image_size > 8192) {
     throw TrainerError(TrainerError::Kind::kConfig, "--image_size must be in [1, 8192] (got " +
                                                         std::to_string(options_.image_size) + ")");

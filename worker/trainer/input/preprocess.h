@@ -75,6 +75,7 @@ class ImagePreprocessor {
     bool dct_scaling = true;  // decode at a reduced DCT scale when the crop allows
     float eval_central_fraction = 0.875f;
     DistortedBoxOptions box;
+    ImageSource source = ImageSource::kDatasetRecord;  // for the advice in errors
   };
 
   explicit ImagePreprocessor(const Options& options);
