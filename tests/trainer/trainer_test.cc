@@ -104,6 +104,12 @@ TEST(TrainerTest, FineTunesFromACheckpointWithAnotherClassCount) {
   const CheckpointMeta meta = ReadCheckpointMeta(*CheckpointManager(o.train_dir, 5).Latest());
   EXPECT_EQ(meta.num_classes, 6);
   EXPECT_EQ(meta.step, 2);  // the step counter starts fresh
+  // Its summary names the new dataset's classes, not the old ones.
+  const auto summary = ReadCheckpointSummary(*CheckpointManager(o.train_dir, 5).Latest());
+  ASSERT_TRUE(summary.has_value());
+  ASSERT_EQ(summary->labels.size(), 5u);
+  EXPECT_EQ(summary->labels.back().id, 5);
+  EXPECT_EQ(summary->labels.back().name, "class5");
 }
 
 TEST(TrainerTest, NanLossStopsWithAClearMessage) {
