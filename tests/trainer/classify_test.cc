@@ -239,6 +239,13 @@ TEST(ClassifyTest, BadOptionsAreConfigurationErrorsThatSayWhatToDo) {
   o.top_k = 5;
   o.output = "yaml";
   EXPECT_THAT(error_of(o), HasSubstr("--output must be text or json"));
+  o.output = "text";
+  o.device = "tpu";
+  EXPECT_THAT(error_of(o), HasSubstr("--device must be auto, cpu or cuda"));
+  if (!torch::cuda::is_available()) {
+    o.device = "cuda";
+    EXPECT_THAT(error_of(o), HasSubstr("--device cuda: LibTorch sees no CUDA device"));
+  }
 }
 
 }  // namespace

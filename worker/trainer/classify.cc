@@ -41,6 +41,12 @@ void CheckOptions(const ClassifyOptions& o) {
   if (o.output != "text" && o.output != "json") {
     ConfigError("--output must be text or json (got " + o.output + ")");
   }
+  if (o.device != "auto" && o.device != "cpu" && o.device != "cuda") {
+    ConfigError("--device must be auto, cpu or cuda (got " + o.device + ")");
+  }
+  if (o.device == "cuda" && !torch::cuda::is_available()) {
+    ConfigError("--device cuda: LibTorch sees no CUDA device here; use --device cpu or auto");
+  }
 }
 
 // The files to classify: each input file as given, each directory's
@@ -189,7 +195,8 @@ ClassifyResult Classify(const ClassifyOptions& o, std::ostream& out) {
   ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
   LoadWeights(checkpoint, *model, /*skip_classifier=*/false, /*use_moving_averages=*/true);
   model->eval();
-  const torch::Device device(torch::cuda::is_available() ? torch::kCUDA : torch::kCPU);
+  const bool cuda = o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available());
+  const torch::Device device(cuda ? torch::kCUDA : torch::kCPU);
   model->to(device);
   ResultWriter writer(o, ClassNames(o, checkpoint, meta.num_classes), out);
   LogInfo(Printf("classifying %zu file(s) with %s (%s, %lld classes, %lld px) on %s", files.size(),

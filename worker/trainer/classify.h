@@ -25,6 +25,8 @@ struct ClassifyOptions {
   int top_k = 5;
   int batch_size = 32;
   std::string output = "text";  // "text" or "json"
+  // "auto" (the first CUDA device when there is one), "cpu" or "cuda".
+  std::string device = "auto";
 };
 
 struct ClassifyResult {

@@ -167,6 +167,8 @@ int main(int argc, char** argv) {
   classify->add_option("--batch_size", c.batch_size)->capture_default_str();
   classify->add_option("--output", c.output, "text or json (one object per line)")
       ->capture_default_str();
+  classify->add_option("--device", c.device, "auto (a GPU when there is one), cpu or cuda")
+      ->capture_default_str();
   classify->add_option("images", c.inputs, "JPEG files, or directories to search for them")
       ->required();
 
