@@ -127,6 +127,8 @@ absl::Status Coordinator::Load() {
     if (entry.job.has_dataset_build()) AdvanceBuild(id);
   }
   const int64_t total = static_cast<int64_t>(jobs_.size()) + not_loaded;
+  // LoadState() kept at most the bound; builds resumed above (AdvanceBuild)
+  // may have finished since.
   ForgetOldFinishedJobs();
   Logger("server")->info(
       "state loaded from {}: {} jobs ({} active, {} finished kept in memory), {} tasks, {} workers",
