@@ -18,6 +18,7 @@
 #include "worker/trainer/input/checkpoint_summary.h"
 #include "worker/trainer/input/input_pipeline.h"
 #include "worker/trainer/input/memory_plan.h"
+#include "worker/trainer/input/safetensors_index.h"
 #include "worker/trainer/model_catalog.h"
 #include "worker/trainer/trainer_error.h"
 
@@ -95,6 +96,56 @@ int64_t GpuMemoryPerRank(const v1::TrainingSpec& s, const trainer::ModelInfo& mo
       s.precision() == "bf16" ? model.step_bytes_per_example_bf16 : model.step_bytes_per_example;
   const int64_t step = static_cast<int64_t>(per_example * pixels) * (BatchSize(s) / Ranks(s));
   return state + step + trainer::kDeviceReserveBytes;
+}
+
+// The weights a run starts from must be those of spec.model and, unless
+// spec.fine_tune starts the classifier fresh, have the dataset's classes:
+// a retrain-trainer checkpoint (judged by its summary) or a safetensors
+// file (by its header). The trainer checks every tensor again on load.
+absl::Status CheckPretrainedWeights(const v1::TrainingSpec& s, int64_t dataset_classes) {
+  const std::string& path = s.pretrained_model_checkpoint_path();
+  std::string model;
+  int64_t classes = 0;
+  if (trainer::IsSafetensorsPath(path)) {
+    trainer::SafetensorsIndex index;
+    try {
+      index = trainer::ReadSafetensorsIndex(path);
+    } catch (const trainer::TrainerError& e) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.pretrained_model_checkpoint_path: ", e.what()));
+    }
+    const auto named = index.metadata.find(trainer::kSafetensorsModelKey);
+    model = named != index.metadata.end() ? named->second : s.model();
+    const auto fc = index.tensors.find("fc.weight");
+    if (fc == index.tensors.end() || fc->second.shape.size() != 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.pretrained_model_checkpoint_path: ", path,
+          " has no classifier tensor fc.weight [classes, features]: not the weights of a "
+          "model retrain trains (scripts/weights_to_safetensors.py writes them)"));
+    }
+    classes = fc->second.shape[0];
+  } else {
+    auto pre = trainer::ReadCheckpointSummary(path);
+    if (!pre) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "spec.pretrained_model_checkpoint_path: ", path,
+          " is not a retrain-trainer checkpoint (no ", trainer::CheckpointSummaryPath(""),
+          " summary beside it) nor a .safetensors weights file"));
+    }
+    model = pre->model;
+    classes = pre->num_classes;
+  }
+  if (model != s.model()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("spec.pretrained_model_checkpoint_path: the weights are ", model,
+                     "'s and spec.model is ", s.model()));
+  }
+  if (classes != dataset_classes && !s.fine_tune()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.fine_tune: the pretrained weights have ", classes, " classes and the dataset ",
+        dataset_classes, "; set fine_tune so that the classifier layers start fresh"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -182,24 +233,7 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
       }
     }
     if (!s.pretrained_model_checkpoint_path().empty()) {
-      auto pre = trainer::ReadCheckpointSummary(s.pretrained_model_checkpoint_path());
-      if (!pre) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "spec.pretrained_model_checkpoint_path: ", s.pretrained_model_checkpoint_path(),
-            " is not a retrain-trainer checkpoint (no ", trainer::CheckpointSummaryPath(""),
-            " summary beside it)"));
-      }
-      if (pre->model != s.model()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "spec.pretrained_model_checkpoint_path: the checkpoint is ", pre->model,
-            " and spec.model is ", s.model()));
-      }
-      if (pre->num_classes != manifest.num_classes && !s.fine_tune()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "spec.fine_tune: the pretrained checkpoint has ", pre->num_classes,
-            " classes and the dataset ", manifest.num_classes,
-            "; set fine_tune so that the classifier layers start fresh"));
-      }
+      RETURN_IF_ERROR(CheckPretrainedWeights(s, manifest.num_classes));
     }
     const trainer::MemoryPlan plan = trainer::PlanInputMemory(p, manifest);
     task.set_host_memory_bytes(plan.total_bytes * RanksPerWorker(s));

@@ -111,6 +111,20 @@ def main():
     write("manifest", "counts_disagree.json", json.dumps(manifest))
     write("manifest", "not_json", "{\"num_classes\": ")
 
+    def safetensors(file_size, header):
+        return struct.pack("<Q", file_size) + json.dumps(header).encode()
+
+    weights = {"__metadata__": {"retrain.model": "small"},
+               "fc.weight": {"dtype": "F32", "shape": [3, 2], "data_offsets": [0, 24]},
+               "fc.bias": {"dtype": "BF16", "shape": [3], "data_offsets": [24, 30]}}
+    header_bytes = 8 + len(json.dumps(weights))
+    write("safetensors_header", "valid", safetensors(header_bytes + 30, weights))
+    weights["fc.bias"]["data_offsets"] = [20, 26]
+    write("safetensors_header", "overlapping", safetensors(header_bytes + 30, weights))
+    write("safetensors_header", "past_the_end", safetensors(16, weights))
+    write("safetensors_header", "huge_shape", safetensors(
+        1 << 62, {"x": {"dtype": "F64", "shape": [1 << 40, 1 << 40], "data_offsets": [0, 8]}}))
+
     build = job_service_pb2.SubmitDatasetBuildRequest()
     build.spec.train_directory = "/tmp/retrain-fuzz-requests/data/train"
     build.spec.output_directory = "/tmp/retrain-fuzz-requests/data/out"

@@ -4,13 +4,14 @@
 // admission and queueing, cancel.
 #include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "common/job_states.h"
@@ -256,6 +257,20 @@ TEST(TrainingServiceTest, ADivergedLossFailsTheJobWithoutRetrying) {
   EXPECT_FALSE(HistorySays(job, "re-queued")) << "a diverged loss was retried";
 }
 
+// A safetensors file holding only a classifier of `classes` rows (the
+// header is what the coordinator reads).
+void WriteClassifierOnlySafetensors(const std::string& path, int classes) {
+  const int bytes = classes * 2 * 4;
+  const std::string header =
+      "{\"__metadata__\":{\"retrain.model\":\"small\"},\"fc.weight\":"
+      "{\"dtype\":\"F32\",\"shape\":[" +
+      std::to_string(classes) + ",2],\"data_offsets\":[0," + std::to_string(bytes) + "]}}";
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t length = header.size();  // little-endian, as the format
+  out.write(reinterpret_cast<const char*>(&length), 8);
+  out << header << std::string(bytes, '\0');
+}
+
 TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   TempDir dir;
   Cluster cluster(dir.path());
@@ -331,7 +346,58 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   from.set_model("linear");
   s = Submit(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(s.error_message(), HasSubstr("the checkpoint is small and spec.model is linear"));
+  EXPECT_THAT(s.error_message(), HasSubstr("the weights are small's and spec.model is linear"));
+
+  // The same weights exported as a safetensors file (as torchvision's are)
+  // are judged by its header: another model's, or another class count
+  // without fine_tune, or a damaged file, are refused at submit ...
+  const std::string exported = dir.path() + "/a.safetensors";
+  CommandResult x = RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
+                                dir.path() + "/a", "--raw_weights", "--out", exported});
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  from.set_pretrained_model_checkpoint_path(exported);
+  s = Submit(cluster, from, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("the weights are small's and spec.model is linear"));
+  const std::string five = dir.path() + "/five.safetensors";
+  WriteClassifierOnlySafetensors(five, 5);
+  from.set_model("small");
+  from.set_pretrained_model_checkpoint_path(five);
+  s = Submit(cluster, from, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.fine_tune: the pretrained weights have 5 classes "
+                                           "and the dataset 11"));
+  fs::resize_file(exported, fs::file_size(exported) - 4);
+  from.set_pretrained_model_checkpoint_path(exported);
+  s = Submit(cluster, from, &refused);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("spec.pretrained_model_checkpoint_path: " + exported));
+  EXPECT_THAT(s.error_message(), HasSubstr("truncated"));
+
+  // ... and good ones start a run: a step at a tiny learning rate keeps
+  // what `a` learned, which a run from scratch has not.
+  ASSERT_EQ(RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
+                        dir.path() + "/a", "--raw_weights", "--out", exported})
+                .exit_code,
+            0);
+  auto one_step = [&](const std::string& run, const std::string& weights) {
+    v1::TrainingSpec spec = DigitsSpec(dir.path(), run, 1);
+    spec.set_initial_learning_rate(1e-6);
+    spec.set_pretrained_model_checkpoint_path(weights);
+    v1::Job job;
+    grpc::Status st = Submit(cluster, spec, &job);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return cluster.WaitForEnd(job.id(), std::chrono::seconds(180));
+  };
+  const v1::Job started = one_step("from-weights", exported);
+  const v1::Job scratch = one_step("scratch", "");
+  ASSERT_EQ(started.state(), v1::JOB_STATE_SUCCEEDED) << started.error();
+  ASSERT_EQ(scratch.state(), v1::JOB_STATE_SUCCEEDED) << scratch.error();
+  const double learned = started.training_result().evaluation().precision_at_1();
+  const double chance = scratch.training_result().evaluation().precision_at_1();
+  std::cout << "precision@1 after one step: from a's weights " << learned << ", from scratch "
+            << chance << std::endl;
+  EXPECT_GT(learned, chance + 0.4);
 }
 
 // GPU jobs are admitted by device memory, from what the workers' GPUs

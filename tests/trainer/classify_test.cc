@@ -246,6 +246,11 @@ TEST(ClassifyTest, BadOptionsAreConfigurationErrorsThatSayWhatToDo) {
     o.device = "cuda";
     EXPECT_THAT(error_of(o), HasSubstr("--device cuda: LibTorch sees no CUDA device"));
   }
+  o.device = "cpu";
+  o.checkpoint = dir + "/weights.safetensors";
+  WriteFile(o.checkpoint, "weights");
+  EXPECT_THAT(error_of(o), HasSubstr("holds weights only"));
+  EXPECT_THAT(error_of(o), HasSubstr("--pretrained_model_checkpoint_path"));
 }
 
 }  // namespace

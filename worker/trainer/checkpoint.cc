@@ -6,6 +6,8 @@
 #include <random>
 
 #include "worker/trainer/input/checkpoint_summary.h"
+#include "worker/trainer/input/safetensors_index.h"
+#include "worker/trainer/safetensors_weights.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -191,8 +193,38 @@ void RestoreCheckpoint(const std::string& path, Model& model, ExponentialMovingA
   }
 }
 
+std::string ChooseCheckpoint(const std::string& checkpoint_dir, const std::string& checkpoint) {
+  auto fail = [](const std::string& message) {
+    throw TrainerError(TrainerError::Kind::kConfig, message);
+  };
+  if (checkpoint_dir.empty() == checkpoint.empty()) {
+    fail("give one of --checkpoint_dir (its newest checkpoint) or --checkpoint");
+  }
+  if (!checkpoint.empty()) {
+    if (fs::is_directory(checkpoint)) {
+      fail("--checkpoint " + checkpoint +
+           " is a directory: pass it as --checkpoint_dir to use its newest checkpoint");
+    }
+    if (!fs::is_regular_file(checkpoint)) fail("--checkpoint " + checkpoint + ": no such file");
+    if (IsSafetensorsPath(checkpoint)) {
+      fail("--checkpoint " + checkpoint +
+           " holds weights only, without the model, classes and image size of a checkpoint: "
+           "start a run from it with --pretrained_model_checkpoint_path");
+    }
+    return checkpoint;
+  }
+  auto latest = CheckpointManager(checkpoint_dir, 1 << 30).Latest();
+  if (!latest) fail("--checkpoint_dir " + checkpoint_dir + " holds no checkpoint");
+  return *latest;
+}
+
 void LoadWeights(const std::string& path, Model& model, bool skip_classifier,
                  bool use_moving_averages) {
+  if (IsSafetensorsPath(path)) {
+    // Weights only, from elsewhere: no moving averages to choose from.
+    LoadSafetensorsWeights(path, model, skip_classifier);
+    return;
+  }
   torch::serialize::InputArchive archive;
   LoadArchive(path, archive);
   const CheckpointMeta meta = ReadMeta(archive);

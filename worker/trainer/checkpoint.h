@@ -67,7 +67,13 @@ CheckpointMeta ReadCheckpointMeta(const std::string& path);
 void RestoreCheckpoint(const std::string& path, Model& model, ExponentialMovingAverage* ema,
                        RmsPropTf* optimizer);
 
-// Loads only weights from a checkpoint, for fine-tuning or evaluation.
+// The checkpoint a command was pointed at: the file `checkpoint`, or the
+// newest one in `checkpoint_dir` (exactly one of the two is set). Throws
+// TrainerError(kConfig) naming the flag (--checkpoint, --checkpoint_dir).
+std::string ChooseCheckpoint(const std::string& checkpoint_dir, const std::string& checkpoint);
+
+// Loads only weights from a checkpoint, for fine-tuning or evaluation; a
+// path ending in .safetensors is a weights file (safetensors_weights.h).
 // `skip_classifier`: leave the model's classifier layers as they are (they
 // start fresh when the class count changes). `use_moving_averages`: take
 // the moving averages instead of the raw weights (evaluation). Without

@@ -30,9 +30,6 @@ namespace {
 }
 
 void CheckOptions(const ClassifyOptions& o) {
-  if (o.checkpoint_dir.empty() == o.checkpoint.empty()) {
-    ConfigError("give one of --checkpoint_dir (its newest checkpoint) or --checkpoint");
-  }
   if (o.inputs.empty()) ConfigError("name at least one JPEG file or directory to classify");
   if (o.top_k < 1) ConfigError("--top_k must be at least 1 (got " + std::to_string(o.top_k) + ")");
   if (o.batch_size < 1 || o.batch_size > 4096) {
@@ -79,22 +76,6 @@ std::vector<std::string> ListImages(const std::vector<std::string>& inputs) {
     files.insert(files.end(), found.begin(), found.end());
   }
   return files;
-}
-
-std::string ChooseCheckpoint(const ClassifyOptions& o) {
-  if (!o.checkpoint.empty()) {
-    if (fs::is_directory(o.checkpoint)) {
-      ConfigError("--checkpoint " + o.checkpoint +
-                  " is a directory: pass it as --checkpoint_dir to use its newest checkpoint");
-    }
-    if (!fs::is_regular_file(o.checkpoint)) {
-      ConfigError("--checkpoint " + o.checkpoint + ": no such file");
-    }
-    return o.checkpoint;
-  }
-  auto latest = CheckpointManager(o.checkpoint_dir, 1 << 30).Latest();
-  if (!latest) ConfigError("--checkpoint_dir " + o.checkpoint_dir + " holds no checkpoint");
-  return *latest;
 }
 
 // Class id -> name: the checkpoint's summary, else the dataset's manifest;
@@ -190,7 +171,7 @@ class ResultWriter {
 ClassifyResult Classify(const ClassifyOptions& o, std::ostream& out) {
   CheckOptions(o);
   const std::vector<std::string> files = ListImages(o.inputs);
-  const std::string checkpoint = ChooseCheckpoint(o);
+  const std::string checkpoint = ChooseCheckpoint(o.checkpoint_dir, o.checkpoint);
   const CheckpointMeta meta = ReadCheckpointMeta(checkpoint);
   ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
   LoadWeights(checkpoint, *model, /*skip_classifier=*/false, /*use_moving_averages=*/true);

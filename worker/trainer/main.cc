@@ -19,6 +19,7 @@
 
 #include "worker/trainer/classify.h"
 #include "worker/trainer/distributed/launcher.h"
+#include "worker/trainer/export_weights.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/trainer.h"
 #include "worker/trainer/trainer_error.h"
@@ -36,9 +37,10 @@ int main(int argc, char** argv) {
   TrainOptions t;
   EvalOptions e;
   std::string log_level = "info";
-  CLI::App app{"retrain-trainer: train and evaluate image classifiers on TFRecord datasets "
-               "built by `retrain build-dataset`, as TensorFlow's Inception scripts do, and "
-               "classify images with them."};
+  CLI::App app{
+      "retrain-trainer: train and evaluate image classifiers on TFRecord datasets "
+      "built by `retrain build-dataset`, as TensorFlow's Inception scripts do, and "
+      "classify images with them or export their weights."};
   app.require_subcommand(1);
   app.add_option("--log_level", log_level, "trace, debug, info, warn or error");
   app.fallthrough();
@@ -172,6 +174,21 @@ int main(int argc, char** argv) {
   classify->add_option("images", c.inputs, "JPEG files, or directories to search for them")
       ->required();
 
+  retrain::trainer::ExportOptions x;
+  auto* export_cmd = app.add_subcommand(
+      "export",
+      "A checkpoint's weights (moving averages) as a safetensors file, named as torchvision's "
+      "models name them: for PyTorch, or as another run's --pretrained_model_checkpoint_path.\n"
+      "Example: retrain-trainer export --checkpoint_dir runs/1 --out flowers.safetensors");
+  auto* export_dir = export_cmd->add_option("--checkpoint_dir", x.checkpoint_dir,
+                                            "Use the newest checkpoint here");
+  auto* export_path =
+      export_cmd->add_option("--checkpoint", x.checkpoint, "Use this checkpoint file");
+  export_dir->excludes(export_path);
+  export_cmd->add_option("--out", x.out, "The .safetensors file to write")->required();
+  export_cmd->add_flag("--raw_weights", x.raw_weights,
+                       "The trained weights instead of their moving averages");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& err) {
@@ -211,6 +228,7 @@ int main(int argc, char** argv) {
     }
     if (*train) retrain::trainer::Train(t);
     if (*eval) retrain::trainer::Evaluate(e);
+    if (*export_cmd) retrain::trainer::ExportWeights(x);
     if (*classify) return retrain::trainer::Classify(c, std::cout).skipped > 0 ? 3 : 0;
   } catch (const retrain::trainer::TrainerError& err) {
     std::cerr << who << err.what() << "\n";

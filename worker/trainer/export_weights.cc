@@ -1,0 +1,31 @@
+#include "worker/trainer/export_weights.h"
+
+#include "worker/trainer/checkpoint.h"
+#include "worker/trainer/input/safetensors_index.h"
+#include "worker/trainer/nn/model.h"
+#include "worker/trainer/safetensors_weights.h"
+#include "worker/trainer/trainer_error.h"
+#include "worker/trainer/trainer_log.h"
+
+namespace retrain::trainer {
+
+std::string ExportWeights(const ExportOptions& o) {
+  if (!IsSafetensorsPath(o.out)) {
+    throw TrainerError(TrainerError::Kind::kConfig,
+                       "--out " + o.out + ": name a .safetensors file");
+  }
+  const std::string checkpoint = ChooseCheckpoint(o.checkpoint_dir, o.checkpoint);
+  const CheckpointMeta meta = ReadCheckpointMeta(checkpoint);
+  ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
+  LoadWeights(checkpoint, *model, /*skip_classifier=*/false,
+              /*use_moving_averages=*/!o.raw_weights);
+  WriteSafetensors(o.out, NamedTensors(*model),
+                   {{"format", "pt"}, {kSafetensorsModelKey, meta.model}});
+  LogInfo(Printf("wrote %s: the %s of %s (%s, %lld classes, step %lld)", o.out.c_str(),
+                 o.raw_weights ? "weights" : "moving averages", checkpoint.c_str(),
+                 meta.model.c_str(), static_cast<long long>(meta.num_classes),
+                 static_cast<long long>(meta.step)));
+  return checkpoint;
+}
+
+}  // namespace retrain::trainer
