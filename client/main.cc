@@ -335,7 +335,9 @@ int main(int argc, char** argv) {
   train->add_flag("--skip_corrupt_records", t_skip_corrupt,
                   "Skip damaged training records (logged with file and offset) instead of "
                   "failing");
-  train->add_option("--pretrained_model_checkpoint_path", t_pretrained);
+  train->add_option("--pretrained_model_checkpoint_path", t_pretrained,
+                    "Start from these weights: a checkpoint (model.ckpt-N) or a .safetensors "
+                    "file (scripts/weights_to_safetensors.py)");
   train->add_option("--precision", t_precision, "fp32 or bf16");
   train->add_option("--augmentation", t_augmentation, "inception (default) or none");
   train->add_option("--decode", t_decode,

@@ -14,9 +14,9 @@
 #include <sstream>
 
 #include "tests/trainer/input/test_dataset.h"
+#include "tests/trainer/tiny_run.h"
 #include "worker/trainer/checkpoint.h"
 #include "worker/trainer/input/checkpoint_summary.h"
-#include "worker/trainer/trainer.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -24,38 +24,12 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using testing::DatasetSpec;
 using testing::MakeTempDir;
 using testing::WriteFile;
 
-struct TrainedModel {
-  std::string data;
-  std::string train_dir;
-};
-
-// A small model trained for a few steps on 3 classes ("class1".."class3",
-// 0 the background).
-const TrainedModel& TrainedRun() {
-  static const TrainedModel run = [] {
-    TrainedModel r{MakeTempDir("classify-data"), MakeTempDir("classify-run")};
-    DatasetSpec spec;
-    spec.num_labels = 3;
-    spec.splits = {{"train", 24, 1, 40, 40, false, 90}};
-    testing::WriteDataset(r.data, spec);
-    TrainOptions o;
-    o.data_dir = r.data;
-    o.train_dir = r.train_dir;
-    o.model = "small";
-    o.batch_size = 8;
-    o.max_steps = 3;
-    o.image_size = 32;
-    o.input_queue_memory_factor = 0;
-    o.num_preprocess_threads = 1;
-    o.num_readers = 1;
-    o.num_intra_op_threads = 1;
-    Train(o);
-    return r;
-  }();
+// A small model trained for a few steps on 3 classes.
+const testing::TinyRun& TrainedRun() {
+  static const testing::TinyRun run = testing::TrainTinyRun("classify", 3);
   return run;
 }
 
@@ -79,7 +53,7 @@ std::vector<nlohmann::json> ClassifyJson(ClassifyOptions o, ClassifyResult* resu
 }
 
 TEST(ClassifyTest, ClassifiesEveryJpegInInputOrderAndReportsTheOthers) {
-  const TrainedModel& run = TrainedRun();
+  const testing::TinyRun& run = TrainedRun();
   const std::string dir = MakeTempDir("classify-images");
   fs::create_directories(dir + "/tree/sub");
   fs::create_directories(dir + "/tree/.cache");
@@ -140,7 +114,7 @@ TEST(ClassifyTest, ClassifiesEveryJpegInInputOrderAndReportsTheOthers) {
 }
 
 TEST(ClassifyTest, TheBatchSizeDoesNotChangeTheAnswers) {
-  const TrainedModel& run = TrainedRun();
+  const testing::TinyRun& run = TrainedRun();
   const std::string dir = MakeTempDir("classify-batches");
   for (int i = 0; i < 7; ++i) WriteFile(dir + "/" + std::to_string(i) + ".jpg", Jpeg(48, 40, 10 + i));
   ClassifyOptions o;
@@ -174,7 +148,7 @@ TEST(ClassifyTest, TheBatchSizeDoesNotChangeTheAnswers) {
 }
 
 TEST(ClassifyTest, ClassNamesComeFromTheCheckpointOrTheDataset) {
-  const TrainedModel& run = TrainedRun();
+  const testing::TinyRun& run = TrainedRun();
   const std::string checkpoint = *CheckpointManager(run.train_dir, 5).Latest();
   const auto summary = ReadCheckpointSummary(checkpoint);
   ASSERT_TRUE(summary.has_value());
@@ -209,7 +183,7 @@ TEST(ClassifyTest, ClassNamesComeFromTheCheckpointOrTheDataset) {
 }
 
 TEST(ClassifyTest, BadOptionsAreConfigurationErrorsThatSayWhatToDo) {
-  const TrainedModel& run = TrainedRun();
+  const testing::TinyRun& run = TrainedRun();
   const std::string dir = MakeTempDir("classify-bad");
   WriteFile(dir + "/x.jpg", Jpeg(40, 40, 30));
   auto error_of = [](const ClassifyOptions& o) -> std::string {

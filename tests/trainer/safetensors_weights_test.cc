@@ -1,13 +1,17 @@
 // Weights in safetensors files: written and read back, loaded into a model
-// as PyTorch's strict load_state_dict, and refused naming the tensor when
-// they are another model's.
+// as PyTorch's strict load_state_dict, refused naming the tensor when they
+// are another model's, and exported from a checkpoint.
 #include "worker/trainer/safetensors_weights.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/trainer/input/test_dataset.h"
+#include "tests/trainer/tiny_run.h"
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/export_weights.h"
 #include "worker/trainer/trainer_error.h"
 
 namespace retrain::trainer {
@@ -128,6 +132,56 @@ TEST(SafetensorsWeightsTest, ADamagedFileIsADataError) {
   } catch (const TrainerError& e) {
     EXPECT_EQ(e.kind(), TrainerError::Kind::kData);
     EXPECT_THAT(e.what(), HasSubstr("truncated download"));
+  }
+}
+
+// The weights of a model: its parameters and buffers, cloned.
+std::map<std::string, torch::Tensor> WeightsOf(const Model& model) {
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [name, t] : NamedTensors(model)) weights[name] = t.clone();
+  return weights;
+}
+
+TEST(SafetensorsWeightsTest, ExportWritesACheckpointsAveragesOrWeightsWithItsLabels) {
+  const std::string run = testing::TrainTinyRun("export", 3).train_dir;
+  const std::string checkpoint = run + "/model.ckpt-3";
+  ExportOptions x;
+  x.checkpoint_dir = run;
+  x.out = run + "/averages.safetensors";
+  EXPECT_EQ(ExportWeights(x), checkpoint);
+  x.raw_weights = true;
+  x.out = run + "/raw.safetensors";
+  ExportWeights(x);
+
+  ModelPtr model = CreateModel("small", 4);
+  for (const bool averages : {true, false}) {
+    LoadWeights(checkpoint, *model, false, averages);
+    const auto expected = WeightsOf(*model);
+    const auto written = ReadSafetensors(run + (averages ? "/averages" : "/raw") + ".safetensors");
+    ASSERT_EQ(written.size(), expected.size());
+    for (const auto& [name, t] : expected) {
+      EXPECT_TRUE(torch::equal(written.at(name), t)) << name << (averages ? " (averages)" : "");
+    }
+  }
+  // Three steps move the weights but hardly their averages.
+  EXPECT_FALSE(torch::equal(ReadSafetensors(run + "/raw.safetensors").at("fc.weight"),
+                            ReadSafetensors(run + "/averages.safetensors").at("fc.weight")));
+  const auto metadata = ReadSafetensorsIndex(run + "/averages.safetensors").metadata;
+  EXPECT_EQ(metadata.at(kSafetensorsModelKey), "small");
+  EXPECT_EQ(metadata.at("retrain.num_classes"), "4");
+  EXPECT_EQ(metadata.at("retrain.image_size"), "32");
+  EXPECT_EQ(metadata.at("retrain.step"), "3");
+  EXPECT_EQ(metadata.at("retrain.weights"), "moving averages");
+  const auto labels = nlohmann::json::parse(metadata.at("retrain.labels"));
+  EXPECT_EQ(labels.at("1"), "class1");
+  EXPECT_EQ(labels.at("3"), "class3");
+
+  x.out = run + "/weights.pt";
+  try {
+    ExportWeights(x);
+    FAIL() << "wrote " << x.out;
+  } catch (const TrainerError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("--out " + x.out + ": name a .safetensors file"));
   }
 }
 

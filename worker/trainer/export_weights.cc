@@ -1,6 +1,10 @@
 #include "worker/trainer/export_weights.h"
 
+#include <map>
+#include <nlohmann/json.hpp>
+
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/input/checkpoint_summary.h"
 #include "worker/trainer/input/safetensors_index.h"
 #include "worker/trainer/nn/model.h"
 #include "worker/trainer/safetensors_weights.h"
@@ -19,8 +23,19 @@ std::string ExportWeights(const ExportOptions& o) {
   ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
   LoadWeights(checkpoint, *model, /*skip_classifier=*/false,
               /*use_moving_averages=*/!o.raw_weights);
-  WriteSafetensors(o.out, NamedTensors(*model),
-                   {{"format", "pt"}, {kSafetensorsModelKey, meta.model}});
+  std::map<std::string, std::string> metadata = {
+      {"format", "pt"},
+      {kSafetensorsModelKey, meta.model},
+      {"retrain.num_classes", std::to_string(meta.num_classes)},
+      {"retrain.image_size", std::to_string(meta.image_size)},
+      {"retrain.step", std::to_string(meta.step)},
+      {"retrain.weights", o.raw_weights ? "raw" : "moving averages"}};
+  if (auto summary = ReadCheckpointSummary(checkpoint); summary && !summary->labels.empty()) {
+    nlohmann::json labels = nlohmann::json::object();
+    for (const LabelInfo& l : summary->labels) labels[std::to_string(l.id)] = l.name;
+    metadata["retrain.labels"] = labels.dump();
+  }
+  WriteSafetensors(o.out, NamedTensors(*model), metadata);
   LogInfo(Printf("wrote %s: the %s of %s (%s, %lld classes, step %lld)", o.out.c_str(),
                  o.raw_weights ? "weights" : "moving averages", checkpoint.c_str(),
                  meta.model.c_str(), static_cast<long long>(meta.num_classes),

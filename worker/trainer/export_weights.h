@@ -20,7 +20,11 @@ struct ExportOptions {
 };
 
 // Writes the file (whole or not at all) and returns the checkpoint it came
-// from. Throws TrainerError: kConfig for bad options or an unwritable path.
+// from. Its metadata records retrain.model, retrain.num_classes,
+// retrain.image_size, retrain.step, retrain.weights ("moving averages" or
+// "raw") and, when the checkpoint's summary names them, retrain.labels: a
+// JSON object from class id (as a string) to name. Throws TrainerError: kConfig for bad options or
+// an unwritable path.
 std::string ExportWeights(const ExportOptions& o);
 
 }  // namespace retrain::trainer

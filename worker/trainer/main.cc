@@ -84,7 +84,9 @@ int main(int argc, char** argv) {
   train->add_option("--rmsprop_epsilon", t.rmsprop_epsilon)->capture_default_str();
   train->add_flag("--fine_tune", t.fine_tune,
                   "With --pretrained_model_checkpoint_path: classifier layers start fresh");
-  train->add_option("--pretrained_model_checkpoint_path", t.pretrained_model_checkpoint_path);
+  train->add_option("--pretrained_model_checkpoint_path", t.pretrained_model_checkpoint_path,
+                    "Start from these weights: a checkpoint (model.ckpt-N) or a .safetensors "
+                    "file (scripts/weights_to_safetensors.py)");
   train->add_option("--seed", t.seed)->capture_default_str();
   train->add_flag("--sync_batch_norm", t.sync_batch_norm,
                   "Batch-norm statistics over every rank's examples of a step, not per rank");
