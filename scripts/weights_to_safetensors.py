@@ -17,6 +17,11 @@ Needs PyTorch (and torchvision for the first form), any version, and
 nothing else: the file is written here, not by the safetensors package.
 The tensors keep their state-dict names, which are retrain-trainer's for
 these models. Floating-point tensors are written as F32, integers as I64.
+
+retrain feeds models pixels in [-1, 1], which inception_v3's ImageNet
+weights (ported from TF-slim) were trained on; resnet50's were trained on
+ImageNet's mean/std normalisation, which is folded into its first layers
+(--input says which a state dict was trained on).
 """
 
 import argparse
@@ -77,6 +82,40 @@ def load_state_dict(pth):
     return state
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# Each model's first convolution (no bias) and the batch norm after it.
+FIRST_LAYERS = {
+    "inception_v3": ("Conv2d_1a_3x3.conv.weight", "Conv2d_1a_3x3.bn.running_mean"),
+    "resnet50": ("conv1.weight", "bn1.running_mean"),
+}
+# The input the ImageNet weights of torchvision were trained on.
+TORCHVISION_INPUT = {"inception_v3": "as-is", "resnet50": "imagenet"}
+
+
+def fold_input_normalization(state, model, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+    """Makes weights trained on (pixels in [0, 1] - mean) / std take
+    retrain's pixels in [-1, 1] instead. The normalised input is
+    x / (2 std) + (0.5 - mean) / std: the scale goes into the first
+    convolution's weights and the shift, a constant per output channel of a
+    convolution without bias, into the batch norm after it. Exact for
+    inception_v3 (its first convolution has no padding); for resnet50 exact
+    but at the borders, where the zero padding stood for the mean."""
+    import torch
+
+    first_conv, first_bn = FIRST_LAYERS[model]
+    weight = state[first_conv].clone()
+    scale = torch.tensor([1.0 / (2.0 * s) for s in std]).view(1, 3, 1, 1)
+    shift = torch.tensor([(0.5 - m) / s for m, s in zip(mean, std)]).view(1, 3, 1, 1)
+    constant = (weight * shift).sum(dim=(1, 2, 3))
+    state = dict(state)
+    state[first_conv] = weight * scale
+    state[first_bn] = state[first_bn] - constant
+    return state
+
+
 def torchvision_state_dict(model):
     import torchvision
 
@@ -102,6 +141,12 @@ def main():
     parser.add_argument("--pth", help="a file written by torch.save instead")
     parser.add_argument("--model", dest="model_name", choices=MODELS,
                         help="with --pth: the model the weights are for (recorded in the file)")
+    parser.add_argument("--input", choices=("imagenet", "as-is"),
+                        help="what the weights were trained on: 'imagenet' (pixels in [0, 1] "
+                             "normalised by ImageNet's mean and std: folded into the first "
+                             "layers, so that they take retrain's [-1, 1]) or 'as-is' ([-1, 1] "
+                             "already). Default: as torchvision's ImageNet weights of the model "
+                             "(resnet50 imagenet, inception_v3 as-is)")
     args = parser.parse_args()
     if not args.output.endswith(".safetensors"):
         parser.error("the output file's name must end in .safetensors")
@@ -114,6 +159,12 @@ def main():
     metadata = {"format": "pt"}
     if model:
         metadata["retrain.model"] = model
+    trained_on = args.input or TORCHVISION_INPUT.get(model, "as-is")
+    if trained_on == "imagenet":
+        if model not in FIRST_LAYERS:
+            parser.error("--input imagenet needs --model, to know the first layers")
+        state = fold_input_normalization(state, model)
+        metadata["retrain.input"] = "ImageNet mean/std folded into the first layers"
     save_safetensors(state, args.output, metadata)
     print(f"{args.output}: {len(state)} tensors" + (f" of {model}" if model else ""))
 
