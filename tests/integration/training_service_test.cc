@@ -352,8 +352,11 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   // are judged by its header: another model's, or another class count
   // without fine_tune, or a damaged file, are refused at submit ...
   const std::string exported = dir.path() + "/a.safetensors";
-  CommandResult x = RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
-                                dir.path() + "/a", "--raw_weights", "--out", exported});
+  auto export_a = [&] {
+    return RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
+                       dir.path() + "/a", "--raw_weights", "--out", exported});
+  };
+  CommandResult x = export_a();
   ASSERT_EQ(x.exit_code, 0) << x.err;
   from.set_pretrained_model_checkpoint_path(exported);
   s = Submit(cluster, from, &refused);
@@ -376,10 +379,8 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
 
   // ... and good ones start a run: a step at a tiny learning rate keeps
   // what `a` learned, which a run from scratch has not.
-  ASSERT_EQ(RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
-                        dir.path() + "/a", "--raw_weights", "--out", exported})
-                .exit_code,
-            0);
+  x = export_a();
+  ASSERT_EQ(x.exit_code, 0) << x.err;
   auto one_step = [&](const std::string& run, const std::string& weights) {
     v1::TrainingSpec spec = DigitsSpec(dir.path(), run, 1);
     spec.set_initial_learning_rate(1e-6);

@@ -29,6 +29,14 @@ namespace {
 
 void OnSignal(int) { retrain::trainer::RequestStop(); }
 
+// --checkpoint_dir DIR or --checkpoint FILE, as ChooseCheckpoint() takes them.
+void AddCheckpointChoice(CLI::App& command, std::string& checkpoint_dir, std::string& checkpoint) {
+  auto* dir =
+      command.add_option("--checkpoint_dir", checkpoint_dir, "Use the newest checkpoint here");
+  auto* file = command.add_option("--checkpoint", checkpoint, "Use this checkpoint file");
+  dir->excludes(file);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -160,11 +168,7 @@ int main(int argc, char** argv) {
       "The most probable classes of JPEG images under a checkpoint's moving averages, one line "
       "per image (evaluation preprocessing: central crop, the checkpoint's image size).\n"
       "Example: retrain-trainer classify --checkpoint_dir runs/1 photo.jpg more-photos/");
-  auto* classify_dir = classify->add_option("--checkpoint_dir", c.checkpoint_dir,
-                                            "Use the newest checkpoint here");
-  auto* classify_path =
-      classify->add_option("--checkpoint", c.checkpoint, "Use this checkpoint file");
-  classify_dir->excludes(classify_path);
+  AddCheckpointChoice(*classify, c.checkpoint_dir, c.checkpoint);
   classify->add_option("--data_dir", c.data_dir,
                        "Dataset that names the classes, for checkpoints that record no names");
   classify->add_option("--top_k", c.top_k, "Classes shown per image")->capture_default_str();
@@ -182,11 +186,7 @@ int main(int argc, char** argv) {
       "A checkpoint's weights (moving averages) as a safetensors file, named as torchvision's "
       "models name them: for PyTorch, or as another run's --pretrained_model_checkpoint_path.\n"
       "Example: retrain-trainer export --checkpoint_dir runs/1 --out flowers.safetensors");
-  auto* export_dir = export_cmd->add_option("--checkpoint_dir", x.checkpoint_dir,
-                                            "Use the newest checkpoint here");
-  auto* export_path =
-      export_cmd->add_option("--checkpoint", x.checkpoint, "Use this checkpoint file");
-  export_dir->excludes(export_path);
+  AddCheckpointChoice(*export_cmd, x.checkpoint_dir, x.checkpoint);
   export_cmd->add_option("--out", x.out, "The .safetensors file to write")->required();
   export_cmd->add_flag("--raw_weights", x.raw_weights,
                        "The trained weights instead of their moving averages");

@@ -71,11 +71,17 @@ void LoadSafetensorsWeights(const std::string& path, Model& model, bool skip_cla
                        path + " holds the weights of a " + named_model->second + ", not a " +
                            model.model_name() + "; pass the same --model");
   }
-  std::vector<std::pair<std::string, torch::Tensor>> targets = NamedTensors(model);
   std::vector<std::string> missing;
   std::set<std::string> used;
   std::string wrong_shape;  // the first tensor whose shape differs
-  for (const auto& [name, target] : targets) {
+  // Each model tensor with the file's entry it is loaded from.
+  struct Load {
+    const std::string& name;
+    torch::Tensor target;
+    const SafetensorsEntry& entry;
+  };
+  std::vector<Load> loads;
+  for (const auto& [name, target] : NamedTensors(model)) {
     const bool classifier = model.IsClassifierParameter(name);
     if (classifier && skip_classifier) {
       used.insert(name);
@@ -87,6 +93,7 @@ void LoadSafetensorsWeights(const std::string& path, Model& model, bool skip_cla
       continue;
     }
     used.insert(name);
+    loads.push_back({it->first, target, it->second});
     const c10::IntArrayRef want = target.sizes();
     if (c10::IntArrayRef(it->second.shape) == want || !wrong_shape.empty()) continue;
     if (classifier) {
@@ -122,13 +129,7 @@ void LoadSafetensorsWeights(const std::string& path, Model& model, bool skip_cla
   }
   std::ifstream in(path, std::ios::binary);
   torch::NoGradGuard no_grad;
-  for (auto& [name, target] : targets) {
-    const auto it = index.tensors.find(name);
-    if (it == index.tensors.end() || (skip_classifier && model.IsClassifierParameter(name))) {
-      continue;
-    }
-    target.copy_(ReadTensor(in, path, name, it->second));
-  }
+  for (Load& load : loads) load.target.copy_(ReadTensor(in, path, load.name, load.entry));
 }
 
 std::map<std::string, torch::Tensor> ReadSafetensors(const std::string& path) {
