@@ -65,6 +65,39 @@ void LoadArchive(const std::string& path, torch::serialize::InputArchive& archiv
   }
 }
 
+// ReadMeta() for a file at `path`: TrainerError(kData) when it has none.
+CheckpointMeta ReadMetaOf(const std::string& path, torch::serialize::InputArchive& archive) {
+  try {
+    return ReadMeta(archive);
+  } catch (const c10::Error&) {
+    throw TrainerError(TrainerError::Kind::kData, path + ": not a retrain checkpoint (no meta data)");
+  }
+}
+
+// The model `meta` describes, with the weights of `archive` (or their moving
+// averages) in it. Throws TrainerError(kData) for a damaged archive.
+ModelPtr ReadSavedModel(const std::string& path, torch::serialize::InputArchive& archive,
+                        const CheckpointMeta& meta, bool use_moving_averages) {
+  ModelPtr saved = CreateModel(meta.model, static_cast<int>(meta.num_classes));
+  try {
+    torch::serialize::InputArchive weights;
+    archive.read("model", weights);
+    saved->load(weights);
+    if (use_moving_averages) {
+      ExponentialMovingAverage ema(*saved);
+      torch::serialize::InputArchive averages;
+      archive.read("ema", averages);
+      ema.load(averages);
+      ema.CopyTo(*saved);
+    }
+  } catch (const c10::Error& e) {
+    throw TrainerError(TrainerError::Kind::kData,
+                       path + ": damaged checkpoint: " +
+                           std::string(e.what_without_backtrace()).substr(0, 200));
+  }
+  return saved;
+}
+
 }  // namespace
 
 CheckpointManager::CheckpointManager(std::string dir, int keep)
@@ -155,11 +188,16 @@ std::string CheckpointManager::Save(const CheckpointMeta& meta, Model& model,
 CheckpointMeta ReadCheckpointMeta(const std::string& path) {
   torch::serialize::InputArchive archive;
   LoadArchive(path, archive);
-  try {
-    return ReadMeta(archive);
-  } catch (const c10::Error&) {
-    throw TrainerError(TrainerError::Kind::kData, path + ": not a retrain checkpoint (no meta data)");
-  }
+  return ReadMetaOf(path, archive);
+}
+
+CheckpointModel LoadCheckpointModel(const std::string& path, bool use_moving_averages) {
+  torch::serialize::InputArchive archive;
+  LoadArchive(path, archive);
+  CheckpointModel loaded;
+  loaded.meta = ReadMetaOf(path, archive);
+  loaded.model = ReadSavedModel(path, archive, loaded.meta, use_moving_averages);
+  return loaded;
 }
 
 void RestoreCheckpoint(const std::string& path, Model& model, ExponentialMovingAverage* ema,
@@ -227,7 +265,7 @@ void LoadWeights(const std::string& path, Model& model, bool skip_classifier,
   }
   torch::serialize::InputArchive archive;
   LoadArchive(path, archive);
-  const CheckpointMeta meta = ReadMeta(archive);
+  const CheckpointMeta meta = ReadMetaOf(path, archive);
   if (meta.model != model.model_name()) {
     throw TrainerError(TrainerError::Kind::kConfig,
                        path + " holds a " + meta.model + ", not a " + model.model_name() +
@@ -240,23 +278,7 @@ void LoadWeights(const std::string& path, Model& model, bool skip_classifier,
                            "; pass --fine_tune to start the classifier layers fresh");
   }
   // The checkpoint's own model, restored whole, then copied over by name.
-  ModelPtr saved = CreateModel(meta.model, static_cast<int>(meta.num_classes));
-  try {
-    torch::serialize::InputArchive weights;
-    archive.read("model", weights);
-    saved->load(weights);
-    if (use_moving_averages) {
-      ExponentialMovingAverage ema(*saved);
-      torch::serialize::InputArchive averages;
-      archive.read("ema", averages);
-      ema.load(averages);
-      ema.CopyTo(*saved);
-    }
-  } catch (const c10::Error& e) {
-    throw TrainerError(TrainerError::Kind::kData,
-                       path + ": damaged checkpoint: " +
-                           std::string(e.what_without_backtrace()).substr(0, 200));
-  }
+  ModelPtr saved = ReadSavedModel(path, archive, meta, use_moving_averages);
   torch::NoGradGuard no_grad;
   auto source_params = saved->named_parameters();
   for (auto& p : model.named_parameters()) {

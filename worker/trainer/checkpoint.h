@@ -62,6 +62,17 @@ class CheckpointManager {
 // or foreign file.
 CheckpointMeta ReadCheckpointMeta(const std::string& path);
 
+// A checkpoint's own model (the model and class count its meta data names)
+// and that meta data, read in one pass, for commands that run a trained
+// model as it is (classify, export, evaluate). `use_moving_averages`: the
+// model holds the moving averages instead of the raw weights. Throws
+// TrainerError(kData) for a damaged or foreign file.
+struct CheckpointModel {
+  CheckpointMeta meta;
+  ModelPtr model;
+};
+CheckpointModel LoadCheckpointModel(const std::string& path, bool use_moving_averages);
+
 // Restores a full training state written by Save(). Throws TrainerError:
 // kConfig when the checkpoint's model or class count differs from `model`.
 void RestoreCheckpoint(const std::string& path, Model& model, ExponentialMovingAverage* ema,

@@ -172,9 +172,9 @@ ClassifyResult Classify(const ClassifyOptions& o, std::ostream& out) {
   CheckOptions(o);
   const std::vector<std::string> files = ListImages(o.inputs);
   const std::string checkpoint = ChooseCheckpoint(o.checkpoint_dir, o.checkpoint);
-  const CheckpointMeta meta = ReadCheckpointMeta(checkpoint);
-  ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
-  LoadWeights(checkpoint, *model, /*skip_classifier=*/false, /*use_moving_averages=*/true);
+  CheckpointModel loaded = LoadCheckpointModel(checkpoint, /*use_moving_averages=*/true);
+  const CheckpointMeta& meta = loaded.meta;
+  ModelPtr model = loaded.model;
   model->eval();
   const bool cuda = o.device == "cuda" || (o.device == "auto" && torch::cuda::is_available());
   const torch::Device device(cuda ? torch::kCUDA : torch::kCPU);

@@ -19,10 +19,8 @@ std::string ExportWeights(const ExportOptions& o) {
                        "--out " + o.out + ": name a .safetensors file");
   }
   const std::string checkpoint = ChooseCheckpoint(o.checkpoint_dir, o.checkpoint);
-  const CheckpointMeta meta = ReadCheckpointMeta(checkpoint);
-  ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
-  LoadWeights(checkpoint, *model, /*skip_classifier=*/false,
-              /*use_moving_averages=*/!o.raw_weights);
+  const CheckpointModel loaded = LoadCheckpointModel(checkpoint, !o.raw_weights);
+  const CheckpointMeta& meta = loaded.meta;
   std::map<std::string, std::string> metadata = {
       {"format", "pt"},
       {kSafetensorsModelKey, meta.model},
@@ -35,7 +33,7 @@ std::string ExportWeights(const ExportOptions& o) {
     for (const LabelInfo& l : summary->labels) labels[std::to_string(l.id)] = l.name;
     metadata["retrain.labels"] = labels.dump();
   }
-  WriteSafetensors(o.out, NamedTensors(*model), metadata);
+  WriteSafetensors(o.out, NamedTensors(*loaded.model), metadata);
   LogInfo(Printf("wrote %s: the %s of %s (%s, %lld classes, step %lld)", o.out.c_str(),
                  o.raw_weights ? "weights" : "moving averages", checkpoint.c_str(),
                  meta.model.c_str(), static_cast<long long>(meta.num_classes),

@@ -545,14 +545,14 @@ EvalResult Evaluate(const EvalOptions& o) {
                            "--checkpoint_dir " + o.checkpoint_dir + " holds no checkpoint");
       }
     } else if (*latest != last_evaluated) {
-      const CheckpointMeta meta = ReadCheckpointMeta(*latest);
-      ModelPtr model = CreateModel(meta.model, static_cast<int>(meta.num_classes));
+      CheckpointModel loaded = LoadCheckpointModel(*latest, /*use_moving_averages=*/true);
+      const CheckpointMeta& meta = loaded.meta;
+      ModelPtr model = loaded.model;
       if (meta.num_classes != manifest.num_classes) {
         throw TrainerError(TrainerError::Kind::kConfig,
                            *latest + " has " + std::to_string(meta.num_classes) +
                                " classes and the dataset " + std::to_string(manifest.num_classes));
       }
-      LoadWeights(*latest, *model, /*skip_classifier=*/false, /*use_moving_averages=*/true);
       model->eval();
       torch::NoGradGuard no_grad;
       TrainOptions as_train;
