@@ -35,6 +35,18 @@ class CpuRandomStateGuard {
   at::Tensor state_;
 };
 
+// The type LibTorch gives the running totals in reportMemoryUsage: int64_t
+// up to 1.13, size_t in 2.x. Read from the base class's declaration so the
+// override matches either.
+template <typename Method>
+struct ReportedTotal;
+template <typename Base, typename Pointer, typename Size, typename Total, typename Device>
+struct ReportedTotal<void (Base::*)(Pointer, Size, Total, Total, Device)> {
+  using type = Total;
+};
+using ReportedTotalBytes =
+    ReportedTotal<decltype(&c10::MemoryReportingInfoBase::reportMemoryUsage)>::type;
+
 }  // namespace
 
 // Counts the bytes allocated while it is installed and keeps the peak.
@@ -42,8 +54,8 @@ class CpuRandomStateGuard {
 // autograd hands its thread-local state to; hence the atomics.
 class StepMemoryProbe::Counter final : public c10::MemoryReportingInfoBase {
  public:
-  void reportMemoryUsage(void* /*ptr*/, int64_t alloc_size, int64_t /*total_allocated*/,
-                         int64_t /*total_reserved*/, c10::Device /*device*/) override {
+  void reportMemoryUsage(void* /*ptr*/, int64_t alloc_size, ReportedTotalBytes /*total_allocated*/,
+                         ReportedTotalBytes /*total_reserved*/, c10::Device /*device*/) override {
     const int64_t now = current_.fetch_add(alloc_size) + alloc_size;
     int64_t peak = peak_.load();
     while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
