@@ -1,9 +1,13 @@
 // Data-parallel training with the real binary: ranks as processes, Gloo on
-// loopback. Synchronous averaging, several launchers ("hosts"), dead and
-// hung ranks, uneven shards.
+// loopback and between network namespaces. Synchronous averaging, several
+// launchers ("hosts"), dead and hung ranks, uneven shards.
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,14 +18,15 @@
 #include <thread>
 
 #include "tests/support/process.h"
+#include "tests/support/two_host_network.h"
 #include "tests/trainer/input/test_dataset.h"
 #include "worker/trainer/checkpoint.h"
+#include "worker/trainer/distributed/local_address.h"
 #include "worker/trainer/nn/model.h"
 
 namespace retrain::trainer {
 namespace {
 
-using ::testing::HasSubstr;
 using retrain::testing::BinDir;
 using retrain::testing::CommandResult;
 using retrain::testing::FreePort;
@@ -29,6 +34,7 @@ using retrain::testing::Process;
 using retrain::testing::ReadAll;
 using retrain::testing::RunCommand;
 using testing::DatasetSpec;
+using ::testing::HasSubstr;
 using testing::MakeTempDir;
 using testing::WriteDataset;
 
@@ -51,19 +57,32 @@ std::vector<std::string> TrainArgs(const std::string& data, const std::string& t
                                    int batch_size, int steps) {
   return {BinDir() + "/retrain-trainer",
           "train",
-          "--data_dir", data,
-          "--train_dir", train_dir,
-          "--model", "linear",
-          "--batch_size", std::to_string(batch_size),
-          "--max_steps", std::to_string(steps),
-          "--image_size", "32",
-          "--augmentation", "none",
-          "--input_queue_memory_factor", "0",
-          "--num_readers", "1",
-          "--num_preprocess_threads", "1",
-          "--num_intra_op_threads", "1",
-          "--initial_learning_rate", "0.05",
-          "--seed", "5"};
+          "--data_dir",
+          data,
+          "--train_dir",
+          train_dir,
+          "--model",
+          "linear",
+          "--batch_size",
+          std::to_string(batch_size),
+          "--max_steps",
+          std::to_string(steps),
+          "--image_size",
+          "32",
+          "--augmentation",
+          "none",
+          "--input_queue_memory_factor",
+          "0",
+          "--num_readers",
+          "1",
+          "--num_preprocess_threads",
+          "1",
+          "--num_intra_op_threads",
+          "1",
+          "--initial_learning_rate",
+          "0.05",
+          "--seed",
+          "5"};
 }
 
 std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
@@ -177,15 +196,60 @@ TEST(DistributedTest, TwoLaunchersOnLoopbackTrainAsOneJob) {
   EXPECT_TRUE(SameWeights(Weights(host0), Weights(single)));
 }
 
+// Two hosts with addresses of their own (network namespaces), whose names
+// resolve to loopback: each rank must bind and announce the address the
+// other host reaches it at.
+TEST(DistributedTest, TwoHostsOnANetworkTrainAsOneJob) {
+  const retrain::testing::TwoHostNetwork network;
+  if (!network.ok()) GTEST_SKIP() << network.error() << " (needs root and iproute2)";
+  const std::string data = Dataset("network-hosts", {40, 24});
+  const std::string host0 = MakeTempDir("network-host0"), host1 = MakeTempDir("network-host1");
+  const std::string single = MakeTempDir("network-single-host");
+  const std::string port = std::to_string(FreePort());
+  auto node = [&](int host, const std::string& dir) {
+    return network.On(host, With(TrainArgs(data, dir, 8, 12),
+                                 {"--num_replicas", "1", "--nnodes", "2", "--node_rank",
+                                  std::to_string(host), "--master_addr", network.address(0),
+                                  "--master_port", port, "--collective_timeout_secs", "60"}));
+  };
+  auto second = Process::Start(node(1, host1), host1 + "/launcher.log");
+  const CommandResult first = RunCommand(node(0, host0));
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  ASSERT_EQ(second->Wait(), 0) << ReadAll(host1 + "/launcher.log");
+  ASSERT_EQ(RunCommand(TrainArgs(data, single, 8, 12)).exit_code, 0);
+  EXPECT_TRUE(SameWeights(Weights(host0), Weights(single)));
+}
+
+TEST(LocalAddressTest, TowardLoopbackIsLoopback) {
+  EXPECT_EQ(LocalAddressToward("127.0.0.1"), "127.0.0.1");
+}
+
+TEST(LocalAddressTest, TowardAnAddressOfThisHostIsThatAddress) {
+  ifaddrs* list = nullptr;
+  ASSERT_EQ(getifaddrs(&list), 0);
+  std::string own;
+  for (const ifaddrs* i = list; i != nullptr && own.empty(); i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != AF_INET) continue;
+    if ((i->ifa_flags & IFF_UP) == 0 || (i->ifa_flags & IFF_LOOPBACK) != 0) continue;
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr, text,
+              sizeof text);
+    own = text;
+  }
+  freeifaddrs(list);
+  if (own.empty()) GTEST_SKIP() << "this host has no IPv4 address but loopback";
+  EXPECT_EQ(LocalAddressToward(own), own);
+}
+
 TEST(DistributedTest, AKilledRankStopsTheJobAndIsNamed) {
   const std::string data = Dataset("killed-rank", {40, 24});
   const std::string dir = MakeTempDir("killed-rank-run");
   auto launcher = Process::Start(
       With(TrainArgs(data, dir, 8, 1000000), {"--num_replicas", "2", "--log_every_steps", "5"}),
       dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
-                                   std::string::npos; },
-                      std::chrono::seconds(60)))
+  ASSERT_TRUE(WaitFor(
+      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
+      std::chrono::seconds(60)))
       << ReadAll(dir + "/launcher.log");
   const pid_t rank0 = RankPid(launcher->pid(), 0), rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank0, 0);
@@ -202,14 +266,13 @@ TEST(DistributedTest, AKilledRankStopsTheJobAndIsNamed) {
 TEST(DistributedTest, AHungRankTimesOutTheOthers) {
   const std::string data = Dataset("hung-rank", {40, 24});
   const std::string dir = MakeTempDir("hung-rank-run");
-  auto launcher = Process::Start(
-      With(TrainArgs(data, dir, 8, 1000000),
-           {"--num_replicas", "2", "--log_every_steps", "5", "--collective_timeout_secs", "3",
-            "--stop_grace_secs", "2"}),
-      dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
-                                   std::string::npos; },
-                      std::chrono::seconds(60)));
+  auto launcher = Process::Start(With(TrainArgs(data, dir, 8, 1000000),
+                                      {"--num_replicas", "2", "--log_every_steps", "5",
+                                       "--collective_timeout_secs", "3", "--stop_grace_secs", "2"}),
+                                 dir + "/launcher.log");
+  ASSERT_TRUE(WaitFor(
+      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
+      std::chrono::seconds(60)));
   const pid_t rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank1, 0);
   kill(rank1, SIGSTOP);  // alive, but never answers again
@@ -228,9 +291,9 @@ TEST(DistributedTest, UnevenShardsFinishEveryEpochOnEveryRank) {
   const std::string data = Dataset("uneven", {30, 3});
   const std::string dir = MakeTempDir("uneven-run");
   // --max_steps 0: the step count comes from --num_epochs.
-  const CommandResult r = RunCommand(
-      With(TrainArgs(data, dir, 4, 0), {"--num_epochs", "3", "--num_replicas", "2"}),
-      std::chrono::seconds(120));
+  const CommandResult r =
+      RunCommand(With(TrainArgs(data, dir, 4, 0), {"--num_epochs", "3", "--num_replicas", "2"}),
+                 std::chrono::seconds(120));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   CheckpointManager checkpoints(dir, 5);
   ASSERT_TRUE(checkpoints.Latest().has_value());

@@ -1,11 +1,11 @@
 #include "worker/trainer/distributed/communicator.h"
 
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
-
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include "worker/trainer/distributed/local_address.h"
 #include "worker/trainer/trainer_error.h"
 
 #ifdef RETRAIN_WITH_GLOO
@@ -33,8 +33,11 @@ TrainerError CollectiveFailed(const char* what, const std::string& why, const Ra
 }
 
 #ifdef RETRAIN_WITH_GLOO
-// The local address Gloo binds: GLOO_SOCKET_IFNAME when set (as
-// PyTorch), loopback for a job on loopback, else this host's name.
+// The local address Gloo binds and tells the other ranks: GLOO_SOCKET_IFNAME's
+// when set (as PyTorch), loopback for a job on loopback, else the address
+// this host reaches the master from. Not this host's name, as PyTorch's
+// default: it often resolves to a loopback address, which ranks on other
+// hosts cannot connect to.
 std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankOptions& o) {
   if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME")) {
     return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
@@ -42,7 +45,7 @@ std::shared_ptr<::gloo::transport::Device> GlooDevice(const RankOptions& o) {
   if (o.master_addr == "127.0.0.1" || o.master_addr == "localhost") {
     return c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1");
   }
-  return c10d::ProcessGroupGloo::createDefaultDevice();
+  return c10d::ProcessGroupGloo::createDeviceForHostname(LocalAddressToward(o.master_addr));
 }
 #endif
 
