@@ -196,9 +196,9 @@ TEST(DistributedTest, TwoLaunchersOnLoopbackTrainAsOneJob) {
   EXPECT_TRUE(SameWeights(Weights(host0), Weights(single)));
 }
 
-// Two hosts with addresses of their own (network namespaces), whose names
-// resolve to loopback: each rank must bind and announce the address the
-// other host reaches it at.
+// Two hosts with addresses of their own (network namespaces), sharing the
+// machine's name, which resolves to loopback or to an address outside both:
+// each rank must bind and announce the address the other host reaches it at.
 TEST(DistributedTest, TwoHostsOnANetworkTrainAsOneJob) {
   const retrain::testing::TwoHostNetwork network;
   if (!network.ok()) GTEST_SKIP() << network.error() << " (needs root and iproute2)";
