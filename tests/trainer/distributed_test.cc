@@ -27,6 +27,7 @@
 namespace retrain::trainer {
 namespace {
 
+using ::testing::HasSubstr;
 using retrain::testing::BinDir;
 using retrain::testing::CommandResult;
 using retrain::testing::FreePort;
@@ -34,7 +35,6 @@ using retrain::testing::Process;
 using retrain::testing::ReadAll;
 using retrain::testing::RunCommand;
 using testing::DatasetSpec;
-using ::testing::HasSubstr;
 using testing::MakeTempDir;
 using testing::WriteDataset;
 
@@ -57,32 +57,19 @@ std::vector<std::string> TrainArgs(const std::string& data, const std::string& t
                                    int batch_size, int steps) {
   return {BinDir() + "/retrain-trainer",
           "train",
-          "--data_dir",
-          data,
-          "--train_dir",
-          train_dir,
-          "--model",
-          "linear",
-          "--batch_size",
-          std::to_string(batch_size),
-          "--max_steps",
-          std::to_string(steps),
-          "--image_size",
-          "32",
-          "--augmentation",
-          "none",
-          "--input_queue_memory_factor",
-          "0",
-          "--num_readers",
-          "1",
-          "--num_preprocess_threads",
-          "1",
-          "--num_intra_op_threads",
-          "1",
-          "--initial_learning_rate",
-          "0.05",
-          "--seed",
-          "5"};
+          "--data_dir", data,
+          "--train_dir", train_dir,
+          "--model", "linear",
+          "--batch_size", std::to_string(batch_size),
+          "--max_steps", std::to_string(steps),
+          "--image_size", "32",
+          "--augmentation", "none",
+          "--input_queue_memory_factor", "0",
+          "--num_readers", "1",
+          "--num_preprocess_threads", "1",
+          "--num_intra_op_threads", "1",
+          "--initial_learning_rate", "0.05",
+          "--seed", "5"};
 }
 
 std::vector<std::string> With(std::vector<std::string> args, std::vector<std::string> more) {
@@ -247,9 +234,9 @@ TEST(DistributedTest, AKilledRankStopsTheJobAndIsNamed) {
   auto launcher = Process::Start(
       With(TrainArgs(data, dir, 8, 1000000), {"--num_replicas", "2", "--log_every_steps", "5"}),
       dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor(
-      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
+                                   std::string::npos; },
+                      std::chrono::seconds(60)))
       << ReadAll(dir + "/launcher.log");
   const pid_t rank0 = RankPid(launcher->pid(), 0), rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank0, 0);
@@ -266,13 +253,14 @@ TEST(DistributedTest, AKilledRankStopsTheJobAndIsNamed) {
 TEST(DistributedTest, AHungRankTimesOutTheOthers) {
   const std::string data = Dataset("hung-rank", {40, 24});
   const std::string dir = MakeTempDir("hung-rank-run");
-  auto launcher = Process::Start(With(TrainArgs(data, dir, 8, 1000000),
-                                      {"--num_replicas", "2", "--log_every_steps", "5",
-                                       "--collective_timeout_secs", "3", "--stop_grace_secs", "2"}),
-                                 dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor(
-      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
-      std::chrono::seconds(60)));
+  auto launcher = Process::Start(
+      With(TrainArgs(data, dir, 8, 1000000),
+           {"--num_replicas", "2", "--log_every_steps", "5", "--collective_timeout_secs", "3",
+            "--stop_grace_secs", "2"}),
+      dir + "/launcher.log");
+  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
+                                   std::string::npos; },
+                      std::chrono::seconds(60)));
   const pid_t rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank1, 0);
   kill(rank1, SIGSTOP);  // alive, but never answers again
@@ -291,9 +279,9 @@ TEST(DistributedTest, UnevenShardsFinishEveryEpochOnEveryRank) {
   const std::string data = Dataset("uneven", {30, 3});
   const std::string dir = MakeTempDir("uneven-run");
   // --max_steps 0: the step count comes from --num_epochs.
-  const CommandResult r =
-      RunCommand(With(TrainArgs(data, dir, 4, 0), {"--num_epochs", "3", "--num_replicas", "2"}),
-                 std::chrono::seconds(120));
+  const CommandResult r = RunCommand(
+      With(TrainArgs(data, dir, 4, 0), {"--num_epochs", "3", "--num_replicas", "2"}),
+      std::chrono::seconds(120));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   CheckpointManager checkpoints(dir, 5);
   ASSERT_TRUE(checkpoints.Latest().has_value());

@@ -1,9 +1,10 @@
 #include "worker/trainer/distributed/communicator.h"
 
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include <chrono>
 #include <cstdlib>
 #include <map>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include "worker/trainer/distributed/local_address.h"
 #include "worker/trainer/trainer_error.h"
