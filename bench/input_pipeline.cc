@@ -22,7 +22,7 @@
 // CPU time (reader thread included) and of wall time.
 //
 // Prints one line per figure, then one JSON object on the last line.
-#include "worker/trainer/input/input_pipeline.h"
+#include "trainer/input/input_pipeline.h"
 
 #include <time.h>
 
@@ -40,12 +40,12 @@
 
 #include "common/tfrecord.h"
 #include "tensorflow/core/example/example.pb.h"
-#include "worker/trainer/input/color.h"
-#include "worker/trainer/input/jpeg_crop_decoder.h"
-#include "worker/trainer/input/preprocess.h"
-#include "worker/trainer/input/random.h"
-#include "worker/trainer/input/resize.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/color.h"
+#include "trainer/input/jpeg_crop_decoder.h"
+#include "trainer/input/preprocess.h"
+#include "trainer/input/random.h"
+#include "trainer/input/resize.h"
+#include "trainer/trainer_error.h"
 
 namespace fs = std::filesystem;
 using namespace retrain::trainer;

@@ -29,13 +29,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "worker/trainer/nn/learning_rate.h"
-#include "worker/trainer/nn/loss.h"
-#include "worker/trainer/nn/model.h"
-#include "worker/trainer/nn/moving_average.h"
-#include "worker/trainer/nn/precision.h"
-#include "worker/trainer/nn/rmsprop_tf.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/nn/learning_rate.h"
+#include "trainer/nn/loss.h"
+#include "trainer/nn/model.h"
+#include "trainer/nn/moving_average.h"
+#include "trainer/nn/precision.h"
+#include "trainer/nn/rmsprop_tf.h"
+#include "trainer/trainer_error.h"
 
 namespace {
 

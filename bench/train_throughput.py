@@ -13,7 +13,7 @@ exponential moving average of parameters and float buffers. One synthetic
 batch, made once. Prints one JSON line with the same fields, "impl":"python".
 
 Models: `small` is defined here layer for layer as in
-worker/trainer/nn/small_cnn.cc; `resnet50` is torchvision's (the C++ model
+trainer/nn/small_cnn.cc; `resnet50` is torchvision's (the C++ model
 has the same parameter names and shapes); `inception_v3` is torchvision's
 with the reference's batch norm and dropout settings (its in-block average
 pools count padding, the C++ ones do not: same cost).
@@ -38,7 +38,7 @@ WEIGHT_DECAY = 4e-5
 
 
 class Small(nn.Module):
-    """worker/trainer/nn/small_cnn.cc, layer for layer."""
+    """trainer/nn/small_cnn.cc, layer for layer."""
 
     def __init__(self, num_classes):
         super().__init__()

@@ -74,13 +74,34 @@ std::string ProgressLine(const v1::Job& job, int width) {
   const double frac = p.total() > 0 ? std::min(1.0, static_cast<double>(p.done()) / p.total()) : 0;
   const int filled = static_cast<int>(frac * width);
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-  std::string line = absl::StrFormat("%-14s [%s] %3d%%  %d/%d files", p.phase(), bar,
-                                     static_cast<int>(frac * 100), p.done(), p.total());
+  const char* units = job.type() == v1::JOB_TYPE_DATASET_VERIFY ? "records" : "files";
+  std::string line = absl::StrFormat("%-14s [%s] %3d%%  %d/%d %s", p.phase(), bar,
+                                     static_cast<int>(frac * 100), p.done(), p.total(), units);
   if (p.rate() > 0) absl::StrAppendFormat(&line, "  %.0f/s", p.rate());
   if (p.eta_seconds() > 0) absl::StrAppend(&line, "  ETA ", Duration(p.eta_seconds()));
   if (p.skipped() > 0) absl::StrAppend(&line, "  skipped ", p.skipped());
   return line;
 }
+
+namespace {
+
+// What a dataset verification checked and found.
+void AppendVerifyResult(std::string* out, const v1::DatasetVerifyResult& r) {
+  absl::StrAppendFormat(out, "checked: %d shards, %d records, %s: %s\n", r.shards_checked(),
+                        r.records_checked(), Bytes(r.bytes_checked()),
+                        r.intact() ? "intact" : absl::StrCat(r.damaged_shards_size(),
+                                                             " shard(s) damaged"));
+  if (r.damage_size() > 0) absl::StrAppend(out, "damage:\n");
+  for (const auto& d : r.damage()) {
+    if (d.offset() >= 0) {
+      absl::StrAppendFormat(out, "  %s at offset %d: %s\n", d.file(), d.offset(), d.problem());
+    } else {
+      absl::StrAppendFormat(out, "  %s: %s\n", d.file(), d.problem());
+    }
+  }
+}
+
+}  // namespace
 
 std::string JobSummary(const v1::Job& job) {
   std::string out = absl::StrFormat("job %s (%s): %s after %s\n", job.id(), TypeName(job.type()),
@@ -106,6 +127,10 @@ std::string JobSummary(const v1::Job& job) {
     absl::StrAppendFormat(&out, "evaluation: precision @ 1 = %.4f, @ 5 = %.4f on %d examples\n",
                           eval->precision_at_1(), eval->precision_at_5(), eval->num_examples());
   }
+  if (job.has_dataset_verify()) {
+    absl::StrAppend(&out, "dataset: ", job.dataset_verify().data_dir(), "\n");
+  }
+  if (job.has_dataset_verify_result()) AppendVerifyResult(&out, job.dataset_verify_result());
   if (job.has_dataset_build_result()) {
     const auto& r = job.dataset_build_result();
     absl::StrAppendFormat(&out, "output: %s\nmanifest: %s\n", r.output_directory(), r.manifest());

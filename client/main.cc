@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <random>
 #include <thread>
@@ -154,9 +155,11 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
 
 // Submits with `call` (retrying while the server is unavailable; the
 // request id makes retries safe), then prints the job, or follows it.
+// `what_is_valid`, when given, says what a valid request would do.
 template <typename Call>
 int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_only, bool wait,
-                    Call call) {
+                    Call call,
+                    const std::function<std::string(const v1::Job&)>& what_is_valid = nullptr) {
   v1::Job job;
   grpc::Status st;
   for (int attempt = 0; attempt < 5; ++attempt) {
@@ -172,7 +175,7 @@ int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_
     return kOk;
   }
   if (validate_only) {
-    std::cout << "request is valid\n";
+    std::cout << "request is valid" << (what_is_valid ? ": " + what_is_valid(job) : "") << "\n";
     return kOk;
   }
   if (!wait) {
@@ -359,6 +362,21 @@ int main(int argc, char** argv) {
   eval->add_option("--priority", priority, "Higher runs first (default 0)");
   eval->add_flag("--wait", wait, "Follow the job; exit 0 only if it succeeds");
 
+  // verify-dataset
+  std::string v_data;
+  auto* verify = app.add_subcommand(
+      "verify-dataset",
+      "Re-read every shard of a built dataset on the workers: framing, checksums, index, each "
+      "JPEG, the manifest's sizes and SHA-256.\n"
+      "Example: retrain verify-dataset --data_dir data/out --wait");
+  verify->add_option("--data_dir", v_data, "Dataset directory (a build's --output_directory)")
+      ->required();
+  verify->add_option("--priority", priority, "Higher runs first (default 0)");
+  verify->add_option("--request_id", request_id, "Idempotency key");
+  verify->add_flag("--validate_only", validate_only, "Check the request; create no job");
+  verify->add_flag("--wait", wait,
+                   "Follow the job; exit 0 only if the dataset is intact (4: damage found)");
+
   std::string job_id;
   bool follow = false;
   auto* logs = app.add_subcommand(
@@ -426,37 +444,16 @@ int main(int argc, char** argv) {
     req.set_validate_only(validate_only);
     // A retried submit (the server restarting) must not create a second job.
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);
-    v1::Job job;
-    grpc::Status st;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      auto ctx = Context(g.timeout_s);
-      ctx->set_wait_for_ready(attempt > 0);
-      st = stub->SubmitDatasetBuild(ctx.get(), req, &job);
-      if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
-    }
-    if (!st.ok()) return ReportError(st, g);
-    if (validate_only) {
-      if (g.output == "json") {
-        std::cout << retrain::client::ToJson(job) << "\n";
-      } else {
-        std::cout << "request is valid: " << job.dataset_build().train_directory() << " + "
-                  << job.dataset_build().validation_directory() << " -> "
-                  << job.dataset_build().output_directory() << "\n";
-      }
-      return kOk;
-    }
-    if (!wait) {
-      if (g.output == "json") {
-        std::cout << retrain::client::ToJson(job) << "\n";
-      } else {
-        std::cout << "submitted " << job.id() << " (follow it with: retrain watch " << job.id()
-                  << ")\n";
-      }
-      return kOk;
-    }
-    if (g.output != "json") std::cerr << "submitted " << job.id() << "\n";
-    return Watch(*stub, job.id(), g);
+    return SubmitAndFollow(
+        *stub, g, validate_only, wait,
+        [&](grpc::ClientContext* ctx, v1::Job* job) {
+          return stub->SubmitDatasetBuild(ctx, req, job);
+        },
+        [](const v1::Job& job) {
+          return job.dataset_build().train_directory() + " + " +
+                 job.dataset_build().validation_directory() + " -> " +
+                 job.dataset_build().output_directory();
+        });
   }
   if (*train) {
     v1::SubmitTrainingRequest req;
@@ -513,6 +510,17 @@ int main(int argc, char** argv) {
     return SubmitAndFollow(*stub, g, false, wait, [&](grpc::ClientContext* ctx, v1::Job* job) {
       return stub->SubmitEvaluation(ctx, req, job);
     });
+  }
+  if (*verify) {
+    v1::SubmitDatasetVerifyRequest req;
+    req.mutable_spec()->set_data_dir(Absolute(v_data));
+    req.set_priority(priority);
+    req.set_validate_only(validate_only);
+    req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);
+    return SubmitAndFollow(*stub, g, validate_only, wait,
+                           [&](grpc::ClientContext* ctx, v1::Job* job) {
+                             return stub->SubmitDatasetVerify(ctx, req, job);
+                           });
   }
   if (*logs) return Logs(*stub, job_id, follow, g);
   if (*watch) return Watch(*stub, job_id, g);

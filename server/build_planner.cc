@@ -1,12 +1,6 @@
 #include "server/build_planner.h"
 
-#include "absl/strings/str_format.h"
-
 namespace retrain::server {
-
-std::string ShardFileName(const std::string& split, int index, int count) {
-  return absl::StrFormat("%s-%05d-of-%05d", split, index, count);
-}
 
 std::string ConversionCacheDirectory(const std::string& output_directory) {
   return output_directory + "/.retrain-cache";

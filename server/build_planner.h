@@ -7,13 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "dataset/layout.h"
 #include "retrain/v1/worker.pb.h"
 #include "server/dataset_scan.h"
 
 namespace retrain::server {
 
-// "train-00003-of-00128".
-std::string ShardFileName(const std::string& split, int index, int count);
+// "train-00003-of-00128" (the dataset's layout).
+using dataset::ShardFileName;
 
 // Where probe tasks leave converted JPEGs for the shard tasks of a build
 // writing to `output_directory`; removed when the build ends. Hidden, so no

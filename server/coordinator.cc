@@ -15,12 +15,13 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/build_planner.h"
+#include "server/jobs/dataset_verify.h"
+#include "server/sqlite_store.h"
 
 namespace retrain::server {
 
 namespace v1 = retrain::v1;
 using google::protobuf::util::TimeUtil;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -30,26 +31,64 @@ int64_t TaskUnits(const v1::Task& task) {
   return 1;
 }
 
+// Whether `result` is of the kind of `task` (the fields of the two oneofs
+// share their names).
+bool ResultMatchesTask(const v1::Task& task, const v1::TaskResult& result) {
+  const auto* t = v1::Task::descriptor()->FindFieldByNumber(task.kind_case());
+  const auto* r = v1::TaskResult::descriptor()->FindFieldByNumber(result.kind_case());
+  return t != nullptr && r != nullptr && t->name() == r->name();
+}
+
 }  // namespace
+
+class Coordinator::KindHost : public JobEngine {
+ public:
+  explicit KindHost(Coordinator& c) : c_(c) {}
+  std::vector<const v1::TaskRecord*> TasksOf(const v1::Job& job) const override {
+    std::vector<const v1::TaskRecord*> out;
+    for (int64_t id : c_.FindJob(job.id())->task_ids) out.push_back(&c_.tasks_.at(id));
+    return out;
+  }
+  void AddEvent(v1::Job& job, const std::string& reason) override {
+    c_.AddEvent(*c_.FindJob(job.id()), reason);
+  }
+  void EndJob(v1::Job& job, v1::JobState state, const std::string& reason) override {
+    c_.EndJob(*c_.FindJob(job.id()), state, reason);
+  }
+
+ private:
+  Coordinator& c_;
+};
 
 std::string TaskName(const v1::TaskRecord& t) {
   if (t.task().has_shard()) {
     return absl::StrCat("task ", t.id(), " (", t.task().shard().file_name(), ")");
   }
+  if (t.task().has_verify_shard()) {
+    return absl::StrCat("task ", t.id(), " (", t.task().verify_shard().file(), ")");
+  }
   return absl::StrCat("task ", t.id());
 }
 
 Coordinator::Coordinator(CoordinatorOptions options, DataRoots roots,
-                         std::unique_ptr<SqliteStore> store)
-    : options_(std::move(options)), roots_(std::move(roots)), store_(std::move(store)) {}
+                         std::unique_ptr<Store> store)
+    : options_(std::move(options)),
+      roots_(std::move(roots)),
+      clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
+      store_(std::move(store)) {}
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options) {
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
+                                                                 std::unique_ptr<Store> store) {
   ASSIGN_OR_RETURN(DataRoots roots, DataRoots::Create(options.data_roots));
-  ASSIGN_OR_RETURN(auto store, SqliteStore::Open(options.state_dir));
+  if (store == nullptr) {
+    ASSIGN_OR_RETURN(store, SqliteStore::Open(options.state_dir));
+  }
   std::unique_ptr<Coordinator> c(
       new Coordinator(std::move(options), std::move(roots), std::move(store)));
   RETURN_IF_ERROR(c->Load());
-  c->tick_thread_ = std::thread([p = c.get()] { p->TickLoop(); });
+  if (c->options_.tick_interval_ms > 0) {
+    c->tick_thread_ = std::thread([p = c.get()] { p->TickLoop(); });
+  }
   c->planner_thread_ = std::thread([p = c.get()] { p->PlannerLoop(); });
   return c;
 }
@@ -67,10 +106,15 @@ Coordinator::~Coordinator() {
   if (planner_thread_.joinable()) planner_thread_.join();
 }
 
-int64_t Coordinator::Now() const {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+int64_t Coordinator::Now() const { return clock_->NowMs(); }
+
+absl::StatusOr<v1::Job> Coordinator::SubmitDatasetVerify(const v1::SubmitDatasetVerifyRequest& req,
+                                                         const std::string& submitter) {
+  ASSIGN_OR_RETURN(PlannedJob planned, PlanDatasetVerify(req.spec(), roots_));
+  planned.job.set_submitter(submitter);
+  planned.job.set_priority(req.priority());
+  return AdmitJob(std::move(planned.job), req.request_id(), req.validate_only(),
+                  std::move(planned.tasks), planned.reason);
 }
 
 absl::Status Coordinator::Load() {
@@ -255,20 +299,19 @@ bool Coordinator::PhaseComplete(const JobEntry& entry) const {
 
 void Coordinator::RecomputeProgress(JobEntry& entry) {
   // Training and evaluation progress comes from the trainer's reports.
-  if (!entry.job.has_dataset_build()) return;
+  const JobKind* kind = FindJobKind(entry.job.type());
+  if (!entry.job.has_dataset_build() && kind == nullptr) return;
   auto* p = entry.job.mutable_progress();
   int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
   int32_t tasks_done = 0, tasks_running = 0;
   for (int64_t id : entry.task_ids) {
     const auto& t = tasks_.at(id);
-    const int64_t units = TaskUnits(t.task());
+    const int64_t units = kind != nullptr ? kind->TaskUnits(t.task()) : TaskUnits(t.task());
     total += units;
     if (t.state() == v1::TASK_STATE_DONE) {
       ++tasks_done;
       done += units;
-      if (t.result().has_shard()) {
-        bytes += t.result().shard().shard().num_bytes();
-      }
+      bytes += t.result().shard().shard().num_bytes() + t.result().verify_shard().bytes();
     } else if (t.state() == v1::TASK_STATE_LEASED) {
       ++tasks_running;
       auto pit = task_progress_.find(id);
@@ -291,7 +334,9 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
       p->set_phase("finalizing");
       break;
     default:
-      p->set_phase(entry.job.state() == v1::JOB_STATE_QUEUED ? "queued" : p->phase());
+      p->set_phase(entry.job.state() == v1::JOB_STATE_QUEUED ? "queued"
+                   : kind != nullptr                        ? kind->RunningPhase()
+                                                            : p->phase());
   }
   if (p->done() > done || p->total() != total) entry.samples.clear();
   p->set_done(done);
@@ -302,12 +347,12 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
   p->set_tasks_running(tasks_running);
   p->set_tasks_total(static_cast<int32_t>(entry.task_ids.size()));
   // Rate over the last ~10 seconds.
-  const auto now = Clock::now();
+  const int64_t now = Now();
   entry.samples.emplace_back(now, done);
-  while (entry.samples.size() > 2 && now - entry.samples.front().first > std::chrono::seconds(10)) {
+  while (entry.samples.size() > 2 && now - entry.samples.front().first > 10000) {
     entry.samples.pop_front();
   }
-  const double secs = std::chrono::duration<double>(now - entry.samples.front().first).count();
+  const double secs = (now - entry.samples.front().first) / 1000.0;
   const int64_t delta = done - entry.samples.front().second;
   const double rate = secs > 0.5 ? delta / secs : p->rate();
   p->set_rate(rate);
@@ -384,7 +429,7 @@ void Coordinator::RequeueOrFail(v1::TaskRecord& task, const std::string& why) {
 void Coordinator::TickLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
-    tick_wake_.wait_for(lock, std::chrono::milliseconds(250));
+    tick_wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_interval_ms));
     if (stopping_) break;
     lock.unlock();
     Tick();
@@ -725,10 +770,13 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     RecomputeProgress(*entry);
     if (!entry->job.has_dataset_build()) {
       const std::string where = absl::StrCat("worker ", w.id(), " (", w.hostname(), ")");
-      entry->job.mutable_progress()->set_phase(t.task().has_train() ? "training" : "evaluating");
+      const JobKind* kind = FindJobKind(entry->job.type());
+      entry->job.mutable_progress()->set_phase(kind != nullptr      ? kind->RunningPhase()
+                                               : t.task().has_train() ? "training"
+                                                                      : "evaluating");
       if (entry->job.state() == v1::JOB_STATE_QUEUED) {
         SetState(*entry, v1::JOB_STATE_RUNNING, absl::StrCat("started on ", where));
-      } else if (t.attempts() > 1) {
+      } else if (t.attempts() > 1 && kind == nullptr) {
         AddEvent(*entry, absl::StrCat("restarted on ", where,
                                       " from the newest checkpoint (attempt ", t.attempts(), ")"));
       }
@@ -774,11 +822,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSIGN_OR_RETURN(v1::TaskRecord * task,
                    FindLease(req.worker_id(), req.task_id(), req.lease_id()));
-  const bool kind_matches = (task->task().has_probe() && req.result().has_probe()) ||
-                            (task->task().has_shard() && req.result().has_shard()) ||
-                            (task->task().has_train() && req.result().has_train()) ||
-                            (task->task().has_eval() && req.result().has_eval());
-  if (!kind_matches) {
+  if (!ResultMatchesTask(task->task(), req.result())) {
     return absl::InvalidArgumentError("result: does not match the task's kind");
   }
   task->set_state(v1::TASK_STATE_DONE);
@@ -798,7 +842,13 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   StoreBatch batch;
   batch.tasks.push_back(task);
   Persist(batch);
-  if (entry != nullptr && !entry->job.has_dataset_build()) {
+  const JobKind* kind = entry != nullptr ? FindJobKind(entry->job.type()) : nullptr;
+  if (kind != nullptr) {
+    RecomputeProgress(*entry);
+    Touch(*entry);
+    KindHost host(*this);
+    kind->TaskDone(host, entry->job, *task);  // may end the job, and so drop `task`
+  } else if (entry != nullptr && !entry->job.has_dataset_build()) {
     OnTrainingTaskDone(*entry, *task);
   } else if (entry != nullptr) {
     RecomputeProgress(*entry);

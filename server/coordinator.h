@@ -23,8 +23,10 @@
 #include "retrain/v1/job_service.pb.h"
 #include "retrain/v1/worker_service.pb.h"
 #include "server/coordinator_stats.h"
+#include "common/clock.h"
 #include "server/data_roots.h"
-#include "server/sqlite_store.h"
+#include "server/jobs/job_kind.h"
+#include "server/store.h"
 
 namespace retrain::server {
 
@@ -34,8 +36,14 @@ std::string TaskName(const retrain::v1::TaskRecord& task);
 struct CoordinatorOptions {
   // Folders requests may read and write; at least one.
   std::vector<std::string> data_roots;
-  // Where the SQLite database lives.
+  // Where the SQLite database lives (when Create() is given no store).
   std::string state_dir;
+  // What the engine reads the time from; null: the system clock. Not owned;
+  // must outlive the coordinator.
+  Clock* clock = nullptr;
+  // How often the background thread expires leases, marks silent workers
+  // lost and places jobs; 0: no background thread, the owner calls Tick().
+  int tick_interval_ms = 250;
   // A lease not extended by a heartbeat for this long expires, and a worker
   // silent for this long is marked lost.
   int lease_timeout_ms = 15000;
@@ -65,7 +73,10 @@ class Coordinator {
  public:
   // Opens the state, re-queues what was in flight and starts the background
   // threads.
-  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options);
+  // `store`: the state to load and write; null opens the SQLite database in
+  // options.state_dir.
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(CoordinatorOptions options,
+                                                             std::unique_ptr<Store> store = nullptr);
   ~Coordinator();
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -83,6 +94,10 @@ class Coordinator {
                                                   const std::string& submitter = "");
   absl::StatusOr<retrain::v1::Job> SubmitEvaluation(
       const retrain::v1::SubmitEvaluationRequest& request, const std::string& submitter = "");
+  // A job of a kind behind the JobKind interface (server/jobs/): planned by
+  // the kind, admitted and run by the engine.
+  absl::StatusOr<retrain::v1::Job> SubmitDatasetVerify(
+      const retrain::v1::SubmitDatasetVerifyRequest& request, const std::string& submitter = "");
   absl::StatusOr<retrain::v1::GetJobLogsResponse> GetJobLogs(
       const retrain::v1::GetJobLogsRequest& request) const;
   absl::StatusOr<retrain::v1::Job> GetJob(const std::string& job_id) const;
@@ -97,6 +112,11 @@ class Coordinator {
   std::vector<retrain::v1::Worker> ListWorkers() const;
   // Counts and totals for metrics (coordinator_stats.cc).
   CoordinatorStats Stats() const;
+  // The periodic work, now: expires leases past their deadline, marks
+  // workers silent for a lease timeout lost, places jobs over several
+  // workers, refreshes progress and queue reasons. The background thread
+  // calls it every tick_interval_ms.
+  void Tick();
 
   // --- workers ---
   absl::StatusOr<retrain::v1::RegisterWorkerResponse> RegisterWorker(
@@ -117,8 +137,8 @@ class Coordinator {
     retrain::v1::BuildPlan plan;
     uint64_t version = 1;
     std::vector<int64_t> task_ids;  // the current phase's tasks
-    // Recent (time, done) samples for the rate estimate.
-    std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> samples;
+    // Recent (time in ms, done) samples for the rate estimate.
+    std::deque<std::pair<int64_t, int64_t>> samples;
     // Notified (with mu_) when version changes: wakes this job's watchers
     // only. Shared so that a waiter holds it whatever happens to the entry.
     std::shared_ptr<std::condition_variable> changed = std::make_shared<std::condition_variable>();
@@ -128,11 +148,14 @@ class Coordinator {
     int64_t bytes = 0;
   };
 
-  Coordinator(CoordinatorOptions options, DataRoots roots, std::unique_ptr<SqliteStore> store);
+  // The engine as job kinds see it (callers hold mu_).
+  class KindHost;
+  friend class KindHost;
+
+  Coordinator(CoordinatorOptions options, DataRoots roots, std::unique_ptr<Store> store);
   absl::Status Load();
   void TickLoop();
   void PlannerLoop();
-  void Tick();
 
   // Dataset builds (coordinator_build.cc).
   absl::StatusOr<retrain::v1::DatasetBuildSpec> ValidateBuildSpec(
@@ -150,10 +173,15 @@ class Coordinator {
   // RESOURCE_EXHAUSTED when `submitter` has max_pending_jobs_per_client
   // unfinished jobs already.
   absl::Status CheckPendingQuota(const std::string& submitter) const;
+  // Admits a new job with its first tasks (a dataset build: its plan, and
+  // none: the planner makes them): the request id's earlier job if there
+  // is one, else the job QUEUED with `reason`, persisted. `validate_only`
+  // checks and returns the job without creating it.
   absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
                                             bool validate_only,
                                             std::vector<retrain::v1::Task> tasks,
-                                            const std::string& reason);
+                                            const std::string& reason,
+                                            retrain::v1::BuildPlan plan = {});
   // Whether `worker` may take `task` now; `worker_is_reserved`: a pending
   // part of a job over several workers is placed on it.
   bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker,
@@ -200,9 +228,10 @@ class Coordinator {
   // Constant after construction.
   const CoordinatorOptions options_;
   const DataRoots roots_;
+  Clock* const clock_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<SqliteStore> store_;                // guarded by mu_
+  std::unique_ptr<Store> store_;                      // guarded by mu_
   std::map<std::string, JobEntry, JobIdOrder> jobs_;  // guarded by mu_
   // Finished jobs in memory, by sequence; finished jobs only in the
   // database (forgotten, or never loaded at start), by (type, state), and

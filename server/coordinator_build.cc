@@ -14,6 +14,7 @@
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "dataset/layout.h"
 #include "server/build_planner.h"
 #include "server/coordinator.h"
 #include "server/dataset_manifest.h"
@@ -90,7 +91,7 @@ absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
 // Removes temporary files that workers killed mid-write left behind for
 // this build's outputs (AtomicFileWriter names them ".<name>.tmp-<hex>").
 void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::string>& names) {
-  for (const std::string& dir : {output, output + "/index"}) {
+  for (const std::string& dir : {output, dataset::JoinPath(output, dataset::kIndexDirectory)}) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir, ec)) {
       const std::string name = e.path().filename().string();
@@ -213,42 +214,13 @@ absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetB
   ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(req.spec(), &plan));
   v1::Job job;
   job.set_type(v1::JOB_TYPE_DATASET_BUILD);
-  job.set_state(v1::JOB_STATE_QUEUED);
-  job.set_request_id(req.request_id());
   job.set_submitter(submitter);
   *job.mutable_dataset_build() = spec;
-  *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
-  *job.mutable_update_time() = job.create_time();
-  job.mutable_progress()->set_phase("queued");
-  if (req.validate_only()) return job;
-
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!req.request_id().empty()) {
-    ASSIGN_OR_RETURN(const std::string existing_id, JobIdForRequest(req.request_id()));
-    if (!existing_id.empty()) {
-      ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(existing_id));
-      if (!google::protobuf::util::MessageDifferencer::Equals(existing.dataset_build(), spec)) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "request_id: '", req.request_id(), "' was used for job ", existing.id(),
-            " with a different request"));
-      }
-      return existing;
-    }
-  }
-  RETURN_IF_ERROR(CheckPendingQuota(submitter));
-  job.set_id(NewJobId());
-  if (!req.request_id().empty()) request_ids_[req.request_id()] = job.id();
-  JobEntry& entry = jobs_[job.id()];
-  entry.job = std::move(job);
-  entry.plan = std::move(plan);
-  SetState(entry, v1::JOB_STATE_QUEUED,
-           absl::StrCat("dataset build submitted: ", entry.plan.labels_size(), " labels"));
-  StoreBatch batch;
-  batch.jobs.push_back(&entry.job);
-  batch.plans.emplace_back(entry.job.id(), &entry.plan);
-  Persist(batch);
-  EnqueuePlanner(entry.job.id());
-  return entry.job;
+  const std::string reason =
+      absl::StrCat("dataset build submitted: ", plan.labels_size(), " labels");
+  // The planner thread lists the files and makes the first tasks.
+  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), {}, reason,
+                  std::move(plan));
 }
 
 void Coordinator::PlanProbes(const std::string& job_id) {
@@ -275,7 +247,8 @@ void Coordinator::PlanProbes(const std::string& job_id) {
   }
   std::error_code ec;
   if (status.ok()) {
-    fs::create_directories(spec.output_directory() + "/index", ec);
+    const std::string index = dataset::JoinPath(spec.output_directory(), dataset::kIndexDirectory);
+    fs::create_directories(index, ec);
     if (ec) {
       status = absl::FailedPreconditionError(absl::StrCat(
           "output_directory: cannot create '", spec.output_directory(), "': ", ec.message()));
@@ -434,7 +407,7 @@ void Coordinator::Finalize(const std::string& job_id) {
   const auto& spec = job.dataset_build();
   v1::DatasetBuildResult result;
   result.set_output_directory(spec.output_directory());
-  result.set_manifest(spec.output_directory() + "/dataset.json");
+  result.set_manifest(dataset::JoinPath(spec.output_directory(), dataset::kManifestFile));
   *result.mutable_labels() = plan.labels();
   *result.mutable_skipped() = plan.skipped();
   *result.mutable_duplicates() = plan.duplicates();
@@ -473,15 +446,15 @@ void Coordinator::Finalize(const std::string& job_id) {
   }
   absl::Status status;
   if (missing.empty()) {
-    std::set<std::string> names = {"labels.txt", "dataset.json"};
+    std::set<std::string> names = {dataset::kLabelsFile, dataset::kManifestFile};
     for (const auto& t : shard_tasks) {
       names.insert(t.task().shard().file_name());
-      names.insert(t.task().shard().file_name() + ".idx");
+      names.insert(fs::path(dataset::IndexFileFor(t.task().shard().file_name())).filename());
     }
     RemoveAbandonedTemporaries(spec.output_directory(), names);
     std::error_code ec;
     fs::remove_all(ConversionCacheDirectory(spec.output_directory()), ec);
-    status = WriteFileAtomically(spec.output_directory() + "/labels.txt",
+    status = WriteFileAtomically(dataset::JoinPath(spec.output_directory(), dataset::kLabelsFile),
                                  LabelsText(result, spec.background_class()));
     if (status.ok()) {
       status = WriteFileAtomically(result.manifest(), DatasetManifestJson(job, result));

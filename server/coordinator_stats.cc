@@ -13,11 +13,8 @@ namespace v1 = retrain::v1;
 using google::protobuf::util::TimeUtil;
 
 std::string TaskKind(const v1::Task& task) {
-  if (task.has_probe()) return "probe";
-  if (task.has_shard()) return "shard";
-  if (task.has_train()) return "train";
-  if (task.has_eval()) return "eval";
-  return "unknown";
+  const auto* field = v1::Task::descriptor()->FindFieldByNumber(task.kind_case());
+  return field != nullptr ? field->name() : "unknown";
 }
 
 CoordinatorStats Coordinator::Stats() const {

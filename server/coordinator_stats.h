@@ -12,8 +12,7 @@
 
 namespace retrain::server {
 
-// Totals since the coordinator process started. Task kinds: "probe",
-// "shard", "train", "eval".
+// Totals since the coordinator process started, by task kind (TaskKind()).
 struct CoordinatorCounters {
   std::map<std::string, int64_t> tasks_leased;
   // Re-queued after a lost lease or a retryable failure.
@@ -60,7 +59,8 @@ struct CoordinatorStats {
   std::vector<Training> training;
 };
 
-// "probe", "shard", "train" or "eval".
+// The name of the task's field in Task's `kind` oneof: "probe", "shard",
+// "train", "eval", "verify_shard".
 std::string TaskKind(const retrain::v1::Task& task);
 
 }  // namespace retrain::server

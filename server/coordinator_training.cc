@@ -15,12 +15,12 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/coordinator.h"
-#include "worker/trainer/input/checkpoint_summary.h"
-#include "worker/trainer/input/input_pipeline.h"
-#include "worker/trainer/input/memory_plan.h"
-#include "worker/trainer/input/safetensors_index.h"
-#include "worker/trainer/model_catalog.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/checkpoint_summary.h"
+#include "trainer/input/input_pipeline.h"
+#include "trainer/input/memory_plan.h"
+#include "trainer/input/safetensors_index.h"
+#include "trainer/model_catalog.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::server {
 
@@ -351,23 +351,27 @@ absl::Status Coordinator::CheckPendingQuota(const std::string& submitter) const 
 
 absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& request_id,
                                               bool validate_only, std::vector<v1::Task> tasks,
-                                              const std::string& reason) {
+                                              const std::string& reason, v1::BuildPlan plan) {
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_request_id(request_id);
   *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
   *job.mutable_update_time() = job.create_time();
   job.mutable_progress()->set_phase("queued");
+  if (validate_only && job.has_dataset_build()) return job;
   std::lock_guard<std::mutex> lock(mu_);
-  if (tasks[0].has_train()) RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
+  if (!tasks.empty() && tasks[0].has_train()) {
+    RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
+  }
   if (validate_only) return job;
   if (!request_id.empty()) {
     ASSIGN_OR_RETURN(const std::string existing_id, JobIdForRequest(request_id));
     if (!existing_id.empty()) {
       ASSIGN_OR_RETURN(const v1::Job existing, LookupJob(existing_id));
-      const bool same =
-          google::protobuf::util::MessageDifferencer::Equals(existing.training(), job.training()) &&
-          google::protobuf::util::MessageDifferencer::Equals(existing.evaluation(),
-                                                             job.evaluation());
+      using google::protobuf::util::MessageDifferencer;
+      const bool same = MessageDifferencer::Equals(existing.dataset_build(), job.dataset_build()) &&
+                        MessageDifferencer::Equals(existing.training(), job.training()) &&
+                        MessageDifferencer::Equals(existing.evaluation(), job.evaluation()) &&
+                        MessageDifferencer::Equals(existing.dataset_verify(), job.dataset_verify());
       if (!same) {
         return absl::AlreadyExistsError(absl::StrCat("request_id: '", request_id,
                                                      "' was used for job ", existing.id(),
@@ -381,12 +385,17 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   if (!request_id.empty()) request_ids_[request_id] = job.id();
   JobEntry& entry = jobs_[job.id()];
   entry.job = std::move(job);
+  entry.plan = std::move(plan);
   SetState(entry, v1::JOB_STATE_QUEUED, reason);
   StoreBatch batch;
   std::vector<v1::TaskRecord*> keep;
   AddTasks(entry, std::move(tasks), batch, keep);
   batch.jobs.push_back(&entry.job);
+  if (entry.job.has_dataset_build()) {
+    batch.plans.emplace_back(entry.job.id(), &entry.plan);
+  }
   Persist(batch);
+  if (entry.job.has_dataset_build()) EnqueuePlanner(entry.job.id());
   return entry.job;
 }
 

@@ -4,14 +4,19 @@
 
 #include <string>
 
+#include "dataset/manifest.h"
 #include "retrain/v1/dataset.pb.h"
 #include "retrain/v1/job.pb.h"
 
 namespace retrain::server {
 
-// dataset.json: labels, splits with shards (file, records, bytes, sha256,
-// index file), per-class counts, skipped files, duplicates, the seed and
-// every option used. `job` supplies the id and the (resolved) spec.
+// The manifest of a finished build (dataset/manifest.h): labels, splits with
+// shards (file, records, bytes, sha256, index file), per-class counts,
+// skipped files, duplicates, the seed and every option used. `job` supplies
+// the id and the (resolved) spec.
+dataset::Manifest DatasetManifest(const retrain::v1::Job& job,
+                                  const retrain::v1::DatasetBuildResult& result);
+// dataset.json: ManifestJson(DatasetManifest(job, result)).
 std::string DatasetManifestJson(const retrain::v1::Job& job,
                                 const retrain::v1::DatasetBuildResult& result);
 

@@ -66,6 +66,13 @@ grpc::Status JobServiceImpl::SubmitEvaluation(grpc::ServerContext* ctx,
   return Reply(coordinator_.SubmitEvaluation(*req, Submitter(ctx)), resp);
 }
 
+grpc::Status JobServiceImpl::SubmitDatasetVerify(grpc::ServerContext* ctx,
+                                                 const v1::SubmitDatasetVerifyRequest* req,
+                                                 v1::Job* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  return Reply(coordinator_.SubmitDatasetVerify(*req, Submitter(ctx)), resp);
+}
+
 grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* ctx, const v1::GetJobLogsRequest* req,
                                         v1::GetJobLogsResponse* resp) {
   RETRAIN_AUTHORIZE(ctx, Caller::kClient);

@@ -26,6 +26,9 @@ class JobServiceImpl final : public retrain::v1::JobService::Service {
                               retrain::v1::Job*) override;
   grpc::Status SubmitEvaluation(grpc::ServerContext*, const retrain::v1::SubmitEvaluationRequest*,
                                 retrain::v1::Job*) override;
+  grpc::Status SubmitDatasetVerify(grpc::ServerContext*,
+                                   const retrain::v1::SubmitDatasetVerifyRequest*,
+                                   retrain::v1::Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const retrain::v1::GetJobRequest* req,
                       retrain::v1::Job* resp) override;
   grpc::Status ListJobs(grpc::ServerContext*, const retrain::v1::ListJobsRequest* req,

@@ -50,7 +50,9 @@ void AddCounter(MetricFamily& f, std::vector<ClientMetric::Label> labels, double
 MetricFamily TaskCounter(const std::string& name, const std::string& help,
                          const std::map<std::string, int64_t>& by_kind) {
   MetricFamily f = Family(name, help, MetricType::Counter);
-  for (const char* kind : {"probe", "shard", "train", "eval"}) {
+  const auto* kinds = v1::Task::descriptor()->FindOneofByName("kind");
+  for (int i = 0; i < kinds->field_count(); ++i) {
+    const std::string& kind = kinds->field(i)->name();
     const auto it = by_kind.find(kind);
     AddCounter(f, {{"kind", kind}}, it == by_kind.end() ? 0 : static_cast<double>(it->second));
   }
@@ -61,7 +63,8 @@ std::vector<MetricFamily> CoordinatorFamilies(const CoordinatorStats& s) {
   std::vector<MetricFamily> out;
   MetricFamily jobs = Family("retrain_jobs", "Jobs known to the coordinator, by type and state.",
                              MetricType::Gauge);
-  for (int t = v1::JOB_TYPE_DATASET_BUILD; t <= v1::JOB_TYPE_EVALUATION; ++t) {
+  for (int t = v1::JOB_TYPE_DATASET_BUILD; t <= v1::JobType_MAX; ++t) {
+    if (!v1::JobType_IsValid(t)) continue;
     for (int st = v1::JOB_STATE_QUEUED; st <= v1::JobState_MAX; ++st) {
       if (!v1::JobState_IsValid(st)) continue;
       const auto key = std::make_pair(static_cast<v1::JobType>(t), static_cast<v1::JobState>(st));

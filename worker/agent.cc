@@ -15,8 +15,7 @@
 #include "common/logging.h"
 #include "common/system_memory.h"
 #include "worker/gpu_inventory.h"
-#include "worker/task_runner.h"
-#include "worker/trainer_task.h"
+#include "worker/task_runners.h"
 
 namespace retrain::worker {
 
@@ -84,7 +83,10 @@ AgentOptions WithDefaults(AgentOptions options) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options) : options_(WithDefaults(std::move(options))) {
+Agent::Agent(AgentOptions options, std::unique_ptr<v1::WorkerService::StubInterface> stub)
+    : options_(WithDefaults(std::move(options))), stub_(std::move(stub)) {}
+
+Agent::Agent(AgentOptions options) : Agent(std::move(options), nullptr) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
@@ -287,7 +289,8 @@ void Agent::RunTask(const v1::Task& task) {
     task_cancelled_ = false;
     lease_lost_ = false;
   }
-  RunContext context;
+  TaskEnvironment env;
+  RunContext& context = env.run;
   context.threads = options_.threads;
   context.cancelled = &task_cancelled_;
   context.confirm_lease = [&](int64_t done, int64_t bytes) {
@@ -306,63 +309,39 @@ void Agent::RunTask(const v1::Task& task) {
       task_cancelled_ = true;
     }
   };
+  env.trainer.trainer_path = options_.trainer_path;
+  env.trainer.cancelled = &task_cancelled_;
+  env.trainer.lease_lost = &lease_lost_;
+  env.trainer.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(worker_id);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    req.set_done(progress.step());
+    *req.mutable_training() = progress;
+    for (auto& l : lines) req.add_log_lines(std::move(l));
+    v1::ReportProgressResponse resp;
+    auto ctx = Context(5000, options_.token);
+    if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+      task_cancelled_ = true;
+    }
+  };
   const auto start = std::chrono::steady_clock::now();
   v1::TaskResult result;
   absl::Status status;
-  std::string what;
-  if (task.has_probe()) {
-    what = absl::StrCat("validate ", task.probe().files_size(), " files");
-    if (task.probe().num_threads() > 0) context.threads = task.probe().num_threads();
-    auto r = RunProbeTask(task.probe(), context);
-    if (r.ok()) *result.mutable_probe() = *std::move(r);
-    status = r.status();
-  } else if (task.has_shard()) {
-    what = absl::StrCat("write ", task.shard().file_name());
-    context.threads = task.shard().num_threads() > 0 ? task.shard().num_threads() : context.threads;
-    auto r = RunShardTask(task.shard(), context);
-    if (r.ok()) *result.mutable_shard() = *std::move(r);
-    status = r.status();
-  } else if (task.has_train() || task.has_eval()) {
+  std::string what = "task";
+  if (const TaskRunner* runner = FindTaskRunner(task.kind_case()); runner == nullptr) {
+    status = absl::UnimplementedError("this worker does not know the task's kind; upgrade it");
+  } else {
+    what = runner->describe(task);
     try {
-      TrainerContext tc;
-      tc.trainer_path = options_.trainer_path;
-      tc.cancelled = &task_cancelled_;
-      tc.lease_lost = &lease_lost_;
-      if (task.has_train() && task.train().stop_grace_secs() > 0) {
-        tc.stop_grace_secs = task.train().stop_grace_secs();
-      }
-      tc.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
-        v1::ReportProgressRequest req;
-        req.set_worker_id(worker_id);
-        req.set_task_id(task.id());
-        req.set_lease_id(task.lease_id());
-        req.set_done(progress.step());
-        *req.mutable_training() = progress;
-        for (auto& l : lines) req.add_log_lines(std::move(l));
-        v1::ReportProgressResponse resp;
-        auto ctx = Context(5000, options_.token);
-        if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
-          task_cancelled_ = true;
-        }
-      };
-      if (task.has_train()) {
-        what = absl::StrCat("train ", task.train().spec().model(), " in ",
-                            task.train().spec().train_dir());
-        auto r = RunTrainTask(task.train(), tc);
-        if (r.ok()) *result.mutable_train() = *std::move(r);
-        status = r.status();
-      } else {
-        what = absl::StrCat("evaluate ", task.eval().spec().checkpoint_dir());
-        auto r = RunEvalTask(task.eval(), tc);
-        if (r.ok()) *result.mutable_eval() = *std::move(r);
-        status = r.status();
-      }
+      auto r = runner->run(task, env);
+      if (r.ok()) result = *std::move(r);
+      status = r.status();
     } catch (const std::exception& e) {
       // A fault here must not take the worker (and its heartbeats) down.
-      status = absl::InternalError(absl::StrCat("supervising retrain-trainer: ", e.what()));
+      status = absl::InternalError(absl::StrCat(what, ": ", e.what()));
     }
-  } else {
-    status = absl::UnimplementedError("this worker does not know the task's kind; upgrade it");
   }
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -40,6 +40,10 @@ struct AgentOptions {
 class Agent {
  public:
   explicit Agent(AgentOptions options);
+  // Reaches the coordinator through `stub` (any implementation of the
+  // generated interface: tests pass one over an in-process channel or a
+  // fake) instead of a channel to options.server.
+  Agent(AgentOptions options, std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub);
   ~Agent();
 
   // Runs until Stop() or until the coordinator is unreachable for too long.
@@ -76,7 +80,7 @@ class Agent {
   std::chrono::milliseconds FenceAfter();
 
   const AgentOptions options_;
-  std::unique_ptr<retrain::v1::WorkerService::Stub> stub_;
+  std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub_;
   std::atomic<bool> stopping_{false};
 
   std::mutex mu_;

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include "dataset/example_features.h"
 #include "tensorflow/core/example/example.pb.h"
 
 namespace retrain::worker {
@@ -21,15 +22,15 @@ void SetInt(tensorflow::Features* f, const char* key, int64_t value) {
 std::string EncodeExample(const ExampleFields& in) {
   tensorflow::Example example;
   auto* f = example.mutable_features();
-  SetInt(f, "image/height", in.height);
-  SetInt(f, "image/width", in.width);
-  SetBytes(f, "image/colorspace", "RGB");
-  SetInt(f, "image/channels", 3);
-  SetInt(f, "image/class/label", in.label);
-  SetBytes(f, "image/class/text", in.text);
-  SetBytes(f, "image/format", "JPEG");
-  SetBytes(f, "image/filename", in.filename);
-  SetBytes(f, "image/encoded", in.jpeg);
+  SetInt(f, dataset::kImageHeight, in.height);
+  SetInt(f, dataset::kImageWidth, in.width);
+  SetBytes(f, dataset::kImageColorspace, dataset::kColorspace);
+  SetInt(f, dataset::kImageChannels, dataset::kChannels);
+  SetInt(f, dataset::kClassLabel, in.label);
+  SetBytes(f, dataset::kClassText, in.text);
+  SetBytes(f, dataset::kImageFormat, dataset::kFormatJpeg);
+  SetBytes(f, dataset::kImageFilename, in.filename);
+  SetBytes(f, dataset::kImageEncoded, in.jpeg);
   std::string out;
   {
     google::protobuf::io::StringOutputStream stream(&out);

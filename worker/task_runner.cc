@@ -9,6 +9,7 @@
 #include "common/hashing.h"
 #include "common/status_macros.h"
 #include "common/tfrecord.h"
+#include "dataset/layout.h"
 #include "worker/example_encoder.h"
 #include "worker/image/image_format.h"
 #include "worker/image/image_probe.h"
@@ -158,8 +159,10 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
                                              const RunContext& context) {
   image::ProbeOptions options;
   options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
-  const std::string shard_path = task.output_directory() + "/" + task.file_name();
-  const std::string index_dir = task.output_directory() + "/index";
+  const std::string shard_path = dataset::JoinPath(task.output_directory(), task.file_name());
+  const std::string index_path =
+      dataset::JoinPath(task.output_directory(), dataset::IndexFileFor(task.file_name()));
+  const std::string index_dir = std::filesystem::path(index_path).parent_path();
   std::error_code ec;
   std::filesystem::create_directories(index_dir, ec);
   if (ec) {
@@ -167,7 +170,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
                         absl::StrCat(index_dir, ": cannot create: ", ec.message()));
   }
   AtomicFileWriter shard(shard_path);
-  AtomicFileWriter index(index_dir + "/" + task.file_name() + ".idx");
+  AtomicFileWriter index(index_path);
   RETURN_IF_ERROR(shard.Open());
   RETURN_IF_ERROR(index.Open());
 

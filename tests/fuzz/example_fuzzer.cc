@@ -4,7 +4,7 @@
 #include <string_view>
 
 #include "tests/fuzz/fuzz_target.h"
-#include "worker/trainer/input/example_fields.h"
+#include "trainer/input/example_fields.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view record(reinterpret_cast<const char*>(data), size);

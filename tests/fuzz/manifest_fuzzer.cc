@@ -3,8 +3,8 @@
 #include <string>
 
 #include "tests/fuzz/fuzz_target.h"
-#include "worker/trainer/input/dataset_manifest.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/dataset_manifest.h"
+#include "trainer/trainer_error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -5,8 +5,8 @@
 #include <string>
 
 #include "tests/fuzz/fuzz_target.h"
-#include "worker/trainer/input/safetensors_index.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/safetensors_index.h"
+#include "trainer/trainer_error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 8) return 0;

@@ -1,7 +1,7 @@
 // retrain-trainer classify on a checkpoint of a tiny training run: results
 // in input order, named classes, bad files reported and skipped, the same
 // answers whatever the batch size, and clear errors for bad options.
-#include "worker/trainer/classify.h"
+#include "trainer/classify.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -15,9 +15,9 @@
 
 #include "tests/trainer/input/test_dataset.h"
 #include "tests/trainer/tiny_run.h"
-#include "worker/trainer/checkpoint.h"
-#include "worker/trainer/input/checkpoint_summary.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/checkpoint.h"
+#include "trainer/input/checkpoint_summary.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/device_input/device_preprocess.h"
-#include "worker/trainer/device_input/jpeg_batch_decoder.h"
-#include "worker/trainer/device_input/training_input.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/device_input/device_preprocess.h"
+#include "trainer/device_input/jpeg_batch_decoder.h"
+#include "trainer/device_input/training_input.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

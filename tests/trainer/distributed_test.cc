@@ -20,9 +20,9 @@
 #include "tests/support/process.h"
 #include "tests/support/two_host_network.h"
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/checkpoint.h"
-#include "worker/trainer/distributed/local_address.h"
-#include "worker/trainer/nn/model.h"
+#include "trainer/checkpoint.h"
+#include "trainer/distributed/local_address.h"
+#include "trainer/nn/model.h"
 
 namespace retrain::trainer {
 namespace {

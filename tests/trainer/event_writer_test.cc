@@ -1,4 +1,4 @@
-#include "worker/trainer/event_writer.h"
+#include "trainer/event_writer.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The trainer's wire-format reader of tf.Example against libprotobuf's
 // generated classes: what protobuf writes, it reads; what is malformed, it
 // refuses.
-#include "worker/trainer/input/example_fields.h"
+#include "trainer/input/example_fields.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Weights in safetensors files: written and read back, loaded into a model
 // as PyTorch's strict load_state_dict, refused naming the tensor when they
 // are another model's, and exported from a checkpoint.
-#include "worker/trainer/safetensors_weights.h"
+#include "trainer/safetensors_weights.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -10,9 +10,9 @@
 
 #include "tests/trainer/input/test_dataset.h"
 #include "tests/trainer/tiny_run.h"
-#include "worker/trainer/checkpoint.h"
-#include "worker/trainer/export_weights.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/checkpoint.h"
+#include "trainer/export_weights.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

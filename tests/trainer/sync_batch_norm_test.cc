@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "tests/support/process.h"
-#include "worker/trainer/distributed/batch_norm_sync.h"
+#include "trainer/distributed/batch_norm_sync.h"
 
 namespace retrain::trainer {
 namespace {

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/trainer.h"
+#include "trainer/trainer.h"
 
 namespace retrain::trainer::testing {
 

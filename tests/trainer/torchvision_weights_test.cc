@@ -13,8 +13,8 @@
 #include <string>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/checkpoint.h"
-#include "worker/trainer/safetensors_weights.h"
+#include "trainer/checkpoint.h"
+#include "trainer/safetensors_weights.h"
 
 namespace retrain::trainer {
 namespace {

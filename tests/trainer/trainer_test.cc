@@ -1,6 +1,6 @@
 // Training runs end to end on tiny datasets: resume, fine-tuning, NaN stop,
 // damaged records and checkpoints, what a killed run left behind.
-#include "worker/trainer/trainer.h"
+#include "trainer/trainer.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,10 +8,10 @@
 #include <filesystem>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/checkpoint.h"
-#include "worker/trainer/input/checkpoint_summary.h"
-#include "worker/trainer/nn/model.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/checkpoint.h"
+#include "trainer/input/checkpoint_summary.h"
+#include "trainer/nn/model.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

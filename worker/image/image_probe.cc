@@ -8,22 +8,14 @@
 #include "worker/image/vips_codec.h"
 
 namespace retrain::image {
-namespace {
-
-ProbeOutcome Failed(retrain::v1::SkipReason reason, std::string detail) {
-  ProbeOutcome outcome;
-  outcome.reason = reason;
-  outcome.detail = std::move(detail);
-  return outcome;
-}
-
-}  // namespace
 
 ProbeOutcome ProbeImage(std::string_view bytes, const ProbeOptions& options) {
-  if (bytes.empty()) return Failed(retrain::v1::SKIP_REASON_EMPTY, "the file is empty");
+  if (bytes.empty()) {
+    return Refused<ProbeOutcome>(retrain::v1::SKIP_REASON_EMPTY, "the file is empty");
+  }
   const ImageFormat format = DetectImageFormat(bytes);
   if (format == ImageFormat::kUnknown) {
-    return Failed(retrain::v1::SKIP_REASON_NOT_AN_IMAGE,
+    return Refused<ProbeOutcome>(retrain::v1::SKIP_REASON_NOT_AN_IMAGE,
                   absl::StrCat("not a known image format; first bytes ",
                                ToHex(bytes.substr(0, std::min<size_t>(bytes.size(), 8)))));
   }
@@ -32,7 +24,7 @@ ProbeOutcome ProbeImage(std::string_view bytes, const ProbeOptions& options) {
   outcome.info.format = format;
   if (format == ImageFormat::kJpeg) {
     internal::JpegCheck check = internal::CheckJpeg(bytes, options.max_pixels);
-    if (!check.ok) return Failed(check.reason, std::move(check.detail));
+    if (!check.ok) return Refused<ProbeOutcome>(check.reason, std::move(check.detail));
     outcome.info.width = check.width;
     outcome.info.height = check.height;
     outcome.info.passthrough = check.passthrough;
@@ -44,7 +36,7 @@ ProbeOutcome ProbeImage(std::string_view bytes, const ProbeOptions& options) {
     request.max_pixels = options.max_pixels;
     request.encode = false;
     internal::VipsResult result = internal::RunVips(request);
-    if (!result.ok) return Failed(result.reason, std::move(result.detail));
+    if (!result.ok) return Refused<ProbeOutcome>(result.reason, std::move(result.detail));
     outcome.info.width = result.width;
     outcome.info.height = result.height;
     outcome.info.passthrough = false;

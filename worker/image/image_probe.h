@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "retrain/v1/dataset.pb.h"
 #include "worker/image/image_format.h"
@@ -47,6 +48,16 @@ struct ProbeOutcome {
   // Filled when ok.
   ImageInfo info;
 };
+
+// An outcome (ProbeOutcome, MakeOutcome) that refuses the image for
+// `reason`, with what the decoder said.
+template <typename Outcome>
+Outcome Refused(retrain::v1::SkipReason reason, std::string detail) {
+  Outcome outcome;
+  outcome.reason = reason;
+  outcome.detail = std::move(detail);
+  return outcome;
+}
 
 // Validates the image completely and says whether it can be stored as is.
 // The format comes from the bytes, never from a file name. JPEGs are checked

@@ -8,24 +8,16 @@
 #include "worker/image/vips_codec.h"
 
 namespace retrain::image {
-namespace {
-
-MakeOutcome Failed(retrain::v1::SkipReason reason, std::string detail) {
-  MakeOutcome outcome;
-  outcome.reason = reason;
-  outcome.detail = std::move(detail);
-  return outcome;
-}
-
-}  // namespace
 
 MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int jpeg_quality) {
-  if (bytes.empty()) return Failed(retrain::v1::SKIP_REASON_EMPTY, "the file is empty");
+  if (bytes.empty()) {
+    return Refused<MakeOutcome>(retrain::v1::SKIP_REASON_EMPTY, "the file is empty");
+  }
   const ImageFormat format = DetectImageFormat(bytes);
   if (format == ImageFormat::kUnknown) {
     // Same reason and wording as ProbeImage().
     ProbeOutcome probe = ProbeImage(bytes, options);
-    return Failed(probe.reason, std::move(probe.detail));
+    return Refused<MakeOutcome>(probe.reason, std::move(probe.detail));
   }
 
   internal::VipsRequest request;
@@ -36,7 +28,7 @@ MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int 
   if (format == ImageFormat::kJpeg) {
     internal::JpegCheck check =
         internal::CheckJpeg(bytes, options.max_pixels, options.already_validated);
-    if (!check.ok) return Failed(check.reason, std::move(check.detail));
+    if (!check.ok) return Refused<MakeOutcome>(check.reason, std::move(check.detail));
     if (check.passthrough) {
       MakeOutcome outcome;
       outcome.ok = true;
@@ -51,7 +43,7 @@ MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int 
 
   request.bytes = bytes;
   internal::VipsResult result = internal::RunVips(request);
-  if (!result.ok) return Failed(result.reason, std::move(result.detail));
+  if (!result.ok) return Refused<MakeOutcome>(result.reason, std::move(result.detail));
   MakeOutcome outcome;
   outcome.ok = true;
   outcome.image.jpeg = std::move(result.jpeg);

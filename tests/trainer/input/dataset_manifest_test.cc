@@ -1,4 +1,4 @@
-#include "worker/trainer/input/dataset_manifest.h"
+#include "trainer/input/dataset_manifest.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

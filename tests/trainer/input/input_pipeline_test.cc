@@ -1,4 +1,4 @@
-#include "worker/trainer/input/input_pipeline.h"
+#include "trainer/input/input_pipeline.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,9 +9,9 @@
 
 #include "common/tfrecord.h"
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/input/memory_plan.h"
-#include "worker/trainer/input/shuffle_buffer.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/memory_plan.h"
+#include "trainer/input/shuffle_buffer.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

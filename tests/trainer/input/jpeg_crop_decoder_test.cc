@@ -1,4 +1,4 @@
-#include "worker/trainer/input/jpeg_crop_decoder.h"
+#include "trainer/input/jpeg_crop_decoder.h"
 
 // clang-format off
 #include <cstdio>
@@ -12,8 +12,8 @@
 #include <cstdlib>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/input/resize.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/resize.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

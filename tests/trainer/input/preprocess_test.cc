@@ -1,4 +1,4 @@
-#include "worker/trainer/input/preprocess.h"
+#include "trainer/input/preprocess.h"
 
 #include <gtest/gtest.h>
 

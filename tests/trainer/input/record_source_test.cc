@@ -1,4 +1,4 @@
-#include "worker/trainer/input/record_source.h"
+#include "trainer/input/record_source.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -9,8 +9,8 @@
 #include <set>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/input/example_fields.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/input/example_fields.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

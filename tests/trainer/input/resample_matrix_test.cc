@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/input/resize.h"
+#include "trainer/input/resize.h"
 
 namespace retrain::trainer {
 namespace {

@@ -1,10 +1,10 @@
-#include "worker/trainer/input/safetensors_index.h"
+#include "trainer/input/safetensors_index.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "tests/trainer/input/test_dataset.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

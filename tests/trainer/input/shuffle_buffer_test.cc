@@ -1,4 +1,4 @@
-#include "worker/trainer/input/shuffle_buffer.h"
+#include "trainer/input/shuffle_buffer.h"
 
 #include <gtest/gtest.h>
 

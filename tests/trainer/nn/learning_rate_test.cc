@@ -1,11 +1,11 @@
-#include "worker/trainer/nn/learning_rate.h"
+#include "trainer/nn/learning_rate.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
-#include "worker/trainer/trainer_error.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

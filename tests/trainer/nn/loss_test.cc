@@ -1,4 +1,4 @@
-#include "worker/trainer/nn/loss.h"
+#include "trainer/nn/loss.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/trainer/nn/model.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/nn/model.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

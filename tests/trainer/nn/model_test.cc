@@ -1,4 +1,4 @@
-#include "worker/trainer/nn/model.h"
+#include "trainer/nn/model.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "worker/trainer/model_catalog.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/model_catalog.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/trainer/nn/moving_average.h"
+#include "trainer/nn/moving_average.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -6,8 +6,8 @@
 #include <sstream>
 #include <string>
 
-#include "worker/trainer/nn/model.h"
-#include "worker/trainer/trainer_error.h"
+#include "trainer/nn/model.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/trainer/nn/rmsprop_tf.h"
+#include "trainer/nn/rmsprop_tf.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <vector>
 
-#include "worker/trainer/trainer_error.h"
+#include "trainer/trainer_error.h"
 
 namespace retrain::trainer {
 namespace {

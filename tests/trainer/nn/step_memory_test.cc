@@ -1,11 +1,11 @@
-#include "worker/trainer/nn/step_memory.h"
+#include "trainer/nn/step_memory.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 
-#include "worker/trainer/model_catalog.h"
-#include "worker/trainer/nn/model.h"
+#include "trainer/model_catalog.h"
+#include "trainer/nn/model.h"
 
 namespace retrain::trainer {
 namespace {

@@ -1,0 +1,105 @@
+#include "server/jobs/dataset_verify.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "dataset/manifest.h"
+
+namespace retrain::server {
+
+namespace v1 = retrain::v1;
+
+namespace {
+
+// Shards named in the job's failure reason; the result lists them all.
+constexpr size_t kShardsNamed = 3;
+
+class DatasetVerify : public JobKind {
+ public:
+  v1::JobType type() const override { return v1::JOB_TYPE_DATASET_VERIFY; }
+  std::string RunningPhase() const override { return "verifying"; }
+  int64_t TaskUnits(const v1::Task& task) const override {
+    return task.verify_shard().num_records();
+  }
+
+  void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
+    const std::vector<const v1::TaskRecord*> tasks = engine.TasksOf(job);
+    for (const v1::TaskRecord* t : tasks) {
+      if (t->state() != v1::TASK_STATE_DONE) return;  // others still run
+    }
+    v1::DatasetVerifyResult& result = *job.mutable_dataset_verify_result();
+    result.Clear();
+    for (const v1::TaskRecord* t : tasks) {
+      const v1::VerifyShardResult& shard = t->result().verify_shard();
+      result.set_shards_checked(result.shards_checked() + 1);
+      result.set_records_checked(result.records_checked() + shard.records());
+      result.set_bytes_checked(result.bytes_checked() + shard.bytes());
+      if (shard.damage_size() > 0) result.add_damaged_shards(shard.file());
+      for (const auto& d : shard.damage()) *result.add_damage() = d;
+    }
+    result.set_intact(result.damaged_shards().empty());
+    if (result.intact()) {
+      engine.EndJob(job, v1::JOB_STATE_SUCCEEDED,
+                    absl::StrCat("intact: ", result.shards_checked(), " shards, ",
+                                 result.records_checked(), " records as the manifest says"));
+      return;
+    }
+    std::vector<std::string> named(result.damaged_shards().begin(),
+                                   result.damaged_shards().end());
+    if (named.size() > kShardsNamed) {
+      named.resize(kShardsNamed);
+      named.push_back(absl::StrCat("and ", result.damaged_shards_size() - kShardsNamed, " more"));
+    }
+    engine.EndJob(job, v1::JOB_STATE_FAILED,
+                  absl::StrCat("damaged: ", result.damaged_shards_size(), " of ",
+                               result.shards_checked(), " shards (", absl::StrJoin(named, ", "),
+                               "); rebuild the dataset or restore those files (retrain status ",
+                               job.id(), " lists every problem)"));
+  }
+};
+
+}  // namespace
+
+const JobKind& DatasetVerifyKind() {
+  static const DatasetVerify kind;
+  return kind;
+}
+
+absl::StatusOr<PlannedJob> PlanDatasetVerify(const v1::DatasetVerifySpec& spec,
+                                             const DataRoots& roots) {
+  ASSIGN_OR_RETURN(const std::string data_dir, roots.Resolve("spec.data_dir", spec.data_dir()));
+  dataset::Manifest manifest;
+  std::string error;
+  if (!dataset::ReadManifest(data_dir, &manifest, &error)) {
+    return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", error));
+  }
+  PlannedJob planned;
+  planned.job.set_type(v1::JOB_TYPE_DATASET_VERIFY);
+  planned.job.mutable_dataset_verify()->set_data_dir(data_dir);
+  int64_t records = 0;
+  for (const auto& [name, split] : manifest.splits) {
+    for (const dataset::ShardInfo& shard : split.shards) {
+      v1::VerifyShardTask& t = *planned.tasks.emplace_back().mutable_verify_shard();
+      t.set_data_dir(data_dir);
+      t.set_file(shard.file);
+      t.set_index(shard.index);
+      t.set_num_records(shard.num_records);
+      t.set_num_bytes(shard.num_bytes);
+      t.set_sha256(shard.sha256);
+      t.set_num_classes(manifest.num_classes);
+      records += shard.num_records;
+    }
+  }
+  if (planned.tasks.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "spec.data_dir: ", data_dir, "'s manifest lists no shards: nothing to verify"));
+  }
+  planned.reason = absl::StrCat("dataset verification submitted: ", planned.tasks.size(),
+                                " shards, ", records, " records");
+  return planned;
+}
+
+}  // namespace retrain::server

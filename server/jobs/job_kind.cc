@@ -1,0 +1,17 @@
+#include "server/jobs/job_kind.h"
+
+#include <map>
+
+#include "server/jobs/dataset_verify.h"
+
+namespace retrain::server {
+
+const JobKind* FindJobKind(retrain::v1::JobType type) {
+  static const std::map<retrain::v1::JobType, const JobKind*> kinds = {
+      {retrain::v1::JOB_TYPE_DATASET_VERIFY, &DatasetVerifyKind()},
+  };
+  auto it = kinds.find(type);
+  return it == kinds.end() ? nullptr : it->second;
+}
+
+}  // namespace retrain::server

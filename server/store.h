@@ -1,0 +1,78 @@
+// The coordinator's durable state behind one interface: jobs, build plans,
+// tasks, workers and id counters. SqliteStore (sqlite_store.h) is the
+// embedded default; tests and other databases implement the same contract.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "retrain/v1/coordinator_state.pb.h"
+#include "retrain/v1/job.pb.h"
+#include "retrain/v1/worker.pb.h"
+
+namespace retrain::server {
+
+// A set of writes applied atomically: all or none.
+struct StoreBatch {
+  std::vector<const retrain::v1::Job*> jobs;
+  std::vector<std::pair<std::string, const retrain::v1::BuildPlan*>> plans;
+  std::vector<const retrain::v1::TaskRecord*> tasks;
+  std::vector<const retrain::v1::Worker*> workers;
+  // Deletes every task row of these jobs (after they end).
+  std::vector<std::string> drop_tasks_of_jobs;
+  // Deletes these task rows.
+  std::vector<int64_t> drop_tasks;
+  // Named counters (next ids) to persist.
+  std::vector<std::pair<std::string, int64_t>> counters;
+  bool empty() const {
+    return jobs.empty() && plans.empty() && tasks.empty() && workers.empty() &&
+           drop_tasks_of_jobs.empty() && drop_tasks.empty() && counters.empty();
+  }
+};
+
+// What a coordinator needs at start. Finished jobs beyond the newest
+// `keep_finished` are only counted, through the state index, not read.
+struct StoreContents {
+  // Every unfinished job and the newest `keep_finished` finished ones, in
+  // submission order.
+  std::vector<retrain::v1::Job> jobs;
+  // The other finished jobs, by (type, state), and the sequence of the
+  // newest of them (-1: none).
+  std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t> finished_not_loaded;
+  int64_t newest_not_loaded_seq = -1;
+  std::vector<std::pair<std::string, retrain::v1::BuildPlan>> plans;
+  std::vector<retrain::v1::TaskRecord> tasks;  // in id order
+  std::vector<retrain::v1::Worker> workers;
+  std::map<std::string, int64_t> counters;
+};
+
+// The number in a job id "j-<seq>": submission order, and the jobs table's key.
+int64_t JobSequence(const std::string& job_id);
+
+// Not thread-safe: the owner serialises calls. Every method either does all
+// it says or returns an error and changes nothing.
+class Store {
+ public:
+  virtual ~Store() = default;
+  // Every unfinished job and the newest `keep_finished` finished ones, with
+  // their plans and tasks, the workers and the counters.
+  virtual absl::StatusOr<StoreContents> LoadState(int64_t keep_finished) = 0;
+  // One job; NotFound naming job_id when there is none.
+  virtual absl::StatusOr<retrain::v1::Job> LoadJob(const std::string& job_id) = 0;
+  // The id of the job submitted with this request_id; "" when there is none.
+  virtual absl::StatusOr<std::string> FindJobIdByRequestId(const std::string& request_id) = 0;
+  // Up to `limit` jobs submitted before the job with sequence `before`,
+  // newest first.
+  virtual absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before,
+                                                                       int limit) = 0;
+  // Applies `batch` atomically and durably: once it returns OK, a restart
+  // loads what it wrote.
+  virtual absl::Status Commit(const StoreBatch& batch) = 0;
+};
+
+}  // namespace retrain::server

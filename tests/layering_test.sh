@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Which way dependencies point (docs/architecture.md), checked on the
+# sources' #include lines: each rule greps a folder for what it must not
+# include. Prints "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+passed=0 failed=0
+# forbid NAME REGEX PATHS...: no #include line in PATHS matches REGEX.
+forbid() {
+  local name="$1" regex="$2" found
+  shift 2
+  found=$(grep -rnE --include='*.h' --include='*.cc' "^#include [<\"]($regex)" "$@" 2>/dev/null)
+  if [ -z "$found" ]; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAILED: $name"; echo "$found" | sed 's/^/  /'; fi
+}
+forbid "the dataset contract includes nothing of the services, the trainer or their libraries" \
+  'torch/|ATen/|c10/|grpc|absl/|vips/|google/protobuf|retrain/v1/|server/|worker/|trainer/|client/' \
+  dataset
+forbid "retrain_base stays free of abseil, gRPC, libvips and LibTorch" \
+  'torch/|ATen/|c10/|grpc|absl/|vips/' \
+  common/crc32c.h common/crc32c.cc common/clock.h common/clock.cc common/logging.h \
+  common/logging.cc common/proto_wire.h common/proto_wire.cc common/system_memory.h \
+  common/system_memory.cc common/tfrecord.h common/tfrecord.cc
+forbid "the worker never includes trainer code (it runs retrain-trainer as a process)" \
+  'trainer/' worker
+forbid "the server never includes LibTorch" 'torch/|ATen/|c10/' server
+forbid "the server includes of the trainer only its torch-free admission inputs" \
+  'trainer/(nn|distributed|device_input)/|trainer/(trainer|checkpoint|classify|export_weights|safetensors_weights|event_writer|trainer_log|train_options)\.h' \
+  server
+forbid "the client includes no server, worker or trainer code" 'server/|worker/|trainer/|torch/' client
+forbid "the trainer's input pipeline never includes LibTorch, gRPC, abseil or libvips" \
+  'torch/|ATen/|c10/|grpc|absl/|vips/' trainer/input
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

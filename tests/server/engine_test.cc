@@ -1,0 +1,462 @@
+// The coordinator's engine in-process, with a fake clock and no background
+// tick: lease expiry, heartbeats, lost workers, attempt limits, priorities,
+// placement of jobs over several workers, a restart from the store and a
+// job kind behind the JobKind interface (dataset verification), each
+// decided by moving the clock and calling Tick(), not by waiting.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "server/coordinator.h"
+#include "server/dataset_manifest.h"
+#include "tests/support/process.h"
+
+namespace retrain::server {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using std::chrono::milliseconds;
+
+constexpr int kLeaseTimeoutMs = 10000;
+constexpr int64_t kGiB = int64_t{1} << 30;
+
+void WriteFile(const std::string& path, const std::string& content) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+// A dataset.json over `shards` one-record train shards of two classes, with
+// the shard and index files it names, as a finished build leaves them.
+void WriteDataset(const std::string& dir, int shards) {
+  v1::Job job;
+  job.set_id("j-000001");
+  job.mutable_dataset_build()->set_train_directory("/in/train");
+  job.mutable_dataset_build()->set_background_class(true);
+  v1::DatasetBuildResult result;
+  for (const char* name : {"cat", "dog"}) {
+    auto* label = result.add_labels();
+    label->set_id(result.labels_size());
+    label->set_name(name);
+  }
+  auto* train = result.mutable_train();
+  for (int i = 0; i < shards; ++i) {
+    const std::string file = "train-0000" + std::to_string(i) + "-of-0000" + std::to_string(shards);
+    const std::string bytes(4096, 'x');
+    WriteFile(dir + "/" + file, bytes);
+    WriteFile(dir + "/index/" + file + ".idx", "0 4096\n");
+    auto* shard = train->add_shards();
+    shard->set_file(file);
+    shard->set_num_records(1);
+    shard->set_num_bytes(static_cast<int64_t>(bytes.size()));
+    shard->set_sha256(std::string(64, '0'));
+  }
+  train->set_num_records(shards);
+  WriteFile(dir + "/dataset.json", DatasetManifestJson(job, result));
+}
+
+class EngineTest : public ::testing::Test {
+ protected:
+  EngineTest() {
+    WriteFile(root() + "/images/train/cat/1.jpg", "not decoded by the coordinator");
+    WriteFile(root() + "/images/train/dog/2.jpg", "not decoded by the coordinator");
+    WriteDataset(root() + "/dataset", 2);
+  }
+
+  const std::string& root() const { return dir_.path(); }
+
+  CoordinatorOptions Options() const {
+    CoordinatorOptions o;
+    o.data_roots = {root()};
+    o.state_dir = root() + "/state";
+    o.clock = &clock_;
+    o.tick_interval_ms = 0;  // the test calls Tick()
+    o.lease_timeout_ms = kLeaseTimeoutMs;
+    o.max_task_attempts = 3;
+    return o;
+  }
+
+  void Start() {
+    coordinator_.reset();  // a restart: the old one lets go of the store first
+    auto c = Coordinator::Create(Options());
+    ASSERT_TRUE(c.ok()) << c.status();
+    coordinator_ = std::move(*c);
+  }
+
+  Coordinator& engine() { return *coordinator_; }
+
+  std::string RegisterWorker(int cores = 8) {
+    v1::RegisterWorkerRequest req;
+    req.set_hostname("host-" + std::to_string(++hosts_));
+    req.mutable_resources()->set_cpu_cores(cores);
+    req.mutable_resources()->set_memory_bytes(64 * kGiB);
+    auto resp = engine().RegisterWorker(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->worker_id() : "";
+  }
+
+  std::string SubmitBuild() {
+    v1::SubmitDatasetBuildRequest req;
+    req.mutable_spec()->set_train_directory(root() + "/images/train");
+    req.mutable_spec()->set_output_directory(root() + "/out-" + std::to_string(++builds_));
+    auto job = engine().SubmitDatasetBuild(req);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? job->id() : "";
+  }
+
+  std::string SubmitTraining(int priority, int workers = 1) {
+    v1::SubmitTrainingRequest req;
+    req.set_priority(priority);
+    auto& spec = *req.mutable_spec();
+    spec.set_data_dir(root() + "/dataset");
+    spec.set_train_dir(root() + "/runs/" + std::to_string(++runs_));
+    spec.set_model("small");
+    spec.set_max_steps(10);
+    spec.set_batch_size(4);
+    spec.set_num_workers(workers);
+    auto job = engine().SubmitTraining(req);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? job->id() : "";
+  }
+
+  // Leases a task for `worker`, waiting (in real time) up to 5 s for the
+  // planner thread to make one; an unset task when none came.
+  v1::Task Lease(const std::string& worker, int wait_ms = 5000) {
+    v1::LeaseTaskRequest req;
+    req.set_worker_id(worker);
+    req.set_wait_ms(wait_ms);
+    auto resp = engine().LeaseTask(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->task() : v1::Task();
+  }
+
+  absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const std::string& worker,
+                                                  std::vector<int64_t> leases) {
+    v1::HeartbeatRequest req;
+    req.set_worker_id(worker);
+    for (int64_t l : leases) req.add_lease_ids(l);
+    return engine().Heartbeat(req);
+  }
+
+  bool ReportProgress(const std::string& worker, const v1::Task& task) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(worker);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    auto resp = engine().ReportProgress(req);
+    return resp.ok() && resp->keep_going();
+  }
+
+  v1::Job Job(const std::string& id) {
+    auto job = engine().GetJob(id);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+
+  v1::Worker Worker(const std::string& id) {
+    for (const auto& w : engine().ListWorkers()) {
+      if (w.id() == id) return w;
+    }
+    ADD_FAILURE() << "no worker " << id;
+    return {};
+  }
+
+  // The job's history as one string, to look for reasons in.
+  std::string History(const std::string& id) {
+    std::string all;
+    const v1::Job job = Job(id);
+    for (const auto& e : job.history()) all += e.reason() + "\n";
+    return all;
+  }
+
+  retrain::testing::TempDir dir_;
+  mutable FakeClock clock_;
+  std::unique_ptr<Coordinator> coordinator_;
+  int hosts_ = 0, builds_ = 0, runs_ = 0;
+};
+
+TEST_F(EngineTest, ALeaseNotRenewedForALeaseTimeoutGoesToAnotherWorker) {
+  Start();
+  const std::string a = RegisterWorker(), b = RegisterWorker();
+  const std::string job = SubmitBuild();
+  const v1::Task first = Lease(a);
+  ASSERT_TRUE(first.has_probe());
+  EXPECT_EQ(first.attempt(), 1);
+  // Both workers keep heartbeating, but only `b` for the lease it holds.
+  clock_.Advance(milliseconds(kLeaseTimeoutMs));
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
+  ASSERT_TRUE(Heartbeat(b, {}).ok());
+  engine().Tick();
+  EXPECT_FALSE(Lease(b, 0).has_probe()) << "expired at the deadline, not after it";
+
+  clock_.Advance(milliseconds(1));
+  engine().Tick();
+  const v1::Task second = Lease(b, 0);
+  EXPECT_EQ(second.id(), first.id());
+  EXPECT_EQ(second.attempt(), 2);
+  EXPECT_THAT(History(job), HasSubstr("re-queued: lease on worker " + a + " expired"));
+  // The first holder is told to stop, and its result is refused.
+  EXPECT_FALSE(ReportProgress(a, first));
+  v1::CompleteTaskRequest done;
+  done.set_worker_id(a);
+  done.set_task_id(first.id());
+  done.set_lease_id(first.lease_id());
+  done.mutable_result()->mutable_probe();
+  EXPECT_EQ(engine().CompleteTask(done).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(ReportProgress(b, second));
+}
+
+TEST_F(EngineTest, HeartbeatsAndProgressReportsKeepALeaseAlive) {
+  Start();
+  const std::string a = RegisterWorker();
+  SubmitBuild();
+  const v1::Task task = Lease(a);
+  ASSERT_TRUE(task.has_probe());
+  for (int i = 0; i < 5; ++i) {
+    clock_.Advance(milliseconds(kLeaseTimeoutMs * 3 / 4));
+    if (i % 2 == 0) {
+      auto hb = Heartbeat(a, {task.lease_id()});
+      ASSERT_TRUE(hb.ok());
+      EXPECT_TRUE(hb->revoked_lease_ids().empty());
+    } else {
+      EXPECT_TRUE(ReportProgress(a, task));
+    }
+    engine().Tick();
+  }
+  EXPECT_EQ(Worker(a).state(), v1::WORKER_STATE_BUSY);
+  EXPECT_TRUE(ReportProgress(a, task)) << "still the holder after 3.75 lease timeouts";
+  // Silence: the lease expires and a heartbeat naming it is told so.
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  engine().Tick();
+  auto hb = Heartbeat(a, {task.lease_id()});
+  ASSERT_TRUE(hb.ok());
+  EXPECT_THAT(hb->revoked_lease_ids(), ::testing::ElementsAre(task.lease_id()));
+}
+
+TEST_F(EngineTest, AWorkerSilentForALeaseTimeoutIsLostUntilItsNextHeartbeat) {
+  Start();
+  const std::string a = RegisterWorker();
+  clock_.Advance(milliseconds(kLeaseTimeoutMs));
+  engine().Tick();
+  EXPECT_EQ(Worker(a).state(), v1::WORKER_STATE_IDLE);
+  clock_.Advance(milliseconds(1));
+  engine().Tick();
+  EXPECT_EQ(Worker(a).state(), v1::WORKER_STATE_LOST);
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
+  EXPECT_EQ(Worker(a).state(), v1::WORKER_STATE_IDLE);
+  // An id the coordinator never gave out must register.
+  EXPECT_EQ(Heartbeat("w-999", {}).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(EngineTest, ATaskThatFailsMaxAttemptsTimesFailsItsJob) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitBuild();
+  // Attempt 1 is lost (lease expiry), attempt 2 fails retryably, attempt 3
+  // is lost again: the third strike ends the job.
+  v1::Task task = Lease(a);
+  ASSERT_TRUE(task.has_probe());
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  engine().Tick();
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
+  task = Lease(a, 0);
+  ASSERT_EQ(task.attempt(), 2);
+  v1::FailTaskRequest fail;
+  fail.set_worker_id(a);
+  fail.set_task_id(task.id());
+  fail.set_lease_id(task.lease_id());
+  fail.set_error("disk full");
+  fail.set_retryable(true);
+  ASSERT_TRUE(engine().FailTask(fail).ok());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  task = Lease(a, 0);
+  ASSERT_EQ(task.attempt(), 3);
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  engine().Tick();
+  const v1::Job failed = Job(job);
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(failed.history().rbegin()->reason(),
+              HasSubstr("failed 3 times; last: lease on worker " + a + " expired"));
+  EXPECT_THAT(History(job), HasSubstr("re-queued: worker " + a + ": disk full"));
+}
+
+TEST_F(EngineTest, ATaskThatCannotSucceedElsewhereFailsItsJobAtOnce) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitBuild();
+  const v1::Task task = Lease(a);
+  ASSERT_TRUE(task.has_probe());
+  v1::FailTaskRequest fail;
+  fail.set_worker_id(a);
+  fail.set_task_id(task.id());
+  fail.set_lease_id(task.lease_id());
+  fail.set_error("output directory not writable");
+  ASSERT_TRUE(engine().FailTask(fail).ok());
+  const v1::Job failed = Job(job);
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(failed.history().rbegin()->reason(), HasSubstr("output directory not writable"));
+}
+
+TEST_F(EngineTest, HigherPriorityTrainingIsLeasedFirstThenOlderJobsFirst) {
+  Start();
+  const std::string low = SubmitTraining(0);
+  const std::string older = SubmitTraining(5);
+  const std::string newer = SubmitTraining(5);
+  std::vector<std::string> order;
+  for (int i = 0; i < 3; ++i) {
+    const std::string w = RegisterWorker();
+    const v1::Task t = Lease(w, 0);
+    ASSERT_TRUE(t.has_train()) << "worker " << i;
+    order.push_back(t.job_id());
+    EXPECT_FALSE(Lease(w, 0).has_train()) << "one trainer per worker at a time";
+  }
+  EXPECT_THAT(order, ::testing::ElementsAre(older, newer, low));
+}
+
+TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhole) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitTraining(0, /*workers=*/2);
+  engine().Tick();
+  EXPECT_FALSE(Lease(a, 0).has_train()) << "placed on one worker of the two it needs";
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_QUEUED);
+
+  const std::string b = RegisterWorker();
+  engine().Tick();
+  const v1::Task on_a = Lease(a, 0), on_b = Lease(b, 0);
+  ASSERT_TRUE(on_a.has_train());
+  ASSERT_TRUE(on_b.has_train());
+  EXPECT_NE(on_a.train().node_rank(), on_b.train().node_rank());
+  EXPECT_EQ(on_a.train().master_port(), on_b.train().master_port());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+
+  // `b` goes silent: its part's lease expires, and `a`'s part, which would
+  // wait for a peer that never comes, is stopped too.
+  clock_.Advance(milliseconds(kLeaseTimeoutMs / 2));
+  ASSERT_TRUE(Heartbeat(a, {on_a.lease_id()}).ok());
+  clock_.Advance(milliseconds(kLeaseTimeoutMs / 2 + 1));
+  engine().Tick();
+  EXPECT_FALSE(ReportProgress(a, on_a));
+  EXPECT_THAT(History(job), HasSubstr("lease on worker " + b + " expired"));
+  // Placed again on two free workers, both parts at their second attempt.
+  const std::string c = RegisterWorker();
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
+  engine().Tick();
+  const v1::Task again_a = Lease(a, 0), again_c = Lease(c, 0);
+  ASSERT_TRUE(again_a.has_train());
+  ASSERT_TRUE(again_c.has_train());
+  EXPECT_EQ(again_a.attempt() + again_c.attempt(), 4);
+}
+
+TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
+  Start();
+  const std::string a = RegisterWorker(), b = RegisterWorker();
+  const std::string job = SubmitBuild();
+  const v1::Task task = Lease(a);
+  ASSERT_TRUE(task.has_probe());
+
+  Start();  // a new coordinator on the same store
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  // Past one lease timeout the holder still holds it: it gets two to
+  // reconnect after a restart.
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  ASSERT_TRUE(Heartbeat(b, {}).ok());
+  engine().Tick();
+  EXPECT_FALSE(Lease(b, 0).has_probe());
+  EXPECT_TRUE(ReportProgress(a, task)) << "the lease survived the restart";
+  // Then it goes silent, and the task moves on.
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  ASSERT_TRUE(Heartbeat(b, {}).ok());
+  engine().Tick();
+  const v1::Task moved = Lease(b, 0);
+  EXPECT_EQ(moved.id(), task.id());
+  EXPECT_EQ(moved.attempt(), 2);
+  EXPECT_GT(moved.lease_id(), task.lease_id()) << "lease ids are not reused after a restart";
+}
+
+TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
+  Start();
+  const std::string a = RegisterWorker(), b = RegisterWorker();
+  v1::SubmitDatasetVerifyRequest req;
+  req.mutable_spec()->set_data_dir(root() + "/dataset");
+  auto submitted = engine().SubmitDatasetVerify(req);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const std::string job = submitted->id();
+  const v1::Task on_a = Lease(a, 0), on_b = Lease(b, 0);
+  ASSERT_TRUE(on_a.has_verify_shard());
+  ASSERT_TRUE(on_b.has_verify_shard());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job(job).progress().phase(), "verifying");
+  EXPECT_EQ(Job(job).progress().total(), 2) << "one record a shard";
+
+  auto complete = [&](const std::string& worker, const v1::Task& task, bool damaged) {
+    v1::CompleteTaskRequest done;
+    done.set_worker_id(worker);
+    done.set_task_id(task.id());
+    done.set_lease_id(task.lease_id());
+    auto* r = done.mutable_result()->mutable_verify_shard();
+    r->set_file(task.verify_shard().file());
+    r->set_records(1);
+    r->set_bytes(4096);
+    if (damaged) {
+      auto* d = r->add_damage();
+      d->set_file(task.verify_shard().file());
+      d->set_offset(0);
+      d->set_problem("corrupt record at offset 0 (data checksum mismatch)");
+    }
+    return engine().CompleteTask(done);
+  };
+  v1::CompleteTaskRequest wrong;
+  wrong.set_worker_id(a);
+  wrong.set_task_id(on_a.id());
+  wrong.set_lease_id(on_a.lease_id());
+  wrong.mutable_result()->mutable_probe();
+  EXPECT_EQ(engine().CompleteTask(wrong).code(), absl::StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(complete(a, on_a, /*damaged=*/false).ok());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING) << "one shard is still being read";
+  ASSERT_TRUE(complete(b, on_b, /*damaged=*/true).ok());
+  const v1::Job ended = Job(job);
+  EXPECT_EQ(ended.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(ended.error(),
+              HasSubstr("damaged: 1 of 2 shards (" + on_b.verify_shard().file() + ")"));
+  const v1::DatasetVerifyResult& result = ended.dataset_verify_result();
+  EXPECT_FALSE(result.intact());
+  EXPECT_EQ(result.shards_checked(), 2);
+  EXPECT_EQ(result.records_checked(), 2);
+  EXPECT_EQ(result.bytes_checked(), 8192);
+  ASSERT_EQ(result.damage_size(), 1);
+  EXPECT_EQ(result.damage(0).file(), on_b.verify_shard().file());
+
+  // The same dataset, intact this time, after a restart: the result survives it.
+  auto again = engine().SubmitDatasetVerify(req);
+  ASSERT_TRUE(again.ok());
+  const v1::Task first = Lease(a, 0), second = Lease(b, 0);
+  ASSERT_TRUE(complete(a, first, false).ok());
+  ASSERT_TRUE(complete(b, second, false).ok());
+  Start();
+  EXPECT_EQ(Job(again->id()).state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_TRUE(Job(again->id()).dataset_verify_result().intact());
+  EXPECT_EQ(Job(job).dataset_verify_result().damage_size(), 1);
+}
+
+TEST_F(EngineTest, AVerificationOfADirectoryWithoutAManifestIsRefused) {
+  Start();
+  v1::SubmitDatasetVerifyRequest req;
+  req.mutable_spec()->set_data_dir(root() + "/images");
+  EXPECT_EQ(engine().SubmitDatasetVerify(req).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  req.mutable_spec()->set_data_dir("/etc");
+  EXPECT_EQ(engine().SubmitDatasetVerify(req).status().code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+}  // namespace
+}  // namespace retrain::server

@@ -1,0 +1,273 @@
+#include "worker/verify_task.h"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/hashing.h"
+#include "common/tfrecord.h"
+#include "dataset/example_features.h"
+#include "dataset/layout.h"
+#include "tensorflow/core/example/example.pb.h"
+#include "worker/image/image_probe.h"
+#include "worker/ordered_parallel.h"
+
+namespace retrain::worker {
+
+namespace v1 = retrain::v1;
+
+namespace {
+
+// Records checked per progress report.
+constexpr int64_t kProgressEvery = 256;
+
+struct Record {
+  int64_t offset = 0;  // of its length field in the shard
+  int64_t size = 0;    // framed: kTfRecordOverhead + data
+  std::string data;
+};
+
+// Collects problems, at most kMaxDamagePerShard of them, then counts.
+class DamageList {
+ public:
+  explicit DamageList(v1::VerifyShardResult* result) : result_(result) {}
+  // Adds the count of what did not fit.
+  void Finish() {
+    if (dropped_ > 0) {
+      Add(result_->file(), -1, absl::StrCat("and ", dropped_, " more problems"), /*force=*/true);
+    }
+    dropped_ = 0;
+  }
+  void Add(const std::string& file, int64_t offset, std::string problem, bool force = false) {
+    if (!force && result_->damage_size() >= kMaxDamagePerShard) {
+      ++dropped_;
+      return;
+    }
+    auto* d = result_->add_damage();
+    d->set_file(file);
+    d->set_offset(offset);
+    d->set_problem(std::move(problem));
+  }
+
+ private:
+  v1::VerifyShardResult* result_;
+  int64_t dropped_ = 0;
+};
+
+// The file's size and lower-case hex SHA-256; false when it cannot be read.
+bool HashFile(const std::string& path, int64_t* size, std::string* sha256, std::string* error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return *error = "cannot be opened", false;
+  Sha256 hash;
+  std::string buffer(1 << 20, '\0');
+  *size = 0;
+  size_t got;
+  while ((got = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
+    hash.Update(std::string_view(buffer.data(), got));
+    *size += static_cast<int64_t>(got);
+  }
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return *error = "cannot be read", false;
+  *sha256 = hash.HexDigest();
+  return true;
+}
+
+// Reads records until the end or the first damaged frame, which is
+// reported: past it the framing cannot be trusted.
+std::vector<Record> ReadRecords(const std::string& path, const std::string& file,
+                                DamageList& damage) {
+  std::vector<Record> records;
+  TfRecordReader reader;
+  if (!reader.Open(path)) {
+    damage.Add(file, -1, reader.error());
+    return records;
+  }
+  while (true) {
+    Record r;
+    r.offset = reader.offset();
+    const TfRecordReader::Result result = reader.Next(&r.data);
+    if (result == TfRecordReader::Result::kEnd) break;
+    if (result != TfRecordReader::Result::kRecord) {
+      // "<path>: corrupt record at offset N (why)": the file and offset have fields of their own.
+      std::string why = reader.error();
+      if (why.rfind(path + ": ", 0) == 0) why = why.substr(path.size() + 2);
+      damage.Add(file, r.offset, absl::StrCat(why, "; records after it cannot be read"));
+      break;
+    }
+    r.size = reader.offset() - r.offset;
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+const tensorflow::Feature* FindFeature(const tensorflow::Example& example, const char* key) {
+  const auto& features = example.features().feature();
+  auto it = features.find(key);
+  return it == features.end() ? nullptr : &it->second;
+}
+
+bool OneInt(const tensorflow::Feature* f, int64_t* value) {
+  if (f == nullptr || f->int64_list().value_size() != 1) return false;
+  *value = f->int64_list().value(0);
+  return true;
+}
+
+bool OneBytes(const tensorflow::Feature* f, std::string_view* value) {
+  if (f == nullptr || f->bytes_list().value_size() != 1) return false;
+  *value = f->bytes_list().value(0);
+  return true;
+}
+
+// What is wrong with one record's tf.Example; "" when nothing.
+std::string CheckExample(const std::string& data, int num_classes) {
+  tensorflow::Example example;
+  if (!example.ParseFromString(data)) return "not a serialized tf.Example";
+  std::string_view jpeg, colorspace, format;
+  int64_t height = 0, width = 0, channels = 0, label = 0;
+  if (!OneBytes(FindFeature(example, dataset::kImageEncoded), &jpeg)) {
+    return absl::StrCat("no single ", dataset::kImageEncoded, " bytes value");
+  }
+  if (!OneInt(FindFeature(example, dataset::kClassLabel), &label)) {
+    return absl::StrCat("no single ", dataset::kClassLabel, " int64 value");
+  }
+  if (label < 0 || (num_classes > 0 && label >= num_classes)) {
+    return absl::StrCat(dataset::kClassLabel, " ", label, " is not a class of the dataset (0..",
+                        num_classes - 1, ")");
+  }
+  if (!OneInt(FindFeature(example, dataset::kImageHeight), &height) ||
+      !OneInt(FindFeature(example, dataset::kImageWidth), &width) ||
+      !OneInt(FindFeature(example, dataset::kImageChannels), &channels) ||
+      !OneBytes(FindFeature(example, dataset::kImageColorspace), &colorspace) ||
+      !OneBytes(FindFeature(example, dataset::kImageFormat), &format) ||
+      channels != dataset::kChannels || colorspace != dataset::kColorspace ||
+      format != dataset::kFormatJpeg) {
+    return "its height, width, channels, colorspace or format feature is missing or not what "
+           "a retrain shard holds (3, RGB, JPEG)";
+  }
+  image::ProbeOptions options;
+  options.max_pixels = height * width;  // what the record claims, and no more
+  const image::ProbeOutcome probe = image::ProbeImage(jpeg, options);
+  if (!probe.ok) return absl::StrCat("its JPEG is damaged: ", probe.detail);
+  if (probe.info.format != image::ImageFormat::kJpeg || !probe.info.passthrough) {
+    return absl::StrCat("its image is not a baseline RGB JPEG (",
+                        probe.info.conversion.empty() ? "not a JPEG" : probe.info.conversion, ")");
+  }
+  if (probe.info.height != height || probe.info.width != width) {
+    return absl::StrCat("its JPEG is ", probe.info.width, "x", probe.info.height,
+                        " but the record says ", width, "x", height);
+  }
+  return "";
+}
+
+// Compares the index file with the records read.
+void CheckIndex(const v1::VerifyShardTask& task, const std::vector<Record>& records,
+                bool framing_damaged, DamageList& damage) {
+  const std::string path = dataset::JoinPath(task.data_dir(), task.index());
+  std::ifstream in(path);
+  if (!in) {
+    damage.Add(task.index(), -1, "missing: readers that need the index (DALI) cannot use the shard");
+    return;
+  }
+  std::string line;
+  size_t entry = 0;
+  int64_t line_offset = 0;
+  while (std::getline(in, line)) {
+    const int64_t at = line_offset;
+    line_offset += static_cast<int64_t>(line.size()) + 1;
+    if (line.empty()) continue;
+    std::istringstream fields(line);
+    int64_t offset = -1, size = -1;
+    std::string rest;
+    if (!(fields >> offset >> size) || (fields >> rest)) {
+      damage.Add(task.index(), at, absl::StrCat("entry ", entry, " is not \"<offset> <size>\": ",
+                                                line.substr(0, 80)));
+    } else if (entry < records.size() &&
+               (offset != records[entry].offset || size != records[entry].size)) {
+      damage.Add(task.index(), at,
+                 absl::StrCat("entry ", entry, " says offset ", offset, ", size ", size,
+                              "; the record is at ", records[entry].offset, " with ",
+                              records[entry].size, " bytes"));
+    }
+    ++entry;
+  }
+  if (!framing_damaged && entry != records.size()) {
+    damage.Add(task.index(), -1,
+               absl::StrCat("lists ", entry, " records; the shard holds ", records.size()));
+  }
+}
+
+// Fills `result` and `damage`; CANCELLED when the task was.
+absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& context,
+                         DamageList& damage, v1::VerifyShardResult& result) {
+  const std::string path = dataset::JoinPath(task.data_dir(), task.file());
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    damage.Add(task.file(), -1, "missing");
+    CheckIndex(task, {}, /*framing_damaged=*/true, damage);
+    return absl::OkStatus();
+  }
+  int64_t size = 0;
+  std::string sha256, error;
+  if (!HashFile(path, &size, &sha256, &error)) {
+    damage.Add(task.file(), -1, error);
+    return absl::OkStatus();
+  }
+  result.set_bytes(size);
+  if (size != task.num_bytes()) {
+    damage.Add(task.file(), -1,
+               absl::StrCat("is ", size, " bytes; the manifest says ", task.num_bytes()));
+  }
+  if (!task.sha256().empty() && sha256 != task.sha256()) {
+    damage.Add(task.file(), -1,
+               absl::StrCat("SHA-256 is ", sha256, "; the manifest says ", task.sha256()));
+  }
+  const int damage_before_records = result.damage_size();
+  const std::vector<Record> records = ReadRecords(path, task.file(), damage);
+  const bool framing_damaged = result.damage_size() > damage_before_records;
+  const std::function<std::string(size_t)> check = [&](size_t i) {
+    return CheckExample(records[i].data, task.num_classes());
+  };
+  const std::function<bool(size_t, std::string&&)> report = [&](size_t i, std::string&& problem) {
+    if (!problem.empty()) {
+      damage.Add(task.file(), records[i].offset, absl::StrCat("record ", i, ": ", problem));
+    }
+    result.set_records(static_cast<int64_t>(i) + 1);
+    if (context.progress && (i + 1) % kProgressEvery == 0) {
+      context.progress(static_cast<int64_t>(i) + 1, records[i].offset);
+    }
+    return context.cancelled == nullptr || !context.cancelled->load();
+  };
+  RunOrdered<std::string>(records.size(), context.threads, 4 * context.threads + 4, check, report);
+  if (context.cancelled != nullptr && context.cancelled->load()) {
+    return absl::CancelledError("cancelled");
+  }
+  if (!framing_damaged && static_cast<int64_t>(records.size()) != task.num_records()) {
+    damage.Add(task.file(), -1,
+               absl::StrCat("holds ", records.size(), " records; the manifest says ",
+                            task.num_records()));
+  }
+  CheckIndex(task, records, framing_damaged, damage);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<v1::VerifyShardResult> RunVerifyShardTask(const v1::VerifyShardTask& task,
+                                                         const RunContext& context) {
+  v1::VerifyShardResult result;
+  result.set_file(task.file());
+  DamageList damage(&result);
+  const absl::Status status = VerifyShard(task, context, damage, result);
+  if (!status.ok()) return status;
+  damage.Finish();
+  if (context.progress) context.progress(result.records(), result.bytes());
+  return result;
+}
+
+}  // namespace retrain::worker
