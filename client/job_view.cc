@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/job_states.h"
+#include "trainer/spec/training_knobs.h"
 
 namespace retrain::client {
 
@@ -111,7 +112,8 @@ std::string JobSummary(const v1::Job& job) {
   if (job.has_training()) {
     absl::StrAppendFormat(&out, "model %s, batch %d, data %s, train_dir %s\n",
                           job.training().model(),
-                          job.training().has_batch_size() ? job.training().batch_size() : 32,
+                          job.training().has_batch_size() ? job.training().batch_size()
+                                                          : trainer::spec::kDefaultBatchSize,
                           job.training().data_dir(), job.training().train_dir());
   }
   if (job.has_training_result()) {

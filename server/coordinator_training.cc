@@ -19,7 +19,8 @@
 #include "trainer/input/input_pipeline.h"
 #include "trainer/input/memory_plan.h"
 #include "trainer/input/safetensors_index.h"
-#include "trainer/model_catalog.h"
+#include "trainer/spec/model_catalog.h"
+#include "trainer/spec/training_knobs.h"
 #include "trainer/trainer_error.h"
 
 namespace retrain::server {
@@ -36,7 +37,9 @@ constexpr int kStopGraceSecs = 30;
 std::string GiB(int64_t bytes) { return trainer::HumanBytes(static_cast<double>(bytes)); }
 
 // The trainer's defaults where the request leaves a field unset.
-int32_t BatchSize(const v1::TrainingSpec& s) { return s.has_batch_size() ? s.batch_size() : 32; }
+int32_t BatchSize(const v1::TrainingSpec& s) {
+  return s.has_batch_size() ? s.batch_size() : trainer::spec::kDefaultBatchSize;
+}
 // Ranks on each worker, workers, and ranks in all.
 int32_t RanksPerWorker(const v1::TrainingSpec& s) {
   return std::max({1, s.num_gpus(), s.num_replicas()});
@@ -183,14 +186,19 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
   if (s.max_steps() <= 0 && s.num_epochs() <= 0) {
     return absl::InvalidArgumentError("spec.max_steps: give max_steps or num_epochs (> 0)");
   }
-  if (!s.precision().empty() && s.precision() != "fp32" && s.precision() != "bf16") {
-    return absl::InvalidArgumentError("spec.precision: must be fp32 or bf16");
+  using trainer::spec::IsOneOf;
+  using trainer::spec::OneOf;
+  if (!s.precision().empty() && !IsOneOf(s.precision(), trainer::spec::kPrecisions)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.precision: must be ", OneOf(trainer::spec::kPrecisions)));
   }
-  if (!s.augmentation().empty() && s.augmentation() != "inception" && s.augmentation() != "none") {
-    return absl::InvalidArgumentError("spec.augmentation: must be inception or none");
+  if (!s.augmentation().empty() && !IsOneOf(s.augmentation(), trainer::spec::kAugmentations)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.augmentation: must be ", OneOf(trainer::spec::kAugmentations)));
   }
-  if (!s.decode().empty() && s.decode() != "auto" && s.decode() != "cpu" && s.decode() != "gpu") {
-    return absl::InvalidArgumentError("spec.decode: must be auto, cpu or gpu");
+  if (!s.decode().empty() && !IsOneOf(s.decode(), trainer::spec::kDecodes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spec.decode: must be ", OneOf(trainer::spec::kDecodes)));
   }
   if (s.decode() == "gpu" && s.num_gpus() < 1) {
     return absl::InvalidArgumentError(
@@ -218,9 +226,11 @@ absl::StatusOr<v1::TrainTask> Coordinator::ValidateTrainingSpec(const v1::Traini
     p.data_dir = data_dir;
     p.batch_size = BatchSize(s) / Ranks(s);
     p.image_size = s.image_size() > 0 ? s.image_size() : model->default_image_size;
-    p.num_preprocess_threads = s.has_num_preprocess_threads() ? s.num_preprocess_threads() : 4;
-    p.input_queue_memory_factor =
-        s.has_input_queue_memory_factor() ? s.input_queue_memory_factor() : 16;
+    // The trainer's defaults where the request leaves a field unset.
+    if (s.has_num_preprocess_threads()) p.num_preprocess_threads = s.num_preprocess_threads();
+    if (s.has_input_queue_memory_factor()) {
+      p.input_queue_memory_factor = s.input_queue_memory_factor();
+    }
     // Class counts and models must agree with the checkpoints the trainer
     // would resume (train_dir) or start from (pretrained_model_checkpoint_path).
     if (auto resumed = trainer::NewestCheckpointSummary(train_dir)) {

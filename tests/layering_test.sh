@@ -27,7 +27,10 @@ forbid "the server never includes LibTorch" 'torch/|ATen/|c10/' server
 forbid "the server includes of the trainer only its torch-free admission inputs" \
   'trainer/(nn|distributed|device_input)/|trainer/(trainer|checkpoint|classify|export_weights|safetensors_weights|event_writer|trainer_log|train_options)\.h' \
   server
-forbid "the client includes no server, worker or trainer code" 'server/|worker/|trainer/|torch/' client
+forbid "the client includes no server, worker or trainer code (the training spec's knobs aside)" \
+  'server/|worker/|trainer/[^s]|trainer/s[^p]|torch/' client
+forbid "the training spec (trainer/spec/) includes nothing but the standard library" \
+  '[a-z]+/' trainer/spec
 forbid "the trainer's input pipeline never includes LibTorch, gRPC, abseil or libvips" \
   'torch/|ATen/|c10/|grpc|absl/|vips/' trainer/input
 echo "$passed passed, $failed failed"

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "trainer/distributed/rank_options.h"
+#include "trainer/spec/training_knobs.h"
 
 namespace retrain::trainer {
 
@@ -20,15 +21,15 @@ struct TrainOptions {
   std::string train_dir;
   std::string model = "inception_v3";
   // Examples per step over all ranks, or kAutoBatchSize.
-  int batch_size = 32;
+  int batch_size = spec::kDefaultBatchSize;
   // Stop after this many steps; 0 means use num_epochs.
   int64_t max_steps = 0;
   double num_epochs = 0;
   // 0: the model's own input size (299 for inception_v3).
   int image_size = 0;
-  int input_queue_memory_factor = 16;
-  int num_preprocess_threads = 4;
-  int num_readers = 4;
+  int input_queue_memory_factor = spec::kDefaultInputQueueMemoryFactor;
+  int num_preprocess_threads = spec::kDefaultNumPreprocessThreads;
+  int num_readers = spec::kDefaultNumReaders;
   double initial_learning_rate = 0.1;
   double num_epochs_per_decay = 30.0;
   double learning_rate_decay_factor = 0.16;
@@ -45,16 +46,18 @@ struct TrainOptions {
   bool sync_batch_norm = false;
   std::string pretrained_model_checkpoint_path;
   uint64_t seed = 1;
-  // "inception": the reference's distortions; "none": resize only (for
-  // data such as digits, where crops and flips change the label).
-  std::string augmentation = "inception";
+  // spec::kAugmentations: "inception", the reference's distortions; "none",
+  // resize only (for data such as digits, where crops and flips change the
+  // label).
+  std::string augmentation = std::string(spec::kAugmentations[0]);
   // Log every N steps; checkpoint every N steps and at the end; keep K.
   int log_every_steps = 10;
   int64_t checkpoint_every_steps = 5000;
   int checkpoint_every_secs = 0;
   int keep_checkpoints = 5;
-  // "fp32", or "bf16": the forward pass under autocast (see nn/precision.h).
-  std::string precision = "fp32";
+  // spec::kPrecisions: "fp32", or "bf16": the forward pass under autocast
+  // (see nn/precision.h).
+  std::string precision = std::string(spec::kPrecisions[0]);
   // "auto" (channels_last on CUDA), "channels_last" or "contiguous".
   std::string memory_format = "auto";
   // Where training JPEGs are decoded: "cpu" (the --num_preprocess_threads),
@@ -74,7 +77,7 @@ struct EvalOptions {
   std::string subset = "validation";
   int batch_size = 100;
   int image_size = 0;
-  int num_preprocess_threads = 4;
+  int num_preprocess_threads = spec::kDefaultNumPreprocessThreads;
   bool run_once = false;
   int eval_interval_secs = 300;
   // Write precision events here too (default: checkpoint_dir/eval).

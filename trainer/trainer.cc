@@ -51,7 +51,7 @@ InputPipeline::Options PipelineOptions(const TrainOptions& o, int image_size, bo
   p.num_readers = o.num_readers;
   p.input_queue_memory_factor = o.input_queue_memory_factor;
   p.train = train;
-  p.distort = o.augmentation == "inception";
+  p.distort = o.augmentation == spec::kAugmentations[0];  // "inception"
   p.seed = o.seed;
   p.rank = o.rank.rank;
   p.world_size = o.rank.world_size;
@@ -112,8 +112,9 @@ void CheckTrainOptions(const TrainOptions& o) {
   if (o.batch_size < 1 && o.batch_size != kAutoBatchSize) {
     fail("--batch_size must be at least 1 (or auto on GPUs)");
   }
-  if (o.augmentation != "inception" && o.augmentation != "none") {
-    fail("--augmentation must be 'inception' or 'none', not '" + o.augmentation + "'");
+  if (!spec::IsOneOf(o.augmentation, spec::kAugmentations)) {
+    fail("--augmentation must be " + spec::OneOf(spec::kAugmentations) + ", not '" +
+         o.augmentation + "'");
   }
   const RankOptions& r = o.rank;
   if (r.world_size < 1 || r.rank < 0 || r.rank >= r.world_size) {

@@ -1,6 +1,7 @@
 #include "worker/trainer_task.h"
 
 #include <fcntl.h>
+#include <google/protobuf/descriptor.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -189,6 +190,9 @@ absl::Status StatusOf(const TrainerOutcome& o) {
   }
 }
 
+// TrainingSpec fields that only the coordinator reads: no trainer flag.
+bool IsCoordinatorField(const std::string& name) { return name == "num_workers"; }
+
 template <typename T>
 void Flag(std::vector<std::string>* args, const char* name, const T& value) {
   args->push_back(absl::StrCat("--", name));
@@ -198,39 +202,45 @@ void Flag(std::vector<std::string>* args, const char* name, const T& value) {
 }  // namespace
 
 std::vector<std::string> TrainArguments(const v1::TrainingSpec& s) {
-  std::vector<std::string> a{"train", "--data_dir", s.data_dir(), "--train_dir", s.train_dir()};
-  if (!s.model().empty()) Flag(&a, "model", s.model());
-  if (s.has_batch_size()) Flag(&a, "batch_size", s.batch_size());
-  if (s.has_max_steps()) Flag(&a, "max_steps", s.max_steps());
-  if (s.has_num_epochs()) Flag(&a, "num_epochs", s.num_epochs());
-  if (s.has_image_size()) Flag(&a, "image_size", s.image_size());
-  if (s.has_input_queue_memory_factor()) {
-    Flag(&a, "input_queue_memory_factor", s.input_queue_memory_factor());
+  using google::protobuf::FieldDescriptor;
+  std::vector<std::string> a{"train"};
+  const auto* reflection = s.GetReflection();
+  const auto* descriptor = s.GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const FieldDescriptor* f = descriptor->field(i);
+    const char* name = f->name().c_str();
+    // Set fields only: optional ones when given, strings and flags when not
+    // empty or false (HasField for fields without presence).
+    if (IsCoordinatorField(f->name()) || !reflection->HasField(s, f)) continue;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32: {
+        const int32_t v = reflection->GetInt32(s, f);
+        // No GPUs and one CPU rank are the trainer's own defaults.
+        if ((f->name() == "num_gpus" && v <= 0) || (f->name() == "num_replicas" && v <= 1)) break;
+        Flag(&a, name, v);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_INT64:
+        Flag(&a, name, reflection->GetInt64(s, f));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        Flag(&a, name, reflection->GetUInt64(s, f));
+        break;
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+        Flag(&a, name, reflection->GetDouble(s, f));
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL:
+        a.push_back(absl::StrCat("--", name));
+        break;
+      case FieldDescriptor::CPPTYPE_STRING:
+        Flag(&a, name, reflection->GetString(s, f));
+        break;
+      default:
+        // A field of a type this loop does not know yet must not be dropped
+        // silently: the trainer refuses the flag and names it.
+        Flag(&a, name, "unsupported-field-type");
+    }
   }
-  if (s.has_num_preprocess_threads()) Flag(&a, "num_preprocess_threads", s.num_preprocess_threads());
-  if (s.has_num_readers()) Flag(&a, "num_readers", s.num_readers());
-  if (s.has_num_gpus() && s.num_gpus() > 0) Flag(&a, "num_gpus", s.num_gpus());
-  if (s.has_num_replicas() && s.num_replicas() > 1) Flag(&a, "num_replicas", s.num_replicas());
-  if (s.has_initial_learning_rate()) Flag(&a, "initial_learning_rate", s.initial_learning_rate());
-  if (s.has_num_epochs_per_decay()) Flag(&a, "num_epochs_per_decay", s.num_epochs_per_decay());
-  if (s.has_learning_rate_decay_factor()) {
-    Flag(&a, "learning_rate_decay_factor", s.learning_rate_decay_factor());
-  }
-  if (s.has_rmsprop_decay()) Flag(&a, "rmsprop_decay", s.rmsprop_decay());
-  if (s.has_momentum()) Flag(&a, "momentum", s.momentum());
-  if (s.has_rmsprop_epsilon()) Flag(&a, "rmsprop_epsilon", s.rmsprop_epsilon());
-  if (s.fine_tune()) a.push_back("--fine_tune");
-  if (s.skip_corrupt_records()) a.push_back("--skip_corrupt_records");
-  if (s.sync_batch_norm()) a.push_back("--sync_batch_norm");
-  if (!s.pretrained_model_checkpoint_path().empty()) {
-    Flag(&a, "pretrained_model_checkpoint_path", s.pretrained_model_checkpoint_path());
-  }
-  if (!s.precision().empty()) Flag(&a, "precision", s.precision());
-  if (s.has_seed()) Flag(&a, "seed", s.seed());
-  if (!s.augmentation().empty()) Flag(&a, "augmentation", s.augmentation());
-  if (!s.decode().empty()) Flag(&a, "decode", s.decode());
-  if (s.has_checkpoint_every_steps()) Flag(&a, "checkpoint_every_steps", s.checkpoint_every_steps());
-  if (s.has_checkpoint_every_secs()) Flag(&a, "checkpoint_every_secs", s.checkpoint_every_secs());
   return a;
 }
 

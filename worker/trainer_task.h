@@ -41,7 +41,11 @@ absl::StatusOr<retrain::v1::TrainTaskResult> RunTrainTask(const retrain::v1::Tra
 absl::StatusOr<retrain::v1::EvalTaskResult> RunEvalTask(const retrain::v1::EvalTask& task,
                                                        const TrainerContext& context);
 
-// retrain-trainer's arguments for a spec (flags only for fields that are set).
+// retrain-trainer's arguments for a spec: `train`, then `--<field> <value>`
+// for every field that is set, named as in TrainingSpec (a bool as a bare
+// `--<field>`), but for the coordinator's own fields (num_workers) and the
+// trainer's defaults (num_gpus 0, num_replicas 1). TrainingSpec is the one
+// list of the trainer's knobs that the service passes on.
 std::vector<std::string> TrainArguments(const retrain::v1::TrainingSpec& spec);
 
 }  // namespace retrain::worker

@@ -17,6 +17,7 @@
 #include "trainer/input/dataset_manifest.h"
 #include "trainer/input/preprocess.h"
 #include "trainer/input/record_source.h"
+#include "trainer/spec/training_knobs.h"
 
 namespace retrain::trainer {
 
@@ -85,17 +86,17 @@ class InputPipeline {
     // "train" or "validation".
     std::string split = "train";
     // --batch_size: images per batch.
-    int batch_size = 32;
+    int batch_size = spec::kDefaultBatchSize;
     // --image_size: images come out image_size x image_size.
     int image_size = 299;
     // --num_preprocess_threads: decode threads. No effect on the batches.
-    int num_preprocess_threads = 4;
+    int num_preprocess_threads = spec::kDefaultNumPreprocessThreads;
     // --num_readers: shards read interleaved. Part of the record order.
-    int num_readers = 4;
+    int num_readers = spec::kDefaultNumReaders;
     // --input_queue_memory_factor: the shuffle buffer holds
     // 1024 * factor + 3 * batch_size encoded records; 0: no shuffle buffer
     // (records in reader order, shard order still shuffled per epoch).
-    int input_queue_memory_factor = 16;
+    int input_queue_memory_factor = spec::kDefaultInputQueueMemoryFactor;
     // true: random crops and colours, shuffling, repeat forever;
     // false: one evaluation pass (central crop, shards in order).
     bool train = true;

@@ -22,7 +22,7 @@
 #include <functional>
 #include <string>
 
-#include "trainer/model_catalog.h"
+#include "trainer/spec/model_catalog.h"
 #include "trainer/nn/precision.h"
 
 namespace retrain::trainer {

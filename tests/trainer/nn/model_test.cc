@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/model_catalog.h"
+#include "trainer/spec/model_catalog.h"
 #include "trainer/trainer_error.h"
 
 namespace retrain::trainer {

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "trainer/model_catalog.h"
+#include "trainer/spec/model_catalog.h"
 #include "trainer/nn/model.h"
 
 namespace retrain::trainer {
