@@ -31,12 +31,11 @@ int64_t TaskUnits(const v1::Task& task) {
   return 1;
 }
 
-// Whether `result` is of the kind of `task` (the fields of the two oneofs
-// share their names).
+// Whether `result` is of the kind of `task`: the fields of the two oneofs
+// share their names (TaskKind()).
 bool ResultMatchesTask(const v1::Task& task, const v1::TaskResult& result) {
-  const auto* t = v1::Task::descriptor()->FindFieldByNumber(task.kind_case());
   const auto* r = v1::TaskResult::descriptor()->FindFieldByNumber(result.kind_case());
-  return t != nullptr && r != nullptr && t->name() == r->name();
+  return r != nullptr && r->name() == TaskKind(task);
 }
 
 }  // namespace

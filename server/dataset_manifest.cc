@@ -2,8 +2,8 @@
 
 #include <google/protobuf/util/time_util.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/job_states.h"
 #include "dataset/layout.h"
 
 namespace retrain::server {
@@ -31,9 +31,9 @@ dataset::SplitInfo Split(const std::string& name, const v1::SplitResult& result)
   return split;
 }
 
+// SKIP_REASON_TOO_MANY_PIXELS -> "too_many_pixels", as the CLI names it.
 std::string ReasonName(v1::SkipReason reason) {
-  // SKIP_REASON_TOO_MANY_PIXELS -> "too_many_pixels"
-  return absl::AsciiStrToLower(v1::SkipReason_Name(reason).substr(12));
+  return EnumLabel(v1::SkipReason_Name(reason), "SKIP_REASON_");
 }
 
 }  // namespace
