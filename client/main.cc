@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_format.h"
 #include "client/job_view.h"
+#include "client/training_flags.h"
 #include "common/bearer_token.h"
 #include "common/job_states.h"
 #include "common/tls_credentials.h"
@@ -26,6 +27,7 @@
 namespace {
 
 namespace v1 = retrain::v1;
+using retrain::client::TrainingFlags;
 
 enum ExitCode { kOk = 0, kRefused = 1, kUsage = 2, kUnreachable = 3, kJobFailed = 4,
                 kJobCancelled = 5 };
@@ -282,70 +284,14 @@ int main(int argc, char** argv) {
 
   // train
   int priority = 0;
-  std::string t_data, t_train_dir, t_model, t_precision, t_pretrained, t_augmentation, t_decode;
-  int t_workers = 0;
-  int t_batch = 0, t_image = 0, t_factor = 0, t_threads = 0, t_readers = 0, t_gpus = 0,
-      t_replicas = 0, t_ckpt_secs = 0;
-  int64_t t_steps = 0, t_ckpt_steps = 0;
-  double t_epochs = 0, t_lr = 0, t_epd = 0, t_decay_factor = 0, t_rms_decay = 0, t_momentum = 0,
-         t_eps = 0;
-  uint64_t t_seed = 0;
-  bool t_fine_tune = false;
-  bool t_skip_corrupt = false;
-  bool t_sync_bn = false;
   auto* train = app.add_subcommand(
       "train",
       "Train (or fine-tune) a classifier on a built dataset, on the workers; the job ends with an "
       "evaluation of the final checkpoint.\n"
       "Example: retrain train --data_dir data/out --train_dir runs/1 --model small "
       "--batch_size 64 --num_epochs 8 --wait");
-  train->add_option("--data_dir", t_data, "Dataset directory (holds dataset.json)")->required();
-  train->add_option("--train_dir", t_train_dir, "Checkpoints and event files")->required();
-  train->add_option("--model", t_model, "inception_v3 (default), resnet50, small, linear");
-  struct Opt {
-    const char* name;
-    CLI::Option* opt;
-  };
-  std::vector<Opt> t_opts = {
-      {"batch_size", train->add_option("--batch_size", t_batch, "Examples per step (default 32)")},
-      {"max_steps", train->add_option("--max_steps", t_steps, "Steps to train")},
-      {"num_epochs", train->add_option("--num_epochs", t_epochs, "Or epochs to train")},
-      {"image_size", train->add_option("--image_size", t_image, "Default: the model's")},
-      {"input_queue_memory_factor",
-       train->add_option("--input_queue_memory_factor", t_factor,
-                         "Shuffle buffer of 1024 x factor records (default 16)")},
-      {"num_preprocess_threads",
-       train->add_option("--num_preprocess_threads", t_threads, "Decode threads (default 4)")},
-      {"num_readers", train->add_option("--num_readers", t_readers, "Shards read at once")},
-      {"num_gpus", train->add_option("--num_gpus", t_gpus, "GPU ranks per worker")},
-      {"num_replicas", train->add_option("--num_replicas", t_replicas, "CPU ranks per worker")},
-      {"num_workers", train->add_option("--num_workers", t_workers,
-                                        "Workers the job spans, started together (default 1)")},
-      {"initial_learning_rate", train->add_option("--initial_learning_rate", t_lr)},
-      {"num_epochs_per_decay", train->add_option("--num_epochs_per_decay", t_epd)},
-      {"learning_rate_decay_factor", train->add_option("--learning_rate_decay_factor",
-                                                        t_decay_factor)},
-      {"rmsprop_decay", train->add_option("--rmsprop_decay", t_rms_decay)},
-      {"momentum", train->add_option("--momentum", t_momentum)},
-      {"rmsprop_epsilon", train->add_option("--rmsprop_epsilon", t_eps)},
-      {"seed", train->add_option("--seed", t_seed)},
-      {"checkpoint_every_steps", train->add_option("--checkpoint_every_steps", t_ckpt_steps)},
-      {"checkpoint_every_secs", train->add_option("--checkpoint_every_secs", t_ckpt_secs)},
-  };
-  train->add_flag("--fine_tune", t_fine_tune, "Classifier layers start fresh");
-  train->add_flag("--sync_batch_norm", t_sync_bn,
-                  "Batch-norm statistics over every rank's examples of a step, not per rank");
-  train->add_flag("--skip_corrupt_records", t_skip_corrupt,
-                  "Skip damaged training records (logged with file and offset) instead of "
-                  "failing");
-  train->add_option("--pretrained_model_checkpoint_path", t_pretrained,
-                    "Start from these weights: a checkpoint (model.ckpt-N) or a .safetensors "
-                    "file (scripts/weights_to_safetensors.py)");
-  train->add_option("--precision", t_precision, "fp32 or bf16");
-  train->add_option("--augmentation", t_augmentation, "inception (default) or none");
-  train->add_option("--decode", t_decode,
-                    "Where JPEGs are decoded: auto (default: the CPU, the GPU once steps wait "
-                    "for input), cpu or gpu (nvJPEG; needs --num_gpus)");
+  // One flag per TrainingSpec field (client/training_flags.h).
+  const TrainingFlags training_flags(train);
   train->add_option("--priority", priority, "Higher runs first (default 0)");
   train->add_option("--request_id", request_id, "Idempotency key");
   train->add_flag("--validate_only", validate_only, "Check the request; create no job");
@@ -457,42 +403,7 @@ int main(int argc, char** argv) {
   }
   if (*train) {
     v1::SubmitTrainingRequest req;
-    auto* s = req.mutable_spec();
-    s->set_data_dir(Absolute(t_data));
-    s->set_train_dir(Absolute(t_train_dir));
-    s->set_model(t_model);
-    auto set = [&](const char* name) {
-      for (const auto& o : t_opts) {
-        if (std::string(o.name) == name) return o.opt->count() > 0;
-      }
-      return false;
-    };
-    if (set("batch_size")) s->set_batch_size(t_batch);
-    if (set("max_steps")) s->set_max_steps(t_steps);
-    if (set("num_epochs")) s->set_num_epochs(t_epochs);
-    if (set("image_size")) s->set_image_size(t_image);
-    if (set("input_queue_memory_factor")) s->set_input_queue_memory_factor(t_factor);
-    if (set("num_preprocess_threads")) s->set_num_preprocess_threads(t_threads);
-    if (set("num_readers")) s->set_num_readers(t_readers);
-    if (set("num_gpus")) s->set_num_gpus(t_gpus);
-    if (set("num_replicas")) s->set_num_replicas(t_replicas);
-    if (set("num_workers")) s->set_num_workers(t_workers);
-    if (set("initial_learning_rate")) s->set_initial_learning_rate(t_lr);
-    if (set("num_epochs_per_decay")) s->set_num_epochs_per_decay(t_epd);
-    if (set("learning_rate_decay_factor")) s->set_learning_rate_decay_factor(t_decay_factor);
-    if (set("rmsprop_decay")) s->set_rmsprop_decay(t_rms_decay);
-    if (set("momentum")) s->set_momentum(t_momentum);
-    if (set("rmsprop_epsilon")) s->set_rmsprop_epsilon(t_eps);
-    if (set("seed")) s->set_seed(t_seed);
-    if (set("checkpoint_every_steps")) s->set_checkpoint_every_steps(t_ckpt_steps);
-    if (set("checkpoint_every_secs")) s->set_checkpoint_every_secs(t_ckpt_secs);
-    s->set_fine_tune(t_fine_tune);
-    s->set_skip_corrupt_records(t_skip_corrupt);
-    s->set_sync_batch_norm(t_sync_bn);
-    s->set_pretrained_model_checkpoint_path(Absolute(t_pretrained));
-    s->set_precision(t_precision);
-    s->set_augmentation(t_augmentation);
-    s->set_decode(t_decode);
+    *req.mutable_spec() = training_flags.Spec(Absolute);
     req.set_priority(priority);
     req.set_validate_only(validate_only);
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);

@@ -1,5 +1,6 @@
 #include "dataset/layout.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace retrain::dataset {
@@ -12,6 +13,38 @@ std::string ShardFileName(const std::string& split, int index, int count) {
 
 std::string IndexFileFor(const std::string& shard_file) {
   return std::string(kIndexDirectory) + "/" + shard_file + ".idx";
+}
+
+std::string IndexLine(const IndexEntry& entry) {
+  return std::to_string(entry.offset) + " " + std::to_string(entry.size) + "\n";
+}
+
+namespace {
+
+bool IsBlank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+// Reads blanks, then a non-negative decimal number, from the front of `text`.
+bool TakeNumber(std::string_view& text, int64_t* value) {
+  while (!text.empty() && IsBlank(text.front())) text.remove_prefix(1);
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  const auto [stop, error] = std::from_chars(begin, end, *value);
+  if (error != std::errc() || stop == begin || *value < 0) return false;
+  text.remove_prefix(static_cast<size_t>(stop - begin));
+  return true;
+}
+
+}  // namespace
+
+bool ParseIndexLine(std::string_view line, IndexEntry* entry) {
+  IndexEntry parsed;
+  if (!TakeNumber(line, &parsed.offset)) return false;
+  if (line.empty() || !IsBlank(line.front())) return false;  // "12 34", not "12x34"
+  if (!TakeNumber(line, &parsed.size)) return false;
+  while (!line.empty() && IsBlank(line.front())) line.remove_prefix(1);
+  if (!line.empty()) return false;
+  *entry = parsed;
+  return true;
 }
 
 std::string JoinPath(const std::string& dir, const std::string& name) {

@@ -12,7 +12,9 @@
 // the trainer on GPU hosts included, builds it.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace retrain::dataset {
 
@@ -29,6 +31,19 @@ std::string ShardFileName(const std::string& split, int index, int count);
 // "index/train-00003-of-00128.idx": a shard's index file, relative to the
 // data directory, as the manifest records it.
 std::string IndexFileFor(const std::string& shard_file);
+
+// One line of a shard's index file per record, in shard order (DALI's
+// TFRecord index): "<offset> <size>\n", the record's byte offset in the
+// shard and its framed size.
+struct IndexEntry {
+  int64_t offset = 0;
+  int64_t size = 0;
+};
+std::string IndexLine(const IndexEntry& entry);
+// Parses one line (without its newline; spaces, tabs and a carriage return
+// around the numbers are allowed). False when it is not two non-negative
+// decimal numbers.
+bool ParseIndexLine(std::string_view line, IndexEntry* entry);
 
 // `dir`/`name`, with one slash between them; `name` alone when `dir` is "".
 std::string JoinPath(const std::string& dir, const std::string& name);

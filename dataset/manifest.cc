@@ -277,6 +277,11 @@ const SplitInfo* Manifest::FindSplit(const std::string& name) const {
   return it == splits.end() ? nullptr : &it->second;
 }
 
+std::string NoSplitError(const std::string& data_dir, const std::string& split) {
+  return "the dataset in " + data_dir + " has no " + split + " split (it was built without --" +
+         split + "_directory); build it with that directory or pick another split";
+}
+
 std::string ManifestJson(const Manifest& m) {
   json labels = json::array();
   for (const auto& l : m.labels) labels.push_back({{"id", l.id}, {"name", l.name}});

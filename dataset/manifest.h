@@ -87,6 +87,10 @@ struct Manifest {
   const SplitInfo* FindSplit(const std::string& name) const;
 };
 
+// What a reader says when it needs `split` and the dataset in `data_dir` was
+// built without it.
+std::string NoSplitError(const std::string& data_dir, const std::string& split);
+
 // The manifest as JSON (two-space indent, keys sorted, a final newline);
 // bytes that are not UTF-8 become U+FFFD.
 std::string ManifestJson(const Manifest& manifest);

@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "server/build_planner.h"
 #include "server/jobs/dataset_verify.h"
+#include "server/jobs/training.h"
 #include "server/sqlite_store.h"
 
 namespace retrain::server {
@@ -40,19 +41,38 @@ bool ResultMatchesTask(const v1::Task& task, const v1::TaskResult& result) {
 
 }  // namespace
 
+// The engine as a job kind sees it: the kind is called with mu_ held.
 class Coordinator::KindHost : public JobEngine {
  public:
   explicit KindHost(Coordinator& c) : c_(c) {}
   std::vector<const v1::TaskRecord*> TasksOf(const v1::Job& job) const override {
+    c_.mu_.AssertHeld();
     std::vector<const v1::TaskRecord*> out;
     for (int64_t id : c_.FindJob(job.id())->task_ids) out.push_back(&c_.tasks_.at(id));
     return out;
   }
   void AddEvent(v1::Job& job, const std::string& reason) override {
+    c_.mu_.AssertHeld();
     c_.AddEvent(*c_.FindJob(job.id()), reason);
   }
   void EndJob(v1::Job& job, v1::JobState state, const std::string& reason) override {
+    c_.mu_.AssertHeld();
     c_.EndJob(*c_.FindJob(job.id()), state, reason);
+  }
+  void ReplaceTasks(v1::Job& job, std::vector<v1::Task> tasks,
+                    const std::string& reason) override {
+    c_.mu_.AssertHeld();
+    JobEntry& entry = *c_.FindJob(job.id());
+    StoreBatch batch;
+    for (int64_t id : entry.task_ids) {
+      batch.drop_tasks.push_back(id);
+      c_.tasks_.erase(id);
+    }
+    std::vector<v1::TaskRecord*> keep;
+    c_.AddTasks(entry, std::move(tasks), batch, keep);
+    c_.AddEvent(entry, reason);
+    batch.jobs.push_back(&entry.job);
+    c_.Persist(batch);
   }
 
  private:
@@ -94,32 +114,38 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOpti
 
 Coordinator::~Coordinator() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
-    for (auto& [id, entry] : jobs_) entry.changed->notify_all();  // watchers
+    for (auto& [id, entry] : jobs_) entry.changed->NotifyAll();  // watchers
   }
-  tick_wake_.notify_all();
-  planner_wake_.notify_all();
-  task_available_.notify_all();
+  tick_wake_.NotifyAll();
+  planner_wake_.NotifyAll();
+  task_available_.NotifyAll();
   if (tick_thread_.joinable()) tick_thread_.join();
   if (planner_thread_.joinable()) planner_thread_.join();
 }
 
 int64_t Coordinator::Now() const { return clock_->NowMs(); }
 
+absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequest& req,
+                                                    const std::string& submitter) {
+  return AdmitPlanned(PlanTraining(req, roots_), req, submitter);
+}
+
+absl::StatusOr<v1::Job> Coordinator::SubmitEvaluation(const v1::SubmitEvaluationRequest& req,
+                                                      const std::string& submitter) {
+  return AdmitPlanned(PlanEvaluation(req, roots_), req, submitter);
+}
+
 absl::StatusOr<v1::Job> Coordinator::SubmitDatasetVerify(const v1::SubmitDatasetVerifyRequest& req,
                                                          const std::string& submitter) {
-  ASSIGN_OR_RETURN(PlannedJob planned, PlanDatasetVerify(req.spec(), roots_));
-  planned.job.set_submitter(submitter);
-  planned.job.set_priority(req.priority());
-  return AdmitJob(std::move(planned.job), req.request_id(), req.validate_only(),
-                  std::move(planned.tasks), planned.reason);
+  return AdmitPlanned(PlanDatasetVerify(req.spec(), roots_), req, submitter);
 }
 
 absl::Status Coordinator::Load() {
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(StoreContents contents,
                    store_->LoadState(std::max(0, options_.max_finished_jobs_in_memory)));
-  std::lock_guard<std::mutex> lock(mu_);
   auto counter = [&](const char* name) {
     auto it = contents.counters.find(name);
     return it == contents.counters.end() ? int64_t{1} : it->second;
@@ -208,7 +234,7 @@ void Coordinator::ForgetOldFinishedJobs() {
     ++forgotten_jobs_[{it->second.job.type(), it->second.job.state()}];
     request_ids_.erase(it->second.job.request_id());
     newest_forgotten_seq_ = std::max(newest_forgotten_seq_, seq);
-    it->second.changed->notify_all();  // its watchers read it from the database
+    it->second.changed->NotifyAll();  // its watchers read it from the database
     jobs_.erase(it);
   }
 }
@@ -223,7 +249,7 @@ std::string Coordinator::NewJobId() { return absl::StrFormat("j-%06d", next_job_
 void Coordinator::Touch(JobEntry& entry) {
   ++entry.version;
   *entry.job.mutable_update_time() = TimeUtil::MillisecondsToTimestamp(Now());
-  entry.changed->notify_all();
+  entry.changed->NotifyAll();
 }
 
 void Coordinator::AddEvent(JobEntry& entry, const std::string& reason) {
@@ -297,9 +323,9 @@ bool Coordinator::PhaseComplete(const JobEntry& entry) const {
 }
 
 void Coordinator::RecomputeProgress(JobEntry& entry) {
-  // Training and evaluation progress comes from the trainer's reports.
+  // Some kinds' tasks report the job's progress themselves (the trainer's).
   const JobKind* kind = FindJobKind(entry.job.type());
-  if (!entry.job.has_dataset_build() && kind == nullptr) return;
+  if (!entry.job.has_dataset_build() && (kind == nullptr || !kind->ProgressFromTasks())) return;
   auto* p = entry.job.mutable_progress();
   int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
   int32_t tasks_done = 0, tasks_running = 0;
@@ -334,7 +360,8 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
       break;
     default:
       p->set_phase(entry.job.state() == v1::JOB_STATE_QUEUED ? "queued"
-                   : kind != nullptr                        ? kind->RunningPhase()
+                   : kind != nullptr && !entry.task_ids.empty()
+                       ? kind->RunningPhase(tasks_.at(entry.task_ids.front()).task())
                                                             : p->phase());
   }
   if (p->done() > done || p->total() != total) entry.samples.clear();
@@ -360,7 +387,7 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
 
 void Coordinator::EnqueuePlanner(const std::string& job_id) {
   planner_queue_.push_back(job_id);
-  planner_wake_.notify_one();
+  planner_wake_.NotifyOne();
 }
 
 void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBatch& batch,
@@ -380,7 +407,7 @@ void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBa
     keep.push_back(&rec);
     batch.tasks.push_back(&rec);
   }
-  task_available_.notify_all();
+  task_available_.NotifyAll();
 }
 
 absl::StatusOr<v1::TaskRecord*> Coordinator::FindLease(const std::string& worker_id,
@@ -420,24 +447,24 @@ void Coordinator::RequeueOrFail(v1::TaskRecord& task, const std::string& why) {
   batch.tasks.push_back(&task);
   batch.jobs.push_back(&entry->job);
   Persist(batch);
-  task_available_.notify_all();
+  task_available_.NotifyAll();
 }
 
 // --- background ---
 
 void Coordinator::TickLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (!stopping_) {
-    tick_wake_.wait_for(lock, std::chrono::milliseconds(options_.tick_interval_ms));
+    tick_wake_.WaitFor(&mu_, std::chrono::milliseconds(options_.tick_interval_ms));
     if (stopping_) break;
-    lock.unlock();
+    lock.Unlock();
     Tick();
-    lock.lock();
+    lock.Lock();
   }
 }
 
 void Coordinator::Tick() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const int64_t now = Now();
   std::vector<int64_t> expired;
   for (const auto& [lease, task_id] : lease_to_task_) {
@@ -471,9 +498,11 @@ void Coordinator::Tick() {
 }
 
 void Coordinator::PlannerLoop() {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
-    planner_wake_.wait(lock, [&] { return stopping_ || !planner_queue_.empty(); });
+    planner_wake_.Wait(&mu_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || !planner_queue_.empty();
+    });
     if (stopping_) return;
     const std::string id = planner_queue_.front();
     planner_queue_.pop_front();
@@ -482,7 +511,7 @@ void Coordinator::PlannerLoop() {
     const auto phase = entry->plan.phase();
     const bool queued = entry->job.state() == v1::JOB_STATE_QUEUED;
     const bool complete = PhaseComplete(*entry);
-    lock.unlock();
+    lock.Unlock();
     if (queued) {
       PlanProbes(id);
     } else if (phase == v1::BuildPlan::PHASE_PROBING && complete) {
@@ -491,7 +520,7 @@ void Coordinator::PlannerLoop() {
                phase == v1::BuildPlan::PHASE_FINALIZING) {
       Finalize(id);
     }
-    lock.lock();
+    lock.Lock();
   }
 }
 
@@ -507,7 +536,7 @@ void Coordinator::AdvanceBuild(const std::string& job_id) {
 // --- clients ---
 
 absl::StatusOr<v1::Job> Coordinator::GetJob(const std::string& job_id) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return LookupJob(job_id);
 }
 
@@ -524,7 +553,7 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
     return req.states_size() == 0 ||
            std::find(req.states().begin(), req.states().end(), job.state()) != req.states().end();
   };
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   // Forgotten jobs are finished: the database is read only when some were
   // forgotten and the filter admits a final state.
   bool read_store = newest_forgotten_seq_ >= 0;
@@ -544,7 +573,7 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
   int64_t store_cursor = std::min(cursor, newest_forgotten_seq_ + 1);
   bool store_done = !read_store;
   // The next forgotten job below store_cursor, or nullptr.
-  auto next_stored = [&]() -> absl::StatusOr<const v1::Job*> {
+  auto next_stored = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<const v1::Job*> {
     for (;;) {
       while (next < chunk.size() && jobs_.count(chunk[next].id()) > 0) ++next;
       if (next < chunk.size()) return &chunk[next];
@@ -593,7 +622,7 @@ absl::StatusOr<v1::ListJobsResponse> Coordinator::ListJobs(const v1::ListJobsReq
 
 absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id,
                                                const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   JobEntry* entry = FindJob(job_id);
   if (entry == nullptr) {
     // Not in memory: no such job, or one that ended long ago.
@@ -614,15 +643,15 @@ absl::StatusOr<v1::Job> Coordinator::CancelJob(const std::string& job_id,
 
 absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id, uint64_t* version,
                                                       std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto find = [&]() -> const JobEntry* {
+  MutexLock lock(&mu_);
+  auto find = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> const JobEntry* {
     auto it = jobs_.find(job_id);
     return it == jobs_.end() ? nullptr : &it->second;
   };
   // A job no longer in memory has ended: it changes no more.
   if (find() == nullptr) return LookupJob(job_id);
-  const std::shared_ptr<std::condition_variable> changed = find()->changed;
-  changed->wait_for(lock, timeout, [&] {
+  const std::shared_ptr<CondVar> changed = find()->changed;
+  changed->WaitFor(&mu_, timeout, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const JobEntry* e = find();
     return stopping_ || *version == 0 || e == nullptr || e->version != *version;
   });
@@ -634,7 +663,7 @@ absl::StatusOr<v1::Job> Coordinator::WaitForJobChange(const std::string& job_id,
 }
 
 std::vector<v1::Worker> Coordinator::ListWorkers() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<v1::Worker> out;
   for (const auto& [id, w] : workers_) {
     auto& copy = out.emplace_back(w);
@@ -651,7 +680,7 @@ std::vector<v1::Worker> Coordinator::ListWorkers() const {
 absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
     const v1::RegisterWorkerRequest& req) {
   if (req.hostname().empty()) return absl::InvalidArgumentError("hostname is required");
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const std::string id = absl::StrFormat("w-%d", next_worker_seq_++);
   auto& w = workers_[id];
   w.set_id(id);
@@ -676,7 +705,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
 }
 
 absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::HeartbeatRequest& req) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto wit = workers_.find(req.worker_id());
   if (wit == workers_.end()) {
     return absl::NotFoundError(
@@ -706,7 +735,7 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
 }
 
 absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTaskRequest& req) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (workers_.count(req.worker_id()) == 0) {
     return absl::NotFoundError(
         absl::StrCat("worker_id: unknown worker '", req.worker_id(), "'; register again"));
@@ -715,7 +744,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   const v1::Worker& worker = workers_.at(req.worker_id());
   // The pending task this worker can run that comes first: higher
   // priority, then older job, then lower task id.
-  auto pick = [&]() -> int64_t {
+  auto pick = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> int64_t {
     bool reserved = false;
     for (int64_t id : pending_) {
       reserved = reserved || tasks_.at(id).reserved_worker_id() == worker.id();
@@ -738,7 +767,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     return best;
   };
   int64_t id = -1;
-  task_available_.wait_for(lock, wait, [&] {
+  task_available_.WaitFor(&mu_, wait, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (stopping_) return true;
     id = pick();
     return id >= 0;
@@ -767,17 +796,15 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
   *out->mutable_lease_deadline() = TimeUtil::MillisecondsToTimestamp(t.lease_deadline_ms());
   if (JobEntry* entry = FindJob(t.job_id())) {
     RecomputeProgress(*entry);
-    if (!entry->job.has_dataset_build()) {
+    if (const JobKind* kind = FindJobKind(entry->job.type())) {
       const std::string where = absl::StrCat("worker ", w.id(), " (", w.hostname(), ")");
-      const JobKind* kind = FindJobKind(entry->job.type());
-      entry->job.mutable_progress()->set_phase(kind != nullptr      ? kind->RunningPhase()
-                                               : t.task().has_train() ? "training"
-                                                                      : "evaluating");
+      entry->job.mutable_progress()->set_phase(kind->RunningPhase(t.task()));
       if (entry->job.state() == v1::JOB_STATE_QUEUED) {
         SetState(*entry, v1::JOB_STATE_RUNNING, absl::StrCat("started on ", where));
-      } else if (t.attempts() > 1 && kind == nullptr) {
-        AddEvent(*entry, absl::StrCat("restarted on ", where,
-                                      " from the newest checkpoint (attempt ", t.attempts(), ")"));
+      } else if (t.attempts() > 1) {
+        if (const std::string restart = kind->RestartEvent(where, t.attempts()); !restart.empty()) {
+          AddEvent(*entry, restart);
+        }
       }
       StoreBatch jb;
       jb.jobs.push_back(&entry->job);
@@ -790,7 +817,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
 
 absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
     const v1::ReportProgressRequest& req) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   v1::ReportProgressResponse resp;
   auto task = FindLease(req.worker_id(), req.task_id(), req.lease_id());
   if (!task.ok()) {
@@ -818,7 +845,7 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
 }
 
 absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(v1::TaskRecord * task,
                    FindLease(req.worker_id(), req.task_id(), req.lease_id()));
   if (!ResultMatchesTask(task->task(), req.result())) {
@@ -843,12 +870,12 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   Persist(batch);
   const JobKind* kind = entry != nullptr ? FindJobKind(entry->job.type()) : nullptr;
   if (kind != nullptr) {
-    RecomputeProgress(*entry);
-    Touch(*entry);
+    if (kind->ProgressFromTasks()) {
+      RecomputeProgress(*entry);
+      Touch(*entry);
+    }
     KindHost host(*this);
     kind->TaskDone(host, entry->job, *task);  // may end the job, and so drop `task`
-  } else if (entry != nullptr && !entry->job.has_dataset_build()) {
-    OnTrainingTaskDone(*entry, *task);
   } else if (entry != nullptr) {
     RecomputeProgress(*entry);
     Touch(*entry);
@@ -858,7 +885,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
 }
 
 absl::Status Coordinator::FailTask(const v1::FailTaskRequest& req) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ASSIGN_OR_RETURN(v1::TaskRecord * task,
                    FindLease(req.worker_id(), req.task_id(), req.lease_id()));
   task->set_error(req.error());

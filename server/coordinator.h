@@ -2,17 +2,16 @@
 // nothing of gRPC; the service classes translate requests to these calls.
 //
 // Thread-safe: every public method may be called from any thread. State is
-// guarded by one mutex; file-system work (scanning, writing manifests) runs
-// on the planner thread without holding it.
+// guarded by one mutex (mu_; clang checks the annotations, see
+// common/mutex.h); file-system work (scanning, writing manifests) runs on the
+// planner thread without holding it.
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -22,8 +21,9 @@
 #include "retrain/v1/coordinator_state.pb.h"
 #include "retrain/v1/job_service.pb.h"
 #include "retrain/v1/worker_service.pb.h"
-#include "server/coordinator_stats.h"
 #include "common/clock.h"
+#include "common/mutex.h"
+#include "server/coordinator_stats.h"
 #include "server/data_roots.h"
 #include "server/jobs/job_kind.h"
 #include "server/store.h"
@@ -86,7 +86,7 @@ class Coordinator {
   // counted against CoordinatorOptions::max_pending_jobs_per_client.
   absl::StatusOr<retrain::v1::Job> SubmitDatasetBuild(
       const retrain::v1::SubmitDatasetBuildRequest& request, const std::string& submitter = "");
-  // Training and evaluation (coordinator_training.cc): checked against the
+  // Training and evaluation (server/jobs/training.cc): checked against the
   // dataset, the trainer's memory plan and the registered workers; a job no
   // worker could ever host is refused (FAILED_PRECONDITION with the
   // figures), one that must wait stays QUEUED with the reason.
@@ -141,7 +141,7 @@ class Coordinator {
     std::deque<std::pair<int64_t, int64_t>> samples;
     // Notified (with mu_) when version changes: wakes this job's watchers
     // only. Shared so that a waiter holds it whatever happens to the entry.
-    std::shared_ptr<std::condition_variable> changed = std::make_shared<std::condition_variable>();
+    std::shared_ptr<CondVar> changed = std::make_shared<CondVar>();
   };
   struct TaskProgress {
     int64_t done = 0;
@@ -163,66 +163,87 @@ class Coordinator {
   void PlanProbes(const std::string& job_id);
   void PlanShards(const std::string& job_id);
   void Finalize(const std::string& job_id);
-  void AdvanceBuild(const std::string& job_id);
+  void AdvanceBuild(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Training and evaluation (coordinator_training.cc).
-  absl::StatusOr<retrain::v1::TrainTask> ValidateTrainingSpec(
-      const retrain::v1::TrainingSpec& spec) const;
-  // Callers hold mu_ from here on.
-  absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const;
-  // RESOURCE_EXHAUSTED when `submitter` has max_pending_jobs_per_client
-  // unfinished jobs already.
-  absl::Status CheckPendingQuota(const std::string& submitter) const;
+  // Admission and placement (coordinator_placement.cc).
   // Admits a new job with its first tasks (a dataset build: its plan, and
   // none: the planner makes them): the request id's earlier job if there
   // is one, else the job QUEUED with `reason`, persisted. `validate_only`
-  // checks and returns the job without creating it.
+  // checks and returns the job without creating it. Takes mu_.
   absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
                                             bool validate_only,
                                             std::vector<retrain::v1::Task> tasks,
                                             const std::string& reason,
-                                            retrain::v1::BuildPlan plan = {});
+                                            retrain::v1::BuildPlan plan = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A job a kind planned (or the kind's refusal), admitted with the
+  // request's priority and ids. Takes mu_.
+  template <typename Request>
+  absl::StatusOr<retrain::v1::Job> AdmitPlanned(absl::StatusOr<PlannedJob> planned,
+                                                const Request& request,
+                                                const std::string& submitter)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    if (!planned.ok()) return planned.status();
+    planned->job.set_submitter(submitter);
+    planned->job.set_priority(request.priority());
+    return AdmitJob(std::move(planned->job), request.request_id(), request.validate_only(),
+                    std::move(planned->tasks), planned->reason);
+  }
+  // Callers hold mu_ from here on, unless said otherwise.
+  absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RESOURCE_EXHAUSTED when `submitter` has max_pending_jobs_per_client
+  // unfinished jobs already.
+  absl::Status CheckPendingQuota(const std::string& submitter) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether `worker` may take `task` now; `worker_is_reserved`: a pending
   // part of a job over several workers is placed on it.
   bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker,
-                bool worker_is_reserved) const;
-  void OnTrainingTaskDone(JobEntry& entry, const retrain::v1::TaskRecord& task);
-  void UpdateQueuedReasons();
+                bool worker_is_reserved) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateQueuedReasons() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places jobs that span several workers when enough are free.
-  void PlaceGangs();
+  void PlaceGangs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A part of such a job failed or was lost: stop and re-place every part.
-  void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why);
+  void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends the trainer's lines to the job's log file (no lock needed).
   void AppendJobLog(const std::string& job_id,
                     const google::protobuf::RepeatedPtrField<std::string>& lines);
 
-  // Helpers; callers hold mu_.
-  JobEntry* FindJob(const std::string& job_id);
+  // Helpers.
+  JobEntry* FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job, from memory or, once forgotten, from the database; NotFound
   // naming job_id.
-  absl::StatusOr<retrain::v1::Job> LookupJob(const std::string& job_id) const;
+  absl::StatusOr<retrain::v1::Job> LookupJob(const std::string& job_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The job submitted with `request_id`, from memory or, once forgotten,
   // from the database; "" when there is none.
-  absl::StatusOr<std::string> JobIdForRequest(const std::string& request_id) const;
+  absl::StatusOr<std::string> JobIdForRequest(const std::string& request_id) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops the oldest finished jobs from memory beyond
   // max_finished_jobs_in_memory (they stay in the database). Only where no
   // caller holds a JobEntry reference: Tick() and Load().
-  void ForgetOldFinishedJobs();
-  void Touch(JobEntry& entry);
-  void AddEvent(JobEntry& entry, const std::string& reason);
-  void SetState(JobEntry& entry, retrain::v1::JobState state, const std::string& reason);
+  void ForgetOldFinishedJobs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Touch(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddEvent(JobEntry& entry, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetState(JobEntry& entry, retrain::v1::JobState state, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends the job (FAILED or CANCELLED or SUCCEEDED), revokes its leases and
   // forgets its tasks. Persists.
-  void EndJob(JobEntry& entry, retrain::v1::JobState state, const std::string& reason);
-  void RecomputeProgress(JobEntry& entry);
-  bool PhaseComplete(const JobEntry& entry) const;
+  void EndJob(JobEntry& entry, retrain::v1::JobState state, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RecomputeProgress(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PhaseComplete(const JobEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<retrain::v1::TaskRecord*> FindLease(const std::string& worker_id, int64_t task_id,
-                                                     int64_t lease_id);
-  void RequeueOrFail(retrain::v1::TaskRecord& task, const std::string& why);
-  void Persist(StoreBatch& batch);
+                                                     int64_t lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RequeueOrFail(retrain::v1::TaskRecord& task, const std::string& why)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Persist(StoreBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddTasks(JobEntry& entry, std::vector<retrain::v1::Task> tasks, StoreBatch& batch,
-                std::vector<retrain::v1::TaskRecord*>& keep);
-  void EnqueuePlanner(const std::string& job_id);
-  std::string NewJobId();
+                std::vector<retrain::v1::TaskRecord*>& keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueuePlanner(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NewJobId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Now() const;  // wall-clock ms
 
   // Constant after construction.
@@ -230,33 +251,33 @@ class Coordinator {
   const DataRoots roots_;
   Clock* const clock_;
 
-  mutable std::mutex mu_;
-  std::unique_ptr<Store> store_;                      // guarded by mu_
-  std::map<std::string, JobEntry, JobIdOrder> jobs_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unique_ptr<Store> store_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, JobEntry, JobIdOrder> jobs_ ABSL_GUARDED_BY(mu_);
   // Finished jobs in memory, by sequence; finished jobs only in the
   // database (forgotten, or never loaded at start), by (type, state), and
   // the newest of them (-1: none).
-  std::set<std::pair<int64_t, std::string>> finished_in_memory_;  // guarded by mu_
-  std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t>
-      forgotten_jobs_;                 // guarded by mu_
-  int64_t newest_forgotten_seq_ = -1;  // guarded by mu_
+  std::set<std::pair<int64_t, std::string>> finished_in_memory_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<retrain::v1::JobType, retrain::v1::JobState>, int64_t> forgotten_jobs_
+      ABSL_GUARDED_BY(mu_);
+  int64_t newest_forgotten_seq_ ABSL_GUARDED_BY(mu_) = -1;
   // request_id -> job id, of the jobs in memory.
-  std::map<std::string, std::string> request_ids_;      // guarded by mu_
-  std::map<int64_t, retrain::v1::TaskRecord> tasks_;    // guarded by mu_
-  std::map<int64_t, TaskProgress> task_progress_;       // guarded by mu_
-  std::set<int64_t> pending_;                           // guarded by mu_
-  std::map<int64_t, int64_t> lease_to_task_;            // guarded by mu_
-  std::map<std::string, retrain::v1::Worker> workers_;  // guarded by mu_
-  std::deque<std::string> planner_queue_;               // guarded by mu_
-  int64_t next_job_seq_ = 1;                            // guarded by mu_
-  int64_t next_task_id_ = 1;                            // guarded by mu_
-  int64_t next_lease_id_ = 1;                           // guarded by mu_
-  int64_t next_worker_seq_ = 1;                         // guarded by mu_
-  bool stopping_ = false;                               // guarded by mu_
-  CoordinatorCounters counters_;                        // guarded by mu_
-  std::condition_variable task_available_;
-  std::condition_variable planner_wake_;
-  std::condition_variable tick_wake_;
+  std::map<std::string, std::string> request_ids_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, retrain::v1::TaskRecord> tasks_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, TaskProgress> task_progress_ ABSL_GUARDED_BY(mu_);
+  std::set<int64_t> pending_ ABSL_GUARDED_BY(mu_);
+  std::map<int64_t, int64_t> lease_to_task_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, retrain::v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> planner_queue_ ABSL_GUARDED_BY(mu_);
+  int64_t next_job_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_task_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_lease_id_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t next_worker_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  CoordinatorCounters counters_ ABSL_GUARDED_BY(mu_);
+  CondVar task_available_;
+  CondVar planner_wake_;
+  CondVar tick_wake_;
 
   std::thread tick_thread_;
   std::thread planner_thread_;

@@ -227,7 +227,7 @@ void Coordinator::PlanProbes(const std::string& job_id) {
   v1::DatasetBuildSpec spec;
   std::vector<std::string> labels;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     JobEntry* entry = FindJob(job_id);
     if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
     spec = entry->job.dataset_build();
@@ -254,7 +254,7 @@ void Coordinator::PlanProbes(const std::string& job_id) {
           "output_directory: cannot create '", spec.output_directory(), "': ", ec.message()));
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   JobEntry* entry = FindJob(job_id);
   if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
   if (!status.ok()) {
@@ -291,7 +291,7 @@ void Coordinator::PlanProbes(const std::string& job_id) {
 }
 
 void Coordinator::PlanShards(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   JobEntry* entry = FindJob(job_id);
   if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
       entry->plan.phase() != v1::BuildPlan::PHASE_PROBING || !PhaseComplete(*entry)) {
@@ -386,7 +386,7 @@ void Coordinator::Finalize(const std::string& job_id) {
   v1::BuildPlan plan;
   std::vector<v1::TaskRecord> shard_tasks;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     JobEntry* entry = FindJob(job_id);
     if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
         !PhaseComplete(*entry)) {
@@ -460,7 +460,7 @@ void Coordinator::Finalize(const std::string& job_id) {
       status = WriteFileAtomically(result.manifest(), DatasetManifestJson(job, result));
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   JobEntry* entry = FindJob(job_id);
   if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING) return;
   if (!missing.empty()) {
@@ -478,7 +478,7 @@ void Coordinator::Finalize(const std::string& job_id) {
     batch.plans.emplace_back(job_id, &entry->plan);
     batch.jobs.push_back(&entry->job);
     Persist(batch);
-    task_available_.notify_all();
+    task_available_.NotifyAll();
     return;
   }
   if (!status.ok()) {

@@ -18,7 +18,7 @@ std::string TaskKind(const v1::Task& task) {
 }
 
 CoordinatorStats Coordinator::Stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   CoordinatorStats s;
   s.counters = counters_;
   const int64_t now = Now();

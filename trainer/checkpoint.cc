@@ -5,7 +5,7 @@
 #include <fstream>
 #include <random>
 
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/input/safetensors_index.h"
 #include "trainer/safetensors_weights.h"
 #include "trainer/trainer_error.h"

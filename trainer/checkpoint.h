@@ -27,7 +27,7 @@ struct CheckpointMeta {
   std::string input_position;
   int64_t seed = 0;
   // The dataset's class names: written to the summary beside the checkpoint
-  // (input/checkpoint_summary.h), not to the archive, and not read back by
+  // (spec/checkpoint_summary.h), not to the archive, and not read back by
   // ReadCheckpointMeta().
   std::vector<LabelInfo> labels;
 };

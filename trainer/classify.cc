@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "trainer/checkpoint.h"
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/input/dataset_manifest.h"
 #include "trainer/input/preprocess.h"
 #include "trainer/nn/model.h"

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "trainer/checkpoint.h"
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/input/safetensors_index.h"
 #include "trainer/nn/model.h"
 #include "trainer/safetensors_weights.h"

@@ -248,7 +248,8 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
         }
         framed.clear();
         AppendTfRecord(item.record, &framed);
-        absl::StrAppend(&index_text, shard.bytes_written(), " ", framed.size(), "\n");
+        index_text += dataset::IndexLine({static_cast<int64_t>(shard.bytes_written()),
+                                          static_cast<int64_t>(framed.size())});
         sha.Update(framed);
         write_status = shard.Append(framed);
         ++records;

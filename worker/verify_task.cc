@@ -4,7 +4,6 @@
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -25,6 +24,9 @@ namespace {
 
 // Records checked per progress report.
 constexpr int64_t kProgressEvery = 256;
+// Records read ahead and checked together: what a shard costs in memory
+// (a few MiB of JPEGs), however large the shard.
+constexpr size_t kRecordsPerBatch = 256;
 
 struct Record {
   int64_t offset = 0;  // of its length field in the shard
@@ -78,33 +80,53 @@ bool HashFile(const std::string& path, int64_t* size, std::string* sha256, std::
   return true;
 }
 
-// Reads records until the end or the first damaged frame, which is
-// reported: past it the framing cannot be trusted.
-std::vector<Record> ReadRecords(const std::string& path, const std::string& file,
-                                DamageList& damage) {
-  std::vector<Record> records;
-  TfRecordReader reader;
-  if (!reader.Open(path)) {
-    damage.Add(file, -1, reader.error());
-    return records;
-  }
-  while (true) {
-    Record r;
-    r.offset = reader.offset();
-    const TfRecordReader::Result result = reader.Next(&r.data);
-    if (result == TfRecordReader::Result::kEnd) break;
-    if (result != TfRecordReader::Result::kRecord) {
-      // "<path>: corrupt record at offset N (why)": the file and offset have fields of their own.
-      std::string why = reader.error();
-      if (why.rfind(path + ": ", 0) == 0) why = why.substr(path.size() + 2);
-      damage.Add(file, r.offset, absl::StrCat(why, "; records after it cannot be read"));
-      break;
+// Reads a shard's records in order, up to a batch at a time, until the end
+// or the first damaged frame, which is reported: past it the framing cannot
+// be trusted.
+class RecordBatches {
+ public:
+  RecordBatches(const std::string& path, const std::string& file, DamageList& damage)
+      : path_(path), file_(file), damage_(damage) {
+    if (!reader_.Open(path)) {
+      damage_.Add(file_, -1, reader_.error());
+      done_ = true;
+      damaged_ = true;
     }
-    r.size = reader.offset() - r.offset;
-    records.push_back(std::move(r));
   }
-  return records;
-}
+  // The next records (none at the end) into `batch`.
+  void Next(std::vector<Record>* batch) {
+    batch->clear();
+    while (!done_ && batch->size() < kRecordsPerBatch) {
+      Record r;
+      r.offset = reader_.offset();
+      const TfRecordReader::Result result = reader_.Next(&r.data);
+      if (result == TfRecordReader::Result::kEnd) {
+        done_ = true;
+      } else if (result != TfRecordReader::Result::kRecord) {
+        // "<path>: corrupt record at offset N (why)": the file and offset
+        // have fields of their own.
+        std::string why = reader_.error();
+        if (why.rfind(path_ + ": ", 0) == 0) why = why.substr(path_.size() + 2);
+        damage_.Add(file_, r.offset, absl::StrCat(why, "; records after it cannot be read"));
+        done_ = true;
+        damaged_ = true;
+      } else {
+        r.size = reader_.offset() - r.offset;
+        batch->push_back(std::move(r));
+      }
+    }
+  }
+  // Whether a frame was damaged (or the file could not be opened).
+  bool damaged() const { return damaged_; }
+
+ private:
+  const std::string& path_;
+  const std::string& file_;
+  DamageList& damage_;
+  TfRecordReader reader_;
+  bool done_ = false;
+  bool damaged_ = false;
+};
 
 const tensorflow::Feature* FindFeature(const tensorflow::Example& example, const char* key) {
   const auto& features = example.features().feature();
@@ -166,7 +188,7 @@ std::string CheckExample(const std::string& data, int num_classes) {
 }
 
 // Compares the index file with the records read.
-void CheckIndex(const v1::VerifyShardTask& task, const std::vector<Record>& records,
+void CheckIndex(const v1::VerifyShardTask& task, const std::vector<dataset::IndexEntry>& records,
                 bool framing_damaged, DamageList& damage) {
   const std::string path = dataset::JoinPath(task.data_dir(), task.index());
   std::ifstream in(path);
@@ -181,16 +203,14 @@ void CheckIndex(const v1::VerifyShardTask& task, const std::vector<Record>& reco
     const int64_t at = line_offset;
     line_offset += static_cast<int64_t>(line.size()) + 1;
     if (line.empty()) continue;
-    std::istringstream fields(line);
-    int64_t offset = -1, size = -1;
-    std::string rest;
-    if (!(fields >> offset >> size) || (fields >> rest)) {
+    dataset::IndexEntry listed;
+    if (!dataset::ParseIndexLine(line, &listed)) {
       damage.Add(task.index(), at, absl::StrCat("entry ", entry, " is not \"<offset> <size>\": ",
                                                 line.substr(0, 80)));
     } else if (entry < records.size() &&
-               (offset != records[entry].offset || size != records[entry].size)) {
+               (listed.offset != records[entry].offset || listed.size != records[entry].size)) {
       damage.Add(task.index(), at,
-                 absl::StrCat("entry ", entry, " says offset ", offset, ", size ", size,
+                 absl::StrCat("entry ", entry, " says offset ", listed.offset, ", size ", listed.size,
                               "; the record is at ", records[entry].offset, " with ",
                               records[entry].size, " bytes"));
     }
@@ -227,26 +247,34 @@ absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& cont
     damage.Add(task.file(), -1,
                absl::StrCat("SHA-256 is ", sha256, "; the manifest says ", task.sha256()));
   }
-  const int damage_before_records = result.damage_size();
-  const std::vector<Record> records = ReadRecords(path, task.file(), damage);
-  const bool framing_damaged = result.damage_size() > damage_before_records;
-  const std::function<std::string(size_t)> check = [&](size_t i) {
-    return CheckExample(records[i].data, task.num_classes());
-  };
-  const std::function<bool(size_t, std::string&&)> report = [&](size_t i, std::string&& problem) {
-    if (!problem.empty()) {
-      damage.Add(task.file(), records[i].offset, absl::StrCat("record ", i, ": ", problem));
-    }
-    result.set_records(static_cast<int64_t>(i) + 1);
-    if (context.progress && (i + 1) % kProgressEvery == 0) {
-      context.progress(static_cast<int64_t>(i) + 1, records[i].offset);
-    }
-    return context.cancelled == nullptr || !context.cancelled->load();
-  };
-  RunOrdered<std::string>(records.size(), context.threads, 4 * context.threads + 4, check, report);
-  if (context.cancelled != nullptr && context.cancelled->load()) {
-    return absl::CancelledError("cancelled");
+  // The records, a batch at a time: each batch's examples checked on the
+  // task's threads; only their places are kept, for the index.
+  RecordBatches reader(path, task.file(), damage);
+  std::vector<dataset::IndexEntry> records;
+  std::vector<Record> batch;
+  const auto cancelled = [&] { return context.cancelled != nullptr && context.cancelled->load(); };
+  for (reader.Next(&batch); !batch.empty() && !cancelled(); reader.Next(&batch)) {
+    const size_t first = records.size();
+    const std::function<std::string(size_t)> check = [&](size_t i) {
+      return CheckExample(batch[i].data, task.num_classes());
+    };
+    const std::function<bool(size_t, std::string&&)> report = [&](size_t i,
+                                                                   std::string&& problem) {
+      const size_t n = first + i;
+      if (!problem.empty()) {
+        damage.Add(task.file(), batch[i].offset, absl::StrCat("record ", n, ": ", problem));
+      }
+      result.set_records(static_cast<int64_t>(n) + 1);
+      if (context.progress && (n + 1) % kProgressEvery == 0) {
+        context.progress(static_cast<int64_t>(n) + 1, batch[i].offset);
+      }
+      return !cancelled();
+    };
+    RunOrdered<std::string>(batch.size(), context.threads, 4 * context.threads + 4, check, report);
+    for (const Record& r : batch) records.push_back({r.offset, r.size});
   }
+  if (cancelled()) return absl::CancelledError("cancelled");
+  const bool framing_damaged = reader.damaged();
   if (!framing_damaged && static_cast<int64_t>(records.size()) != task.num_records()) {
     damage.Add(task.file(), -1,
                absl::StrCat("holds ", records.size(), " records; the manifest says ",

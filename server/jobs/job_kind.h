@@ -29,6 +29,11 @@ class JobEngine {
   // after the kind has filled its result; persists it.
   virtual void EndJob(retrain::v1::Job& job, retrain::v1::JobState state,
                       const std::string& reason) = 0;
+  // The job's next phase: its tasks (all done) are dropped and `tasks`
+  // queued in their place; `reason` goes into its history. Persists. The
+  // records TasksOf() returned are gone after it.
+  virtual void ReplaceTasks(retrain::v1::Job& job, std::vector<retrain::v1::Task> tasks,
+                            const std::string& reason) = 0;
 };
 
 // A job and its tasks, as a kind plans them from a request.
@@ -43,19 +48,26 @@ class JobKind {
  public:
   virtual ~JobKind() = default;
   virtual retrain::v1::JobType type() const = 0;
-  // What the job's progress shows as its phase while its tasks run, e.g.
+  // What the job's progress shows as its phase while `task` runs, e.g.
   // "verifying".
-  virtual std::string RunningPhase() const = 0;
+  virtual std::string RunningPhase(const retrain::v1::Task& task) const = 0;
+  // Whether the engine counts the job's progress from its tasks' units
+  // (TaskUnits) and reports; false: the task reports the job's progress
+  // itself (the trainer's steps).
+  virtual bool ProgressFromTasks() const { return true; }
   // Units (files, records) a task counts for in the job's progress.
   virtual int64_t TaskUnits(const retrain::v1::Task& task) const = 0;
+  // The history's entry when a task of the job is leased again, on
+  // `where` ("worker w-2 (host)") for `attempt`; "" for none.
+  virtual std::string RestartEvent(const std::string& where, int32_t attempt) const { return ""; }
   // One of the job's tasks finished; its result is in `task`. When the last
   // one has, the kind fills the job's result and ends it.
   virtual void TaskDone(JobEngine& engine, retrain::v1::Job& job,
                         const retrain::v1::TaskRecord& task) const = 0;
 };
 
-// The kind of jobs of `type`; null for the kinds the engine runs itself
-// (dataset builds, training, evaluation).
+// The kind of jobs of `type`; null for dataset builds, which the engine
+// still runs itself (coordinator_build.cc).
 const JobKind* FindJobKind(retrain::v1::JobType type);
 
 }  // namespace retrain::server

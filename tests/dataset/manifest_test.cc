@@ -129,5 +129,26 @@ TEST(LayoutTest, NamesAsTheReferenceWritesThem) {
   EXPECT_EQ(JoinPath("", "b"), "b");
 }
 
+TEST(LayoutTest, IndexLinesRoundTripAndRefuseWhatIsNotOne) {
+  EXPECT_EQ(IndexLine({0, 4096}), "0 4096\n");
+  IndexEntry e;
+  ASSERT_TRUE(ParseIndexLine("123456789012 77", &e));
+  EXPECT_EQ(e.offset, 123456789012);
+  EXPECT_EQ(e.size, 77);
+  ASSERT_TRUE(ParseIndexLine(" 8\t16 \r", &e)) << "blanks and a CR around the numbers";
+  EXPECT_EQ(e.offset, 8);
+  EXPECT_EQ(e.size, 16);
+  const std::string line = IndexLine({42, 9});
+  ASSERT_TRUE(ParseIndexLine(line.substr(0, line.size() - 1), &e));
+  EXPECT_EQ(e.offset, 42);
+  EXPECT_EQ(e.size, 9);
+  for (const char* bad : {"", "12", "12 ", "12x34", "12 34 56", "-1 10", "1 -10", "a b",
+                          "99999999999999999999 1", "1 2x"}) {
+    e = {7, 7};
+    EXPECT_FALSE(ParseIndexLine(bad, &e)) << '"' << bad << '"';
+    EXPECT_EQ(e.offset, 7) << "untouched on failure";
+  }
+}
+
 }  // namespace
 }  // namespace retrain::dataset

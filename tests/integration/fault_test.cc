@@ -95,10 +95,14 @@ TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   Process& cut_off = cluster.StartWorker(1, -1, "127.0.0.1:" + std::to_string(link.port()));
   const std::string out = dir.path() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 6, 2));
-  // Cut the link while the only worker holds a validation task.
+  // Cut the link while the only worker holds a validation task and works
+  // on it: it has reported progress, so the lease reached it (the
+  // coordinator lists the lease as soon as it grants it, before the answer
+  // is on its way).
   cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
     auto w = WorkerWithPid(cluster, cut_off.pid());
-    return j.progress().phase() == "validating" && w && w->task_ids_size() > 0;
+    return j.progress().phase() == "validating" && j.progress().done() > 0 && w &&
+           w->task_ids_size() > 0;
   });
   link.Cut();
   Process& other = cluster.StartWorker(2);

@@ -16,7 +16,7 @@
 #include "tests/trainer/input/test_dataset.h"
 #include "tests/trainer/tiny_run.h"
 #include "trainer/checkpoint.h"
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/trainer_error.h"
 
 namespace retrain::trainer {

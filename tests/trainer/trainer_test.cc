@@ -9,7 +9,7 @@
 
 #include "tests/trainer/input/test_dataset.h"
 #include "trainer/checkpoint.h"
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/nn/model.h"
 #include "trainer/trainer_error.h"
 

@@ -14,8 +14,7 @@ namespace {
 const SplitInfo& DatasetManifest::split(const std::string& name) const {
   const SplitInfo* found = FindSplit(name);
   if (found == nullptr) {
-    DataError("the dataset in " + data_dir + " has no " + name + " split (it was built without --" +
-              name + "_directory); build it with that directory or pick another split");
+    DataError(dataset::NoSplitError(data_dir, name));
   }
   return *found;
 }

@@ -17,6 +17,7 @@
 #include "trainer/input/dataset_manifest.h"
 #include "trainer/input/preprocess.h"
 #include "trainer/input/record_source.h"
+#include "trainer/spec/memory_plan.h"
 #include "trainer/spec/training_knobs.h"
 
 namespace retrain::trainer {
@@ -80,48 +81,34 @@ struct Batch {
 class InputPipeline {
  public:
   // Flags map onto these one to one (the reference's names where it has them).
-  struct Options {
+  // The settings that decide the pipeline's memory, with their defaults,
+  // are InputMemoryOptions' (trainer/spec/memory_plan.h: split, batch_size,
+  // image_size, num_preprocess_threads, input_queue_memory_factor, train,
+  // world_size, prefetch_batches, device_decode); the coordinator plans a
+  // job's memory from them without this pipeline.
+  struct Options : InputMemoryOptions {
     // A finished build's --output_directory (dataset.json, shards, index/).
     std::string data_dir;
-    // "train" or "validation".
-    std::string split = "train";
-    // --batch_size: images per batch.
-    int batch_size = spec::kDefaultBatchSize;
-    // --image_size: images come out image_size x image_size.
-    int image_size = 299;
-    // --num_preprocess_threads: decode threads. No effect on the batches.
-    int num_preprocess_threads = spec::kDefaultNumPreprocessThreads;
     // --num_readers: shards read interleaved. Part of the record order.
     int num_readers = spec::kDefaultNumReaders;
-    // --input_queue_memory_factor: the shuffle buffer holds
-    // 1024 * factor + 3 * batch_size encoded records; 0: no shuffle buffer
-    // (records in reader order, shard order still shuffled per epoch).
-    int input_queue_memory_factor = spec::kDefaultInputQueueMemoryFactor;
-    // true: random crops and colours, shuffling, repeat forever;
-    // false: one evaluation pass (central crop, shards in order).
-    bool train = true;
     // Training only: false skips the reference's distortions (crop, flip,
     // colour) and resizes the whole image, for data such as digits whose
     // label a crop or a flip can change.
     bool distort = true;
     uint64_t seed = 0;
-    // This process's share of every epoch (see RecordSource): each of
-    // world_size ranks gets a disjoint, equal share.
+    // This process's rank among world_size (see RecordSource).
     int rank = 0;
-    int world_size = 1;
-    // Batches decoded ahead of the consumer (>= 1).
-    int prefetch_batches = 2;
     // Decode crops at 1/2, 1/4 or 1/8 scale when they stay at least
     // image_size (false: always full scale, as TensorFlow does).
     bool dct_scaling = true;
     // Skip and count bad records (framing) and images (example, JPEG, label)
     // instead of failing; a batch that had a bad image comes out shorter.
     bool skip_corrupt_records = false;
-    // Leave the decoding to the consumer (a GPU, nn/device_preprocess.h):
-    // the threads parse each example, read its JPEG header and draw its
-    // distortion with the same draws as on the CPU, and batches carry
-    // `encoded` instead of `images`. Same records, order and positions.
-    bool device_decode = false;
+    // device_decode (InputMemoryOptions) leaves the decoding to the consumer
+    // (a GPU, nn/device_preprocess.h): the threads parse each example, read
+    // its JPEG header and draw its distortion with the same draws as on the
+    // CPU, and batches carry `encoded` instead of `images`. Same records,
+    // order and positions.
   };
 
   struct Position {

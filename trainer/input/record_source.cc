@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <numeric>
 
 #include "common/logging.h"
+#include "dataset/layout.h"
 #include "trainer/input/random.h"
 #include "trainer/trainer_error.h"
 
@@ -35,17 +35,12 @@ std::vector<std::pair<int64_t, int64_t>> ReadIndexFile(const ShardInfo& shard) {
   while (std::getline(in, line)) {
     ++line_number;
     if (line.empty()) continue;
-    char* end = nullptr;
-    errno = 0;
-    const long long offset = std::strtoll(line.c_str(), &end, 10);
-    char* end2 = nullptr;
-    const long long size = std::strtoll(end, &end2, 10);
-    while (end2 != nullptr && (*end2 == ' ' || *end2 == '\t' || *end2 == '\r')) ++end2;
-    if (errno != 0 || end == line.c_str() || end2 == end || end2 == nullptr || *end2 != '\0') {
+    dataset::IndexEntry entry;
+    if (!dataset::ParseIndexLine(line, &entry)) {
       Throw(TrainerError::Kind::kData, shard.index_path + ":" + std::to_string(line_number) +
                                            ": not an index line \"<offset> <size>\"; " + kRebuild);
     }
-    entries.emplace_back(offset, size);
+    entries.emplace_back(entry.offset, entry.size);
   }
   return entries;
 }

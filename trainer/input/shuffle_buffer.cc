@@ -7,13 +7,6 @@
 
 namespace retrain::trainer {
 
-ShuffleBufferSize ReferenceShuffleBufferSize(int input_queue_memory_factor, int batch_size) {
-  ShuffleBufferSize size;
-  size.min_after_dequeue = 1024 * static_cast<int64_t>(input_queue_memory_factor);
-  size.capacity = size.min_after_dequeue + 3 * static_cast<int64_t>(batch_size);
-  return size;
-}
-
 ShuffleBuffer::ShuffleBuffer(ShuffleBufferSize size, uint64_t seed, uint64_t stream)
     : size_(size), seed_(seed), stream_(stream) {
   records_.reserve(static_cast<size_t>(size_.capacity));

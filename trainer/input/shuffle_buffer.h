@@ -6,18 +6,12 @@
 #include <vector>
 
 #include "trainer/input/record_source.h"
+#include "trainer/spec/memory_plan.h"
 
 namespace retrain::trainer {
 
-// The reference's sizes: min_after_dequeue = 1024 * factor and
-// capacity = min_after_dequeue + 3 * batch_size (image_processing.py,
-// --input_queue_memory_factor). The buffer holds encoded records, so its
-// memory is about capacity * mean record size.
-struct ShuffleBufferSize {
-  int64_t capacity = 0;
-  int64_t min_after_dequeue = 0;
-};
-ShuffleBufferSize ReferenceShuffleBufferSize(int input_queue_memory_factor, int batch_size);
+// ShuffleBufferSize and the reference's sizes, ReferenceShuffleBufferSize(),
+// are in trainer/spec/memory_plan.h.
 
 // Holds up to `capacity` records and hands them out in random order.
 //

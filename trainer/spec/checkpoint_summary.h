@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "trainer/input/dataset_manifest.h"
+#include "dataset/manifest.h"
 
 namespace retrain::trainer {
 
@@ -19,7 +19,7 @@ struct CheckpointSummary {
   int64_t step = 0;
   // The names of the classes the model was trained on (dataset.json's
   // labels); empty in summaries written before they were recorded.
-  std::vector<LabelInfo> labels;
+  std::vector<dataset::LabelInfo> labels;
 };
 
 // The summary file of the checkpoint at `checkpoint_path`.

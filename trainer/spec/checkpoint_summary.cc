@@ -1,4 +1,4 @@
-#include "trainer/input/checkpoint_summary.h"
+#include "trainer/spec/checkpoint_summary.h"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,0 +1,22 @@
+# Sourced by scripts/fuzz and scripts/sanitize. The clang builds, without
+# the trainer (LibTorch is not built with the sanitizers):
+#   build-asan/  AddressSanitizer and UndefinedBehaviorSanitizer, the tests
+#                and the fuzz targets as libFuzzer binaries (one build
+#                serves scripts/fuzz and scripts/sanitize);
+#   build-tsan/  ThreadSanitizer, the tests.
+# clang_build address|thread [TARGET...]: configures the build for the
+# sanitizer and builds TARGETs (everything if none); prints its directory
+# in CLANG_BUILD_DIR.
+clang_build() {
+  local mode="$1" flags
+  shift
+  case "$mode" in
+    address) CLANG_BUILD_DIR=build-asan flags=(-DRETRAIN_SANITIZE=ON -DRETRAIN_FUZZ=ON) ;;
+    thread) CLANG_BUILD_DIR=build-tsan flags=(-DRETRAIN_TSAN=ON) ;;
+    *) echo "clang_build: unknown sanitizer '$mode' (address or thread)" >&2; return 2 ;;
+  esac
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+  CC=clang CXX=clang++ cmake -S . -B "$CLANG_BUILD_DIR" -G Ninja \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" -DRETRAIN_BUILD_TRAINER=OFF >/dev/null
+  ninja -C "$CLANG_BUILD_DIR" -j"$(nproc)" "$@"
+}
