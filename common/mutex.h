@@ -65,7 +65,6 @@ class ABSL_SCOPED_LOCKABLE MutexLock {
 // Waits release `mu` while they wait and hold it again when they return.
 class CondVar {
  public:
-  void Wait(Mutex* mu) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { cv_.wait(*mu); }
   // Until `done()` (evaluated with `mu` held) is true.
   template <typename Predicate>
   void Wait(Mutex* mu, Predicate done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {

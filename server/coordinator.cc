@@ -51,6 +51,10 @@ class Coordinator::KindHost : public JobEngine {
     for (int64_t id : c_.FindJob(job.id())->task_ids) out.push_back(&c_.tasks_.at(id));
     return out;
   }
+  bool AllTasksDone(const v1::Job& job) const override {
+    c_.mu_.AssertHeld();
+    return c_.PhaseComplete(*c_.FindJob(job.id()));
+  }
   void AddEvent(v1::Job& job, const std::string& reason) override {
     c_.mu_.AssertHeld();
     c_.AddEvent(*c_.FindJob(job.id()), reason);

@@ -26,10 +26,8 @@ class DatasetVerify : public JobKind {
   }
 
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
+    if (!engine.AllTasksDone(job)) return;  // others still run
     const std::vector<const v1::TaskRecord*> tasks = engine.TasksOf(job);
-    for (const v1::TaskRecord* t : tasks) {
-      if (t->state() != v1::TASK_STATE_DONE) return;  // others still run
-    }
     v1::DatasetVerifyResult& result = *job.mutable_dataset_verify_result();
     result.Clear();
     for (const v1::TaskRecord* t : tasks) {

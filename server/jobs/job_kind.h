@@ -23,6 +23,8 @@ class JobEngine {
   // The job's tasks, in the order they were planned.
   virtual std::vector<const retrain::v1::TaskRecord*> TasksOf(
       const retrain::v1::Job& job) const = 0;
+  // Whether every one of them is DONE.
+  virtual bool AllTasksDone(const retrain::v1::Job& job) const = 0;
   // Adds `reason` to the job's history.
   virtual void AddEvent(retrain::v1::Job& job, const std::string& reason) = 0;
   // Ends the job in `state` (SUCCEEDED, FAILED or CANCELLED) with `reason`,

@@ -39,7 +39,7 @@ int32_t Ranks(const v1::TrainingSpec& s) { return RanksPerWorker(s) * Workers(s)
 trainer::InputMemoryOptions InputMemoryOf(const v1::TrainingSpec& s,
                                           const trainer::ModelInfo& model) {
   trainer::InputMemoryOptions o;
-  o.batch_size = BatchSize(s) / Ranks(s);
+  o.batch_size = ExamplesPerRank(s);
   o.image_size = s.image_size() > 0 ? s.image_size() : model.default_image_size;
   if (s.has_num_preprocess_threads()) o.num_preprocess_threads = s.num_preprocess_threads();
   if (s.has_input_queue_memory_factor())
@@ -61,7 +61,7 @@ int64_t GpuMemoryPerRank(const v1::TrainingSpec& s, const trainer::ModelInfo& mo
                         (static_cast<double>(model.default_image_size) * model.default_image_size);
   const int64_t per_example =
       s.precision() == "bf16" ? model.step_bytes_per_example_bf16 : model.step_bytes_per_example;
-  const int64_t step = static_cast<int64_t>(per_example * pixels) * (BatchSize(s) / Ranks(s));
+  const int64_t step = static_cast<int64_t>(per_example * pixels) * ExamplesPerRank(s);
   return state + step + trainer::kDeviceReserveBytes;
 }
 
@@ -261,15 +261,12 @@ class Training : public TrainerJob {
       EndWithEvaluation(engine, job, task);
       return;
     }
-    const std::vector<const v1::TaskRecord*> parts = engine.TasksOf(job);
-    for (const v1::TaskRecord* t : parts) {
-      if (t->state() != v1::TASK_STATE_DONE) return;  // other workers' parts run on
-    }
+    if (!engine.AllTasksDone(job)) return;  // other workers' parts run on
     // Training ends with an evaluation of its final checkpoint.
     auto* r = job.mutable_training_result();
     r->set_restarts(task.attempts() - 1);
     // Node 0's result speaks for the job (its rank 0 wrote the checkpoint).
-    for (const v1::TaskRecord* t : parts) {
+    for (const v1::TaskRecord* t : engine.TasksOf(job)) {
       if (t->task().train().node_rank() != 0) continue;
       r->set_steps(t->result().train().steps());
       r->set_final_checkpoint(t->result().train().final_checkpoint());
