@@ -14,7 +14,7 @@
 #include "common/job_states.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
-#include "server/build_planner.h"
+#include "server/jobs/dataset_build.h"
 #include "server/jobs/dataset_verify.h"
 #include "server/jobs/training.h"
 #include "server/sqlite_store.h"
@@ -25,12 +25,6 @@ namespace v1 = retrain::v1;
 using google::protobuf::util::TimeUtil;
 
 namespace {
-
-int64_t TaskUnits(const v1::Task& task) {
-  if (task.has_probe()) return task.probe().files_size();
-  if (task.has_shard()) return task.shard().entries_size();
-  return 1;
-}
 
 // Whether `result` is of the kind of `task`: the fields of the two oneofs
 // share their names (TaskKind()).
@@ -75,23 +69,61 @@ class Coordinator::KindHost : public JobEngine {
     std::vector<v1::TaskRecord*> keep;
     c_.AddTasks(entry, std::move(tasks), batch, keep);
     c_.AddEvent(entry, reason);
+    c_.RecomputeProgress(entry);
+    batch.jobs.push_back(&entry.job);
+    if (entry.plan.ByteSizeLong() > 0) batch.plans.emplace_back(entry.job.id(), &entry.plan);
+    c_.Persist(batch);
+    c_.ScheduleStepIfWanted(entry);
+  }
+  v1::BuildPlan& PlanOf(const v1::Job& job) override {
+    c_.mu_.AssertHeld();
+    return c_.FindJob(job.id())->plan;
+  }
+  void Save(v1::Job& job) override {
+    c_.mu_.AssertHeld();
+    JobEntry& entry = *c_.FindJob(job.id());
+    c_.RecomputeProgress(entry);
+    c_.Touch(entry);
+    StoreBatch batch;
+    batch.jobs.push_back(&entry.job);
+    if (entry.plan.ByteSizeLong() > 0) batch.plans.emplace_back(entry.job.id(), &entry.plan);
+    c_.Persist(batch);
+  }
+  void SetRunning(v1::Job& job, std::vector<v1::Task> tasks, const std::string& reason) override {
+    c_.mu_.AssertHeld();
+    JobEntry& entry = *c_.FindJob(job.id());
+    StoreBatch batch;
+    std::vector<v1::TaskRecord*> added;
+    c_.AddTasks(entry, std::move(tasks), batch, added);
+    c_.SetState(entry, v1::JOB_STATE_RUNNING, reason);
+    c_.RecomputeProgress(entry);
+    batch.jobs.push_back(&entry.job);
+    if (entry.plan.ByteSizeLong() > 0) batch.plans.emplace_back(entry.job.id(), &entry.plan);
+    c_.Persist(batch);
+    c_.ScheduleStepIfWanted(entry);
+  }
+  void RedoTask(v1::Job& job, int64_t task_id, const std::string& reason) override {
+    c_.mu_.AssertHeld();
+    JobEntry& entry = *c_.FindJob(job.id());
+    v1::TaskRecord& t = c_.tasks_.at(task_id);
+    t.set_state(v1::TASK_STATE_PENDING);
+    t.clear_result();
+    c_.pending_.insert(task_id);
+    c_.AddEvent(entry, reason);
+    StoreBatch batch;
+    batch.tasks.push_back(&t);
     batch.jobs.push_back(&entry.job);
     c_.Persist(batch);
+    c_.task_available_.NotifyAll();
+  }
+  void ScheduleStep(const v1::Job& job) override {
+    c_.mu_.AssertHeld();
+    c_.ScheduleStepIfWanted(*c_.FindJob(job.id()));
   }
 
  private:
   Coordinator& c_;
 };
-
-std::string TaskName(const v1::TaskRecord& t) {
-  if (t.task().has_shard()) {
-    return absl::StrCat("task ", t.id(), " (", t.task().shard().file_name(), ")");
-  }
-  if (t.task().has_verify_shard()) {
-    return absl::StrCat("task ", t.id(), " (", t.task().verify_shard().file(), ")");
-  }
-  return absl::StrCat("task ", t.id());
-}
 
 Coordinator::Coordinator(CoordinatorOptions options, DataRoots roots,
                          std::unique_ptr<Store> store)
@@ -130,6 +162,11 @@ Coordinator::~Coordinator() {
 }
 
 int64_t Coordinator::Now() const { return clock_->NowMs(); }
+
+absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetBuildRequest& req,
+                                                        const std::string& submitter) {
+  return AdmitPlanned(PlanDatasetBuild(req.spec(), roots_), req, submitter);
+}
 
 absl::StatusOr<v1::Job> Coordinator::SubmitTraining(const v1::SubmitTrainingRequest& req,
                                                     const std::string& submitter) {
@@ -197,11 +234,11 @@ absl::Status Coordinator::Load() {
     }
     ++resumed;
     RecomputeProgress(entry);
-    if (entry.job.has_dataset_build()) AdvanceBuild(id);
+    ScheduleStepIfWanted(entry);
   }
   const int64_t total = static_cast<int64_t>(jobs_.size()) + not_loaded;
-  // LoadState() kept at most the bound; builds resumed above (AdvanceBuild)
-  // may have finished since.
+  // LoadState() kept at most the bound; jobs resumed above (their kinds'
+  // steps) may have finished since.
   ForgetOldFinishedJobs();
   Logger("server")->info(
       "state loaded from {}: {} jobs ({} active, {} finished kept in memory), {} tasks, {} workers",
@@ -304,11 +341,7 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
     tasks_.erase(it);
   }
   entry.task_ids.clear();
-  if (state != v1::JOB_STATE_SUCCEEDED && entry.job.has_dataset_build()) {
-    std::error_code ec;
-    std::filesystem::remove_all(
-        ConversionCacheDirectory(entry.job.dataset_build().output_directory()), ec);
-  }
+  if (const JobKind* kind = FindJobKind(entry.job.type())) kind->JobEnded(entry.job, state);
   if (state == v1::JOB_STATE_FAILED) entry.job.set_error(reason);
   SetState(entry, state, reason);
   StoreBatch batch;
@@ -329,18 +362,18 @@ bool Coordinator::PhaseComplete(const JobEntry& entry) const {
 void Coordinator::RecomputeProgress(JobEntry& entry) {
   // Some kinds' tasks report the job's progress themselves (the trainer's).
   const JobKind* kind = FindJobKind(entry.job.type());
-  if (!entry.job.has_dataset_build() && (kind == nullptr || !kind->ProgressFromTasks())) return;
+  if (kind == nullptr || !kind->ProgressFromTasks()) return;
   auto* p = entry.job.mutable_progress();
   int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
   int32_t tasks_done = 0, tasks_running = 0;
   for (int64_t id : entry.task_ids) {
     const auto& t = tasks_.at(id);
-    const int64_t units = kind != nullptr ? kind->TaskUnits(t.task()) : TaskUnits(t.task());
+    const int64_t units = kind->TaskUnits(t.task());
     total += units;
     if (t.state() == v1::TASK_STATE_DONE) {
       ++tasks_done;
       done += units;
-      bytes += t.result().shard().shard().num_bytes() + t.result().verify_shard().bytes();
+      bytes += kind->TaskBytes(t.result());
     } else if (t.state() == v1::TASK_STATE_LEASED) {
       ++tasks_running;
       auto pit = task_progress_.find(id);
@@ -349,24 +382,16 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
         bytes += pit->second.bytes;
       }
     }
-    for (const auto& f : t.result().probe().files()) skipped += f.ok() ? 0 : 1;
-    skipped += t.result().shard().skipped_size();
+    skipped += kind->TaskSkipped(t.result());
   }
-  switch (entry.plan.phase()) {
-    case v1::BuildPlan::PHASE_PROBING:
-      p->set_phase("validating");
-      break;
-    case v1::BuildPlan::PHASE_WRITING:
-      p->set_phase("writing shards");
-      break;
-    case v1::BuildPlan::PHASE_FINALIZING:
-      p->set_phase("finalizing");
-      break;
-    default:
-      p->set_phase(entry.job.state() == v1::JOB_STATE_QUEUED ? "queued"
-                   : kind != nullptr && !entry.task_ids.empty()
-                       ? kind->RunningPhase(tasks_.at(entry.task_ids.front()).task())
-                                                            : p->phase());
+  if (entry.job.state() == v1::JOB_STATE_QUEUED) {
+    p->set_phase("queued");
+  } else {
+    const v1::Task* first =
+        entry.task_ids.empty() ? nullptr : &tasks_.at(entry.task_ids.front()).task();
+    if (std::string phase = kind->RunningPhase(entry.plan, first); !phase.empty()) {
+      p->set_phase(std::move(phase));
+    }
   }
   if (p->done() > done || p->total() != total) entry.samples.clear();
   p->set_done(done);
@@ -392,6 +417,14 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
 void Coordinator::EnqueuePlanner(const std::string& job_id) {
   planner_queue_.push_back(job_id);
   planner_wake_.NotifyOne();
+}
+
+void Coordinator::ScheduleStepIfWanted(JobEntry& entry) {
+  const JobKind* kind = FindJobKind(entry.job.type());
+  if (kind != nullptr && !IsFinalState(entry.job.state()) &&
+      kind->WantsStep(entry.job, entry.plan, PhaseComplete(entry))) {
+    EnqueuePlanner(entry.job.id());
+  }
 }
 
 void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBatch& batch,
@@ -512,28 +545,23 @@ void Coordinator::PlannerLoop() {
     planner_queue_.pop_front();
     JobEntry* entry = FindJob(id);
     if (entry == nullptr || IsFinalState(entry->job.state())) continue;
-    const auto phase = entry->plan.phase();
-    const bool queued = entry->job.state() == v1::JOB_STATE_QUEUED;
-    const bool complete = PhaseComplete(*entry);
-    lock.Unlock();
-    if (queued) {
-      PlanProbes(id);
-    } else if (phase == v1::BuildPlan::PHASE_PROBING && complete) {
-      PlanShards(id);
-    } else if ((phase == v1::BuildPlan::PHASE_WRITING && complete) ||
-               phase == v1::BuildPlan::PHASE_FINALIZING) {
-      Finalize(id);
+    const JobKind* kind = FindJobKind(entry->job.type());
+    if (kind == nullptr || !kind->WantsStep(entry->job, entry->plan, PhaseComplete(*entry))) {
+      continue;
     }
+    JobSnapshot snapshot;
+    snapshot.job = entry->job;
+    snapshot.plan = entry->plan;
+    for (int64_t task_id : entry->task_ids) snapshot.tasks.push_back(tasks_.at(task_id));
+    snapshot.roots = &roots_;
+    lock.Unlock();
+    const LockedStep step = kind->RunStep(snapshot);
     lock.Lock();
-  }
-}
-
-void Coordinator::AdvanceBuild(const std::string& job_id) {
-  JobEntry* entry = FindJob(job_id);
-  if (entry == nullptr || IsFinalState(entry->job.state())) return;
-  if (entry->job.state() == v1::JOB_STATE_QUEUED || PhaseComplete(*entry) ||
-      entry->plan.phase() == v1::BuildPlan::PHASE_FINALIZING) {
-    EnqueuePlanner(job_id);
+    if (!step) continue;
+    entry = FindJob(id);
+    if (entry == nullptr || IsFinalState(entry->job.state())) continue;
+    KindHost host(*this);
+    step(host, entry->job);
   }
 }
 
@@ -802,17 +830,24 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     RecomputeProgress(*entry);
     if (const JobKind* kind = FindJobKind(entry->job.type())) {
       const std::string where = absl::StrCat("worker ", w.id(), " (", w.hostname(), ")");
-      entry->job.mutable_progress()->set_phase(kind->RunningPhase(t.task()));
+      if (std::string phase = kind->RunningPhase(entry->plan, &t.task()); !phase.empty()) {
+        entry->job.mutable_progress()->set_phase(std::move(phase));
+      }
+      bool changed = false;
       if (entry->job.state() == v1::JOB_STATE_QUEUED) {
         SetState(*entry, v1::JOB_STATE_RUNNING, absl::StrCat("started on ", where));
+        changed = true;
       } else if (t.attempts() > 1) {
         if (const std::string restart = kind->RestartEvent(where, t.attempts()); !restart.empty()) {
           AddEvent(*entry, restart);
+          changed = true;
         }
       }
-      StoreBatch jb;
-      jb.jobs.push_back(&entry->job);
-      Persist(jb);
+      if (changed) {
+        StoreBatch jb;
+        jb.jobs.push_back(&entry->job);
+        Persist(jb);
+      }
     }
     Touch(*entry);
   }
@@ -830,7 +865,7 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
   }
   (*task)->set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
   task_progress_[req.task_id()] = {req.done(), req.bytes_done()};
-  if (JobEntry* entry = FindJob((*task)->job_id()); entry && !entry->job.has_dataset_build()) {
+  if (JobEntry* entry = FindJob((*task)->job_id())) {
     AppendJobLog(entry->job.id(), req.log_lines());
     if (req.has_training() && req.training().step() > 0) {
       v1::JobProgress p = req.training();
@@ -880,10 +915,6 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
     }
     KindHost host(*this);
     kind->TaskDone(host, entry->job, *task);  // may end the job, and so drop `task`
-  } else if (entry != nullptr) {
-    RecomputeProgress(*entry);
-    Touch(*entry);
-    if (PhaseComplete(*entry)) EnqueuePlanner(entry->job.id());
   }
   return absl::OkStatus();
 }

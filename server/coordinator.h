@@ -1,10 +1,13 @@
 // The coordinator's engine: jobs, their tasks, leases and workers. It knows
 // nothing of gRPC; the service classes translate requests to these calls.
 //
+// The engine is generic: what each type of job adds (planning, phases,
+// results) is its JobKind (server/jobs/).
+//
 // Thread-safe: every public method may be called from any thread. State is
 // guarded by one mutex (mu_; clang checks the annotations, see
-// common/mutex.h); file-system work (scanning, writing manifests) runs on the
-// planner thread without holding it.
+// common/mutex.h); the kinds' file-system work (listing files, writing
+// manifests) runs in steps on the planner thread without holding it.
 #pragma once
 
 #include <chrono>
@@ -30,9 +33,6 @@
 
 namespace retrain::server {
 
-// "task 7 (train-00003-of-00008)": how logs and job history name a task.
-std::string TaskName(const retrain::v1::TaskRecord& task);
-
 struct CoordinatorOptions {
   // Folders requests may read and write; at least one.
   std::vector<std::string> data_roots;
@@ -48,8 +48,6 @@ struct CoordinatorOptions {
   // silent for this long is marked lost.
   int lease_timeout_ms = 15000;
   int heartbeat_interval_ms = 2000;
-  // Files validated per probe task.
-  int files_per_probe_task = 64;
   // Leases of one task before the job fails.
   int max_task_attempts = 4;
   // Unfinished (QUEUED or RUNNING) jobs one submitter may have at once;
@@ -84,18 +82,18 @@ class Coordinator {
   // --- clients ---
   // `submitter`: who asks (the client's host), kept with the job and
   // counted against CoordinatorOptions::max_pending_jobs_per_client.
+  // Each job is planned by its kind (server/jobs/): dataset builds
+  // (dataset_build.h), training and evaluation (training.h: checked against
+  // the dataset, the trainer's memory plan and the registered workers; a
+  // job no worker could ever host is refused with the figures, one that
+  // must wait stays QUEUED with the reason), dataset verification
+  // (dataset_verify.h); then admitted and run by the engine.
   absl::StatusOr<retrain::v1::Job> SubmitDatasetBuild(
       const retrain::v1::SubmitDatasetBuildRequest& request, const std::string& submitter = "");
-  // Training and evaluation (server/jobs/training.cc): checked against the
-  // dataset, the trainer's memory plan and the registered workers; a job no
-  // worker could ever host is refused (FAILED_PRECONDITION with the
-  // figures), one that must wait stays QUEUED with the reason.
   absl::StatusOr<retrain::v1::Job> SubmitTraining(const retrain::v1::SubmitTrainingRequest& request,
                                                   const std::string& submitter = "");
   absl::StatusOr<retrain::v1::Job> SubmitEvaluation(
       const retrain::v1::SubmitEvaluationRequest& request, const std::string& submitter = "");
-  // A job of a kind behind the JobKind interface (server/jobs/): planned by
-  // the kind, admitted and run by the engine.
   absl::StatusOr<retrain::v1::Job> SubmitDatasetVerify(
       const retrain::v1::SubmitDatasetVerifyRequest& request, const std::string& submitter = "");
   absl::StatusOr<retrain::v1::GetJobLogsResponse> GetJobLogs(
@@ -134,6 +132,8 @@ class Coordinator {
  private:
   struct JobEntry {
     retrain::v1::Job job;
+    // What the job's kind keeps between its phases; empty for kinds that
+    // keep nothing.
     retrain::v1::BuildPlan plan;
     uint64_t version = 1;
     std::vector<int64_t> task_ids;  // the current phase's tasks
@@ -157,25 +157,14 @@ class Coordinator {
   void TickLoop();
   void PlannerLoop();
 
-  // Dataset builds (coordinator_build.cc).
-  absl::StatusOr<retrain::v1::DatasetBuildSpec> ValidateBuildSpec(
-      const retrain::v1::DatasetBuildSpec& spec, retrain::v1::BuildPlan* plan) const;
-  void PlanProbes(const std::string& job_id);
-  void PlanShards(const std::string& job_id);
-  void Finalize(const std::string& job_id);
-  void AdvanceBuild(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-
   // Admission and placement (coordinator_placement.cc).
-  // Admits a new job with its first tasks (a dataset build: its plan, and
-  // none: the planner makes them): the request id's earlier job if there
-  // is one, else the job QUEUED with `reason`, persisted. `validate_only`
-  // checks and returns the job without creating it. Takes mu_.
-  absl::StatusOr<retrain::v1::Job> AdmitJob(retrain::v1::Job job, const std::string& request_id,
-                                            bool validate_only,
-                                            std::vector<retrain::v1::Task> tasks,
-                                            const std::string& reason,
-                                            retrain::v1::BuildPlan plan = {})
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // Admits a new job with its first tasks and plan: the request id's
+  // earlier job if there is one, else the job QUEUED with `reason`,
+  // persisted, and its kind's first step scheduled if it wants one.
+  // `validate_only` checks and returns the job without creating it. Takes
+  // mu_.
+  absl::StatusOr<retrain::v1::Job> AdmitJob(PlannedJob planned, const std::string& request_id,
+                                            bool validate_only) ABSL_LOCKS_EXCLUDED(mu_);
   // A job a kind planned (or the kind's refusal), admitted with the
   // request's priority and ids. Takes mu_.
   template <typename Request>
@@ -185,9 +174,14 @@ class Coordinator {
       ABSL_LOCKS_EXCLUDED(mu_) {
     if (!planned.ok()) return planned.status();
     planned->job.set_submitter(submitter);
-    planned->job.set_priority(request.priority());
-    return AdmitJob(std::move(planned->job), request.request_id(), request.validate_only(),
-                    std::move(planned->tasks), planned->reason);
+    planned->job.set_priority(RequestPriority(request));
+    return AdmitJob(*std::move(planned), request.request_id(), request.validate_only());
+  }
+  // Dataset builds have no priority: they are listed and written in turn.
+  static int32_t RequestPriority(const retrain::v1::SubmitDatasetBuildRequest&) { return 0; }
+  template <typename Request>
+  static int32_t RequestPriority(const Request& request) {
+    return request.priority();
   }
   // Callers hold mu_ from here on, unless said otherwise.
   absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const
@@ -243,6 +237,9 @@ class Coordinator {
   void AddTasks(JobEntry& entry, std::vector<retrain::v1::Task> tasks, StoreBatch& batch,
                 std::vector<retrain::v1::TaskRecord*>& keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EnqueuePlanner(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the job for its kind's next step off the lock when the kind
+  // wants one (JobKind::WantsStep).
+  void ScheduleStepIfWanted(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NewJobId() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t Now() const;  // wall-clock ms
 

@@ -77,15 +77,15 @@ absl::Status Coordinator::CheckPendingQuota(const std::string& submitter) const 
       "(--max_pending_jobs_per_client): wait for some to end, or cancel some"));
 }
 
-absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& request_id,
-                                              bool validate_only, std::vector<v1::Task> tasks,
-                                              const std::string& reason, v1::BuildPlan plan) {
+absl::StatusOr<v1::Job> Coordinator::AdmitJob(PlannedJob planned, const std::string& request_id,
+                                              bool validate_only) {
+  v1::Job& job = planned.job;
+  std::vector<v1::Task>& tasks = planned.tasks;
   job.set_state(v1::JOB_STATE_QUEUED);
   job.set_request_id(request_id);
   *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
   *job.mutable_update_time() = job.create_time();
   job.mutable_progress()->set_phase("queued");
-  if (validate_only && job.has_dataset_build()) return job;
   MutexLock lock(&mu_);
   if (!tasks.empty() && tasks[0].has_train()) {
     RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
@@ -113,17 +113,15 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(v1::Job job, const std::string& re
   if (!request_id.empty()) request_ids_[request_id] = job.id();
   JobEntry& entry = jobs_[job.id()];
   entry.job = std::move(job);
-  entry.plan = std::move(plan);
-  SetState(entry, v1::JOB_STATE_QUEUED, reason);
+  entry.plan = std::move(planned.plan);
+  SetState(entry, v1::JOB_STATE_QUEUED, planned.reason);
   StoreBatch batch;
   std::vector<v1::TaskRecord*> keep;
   AddTasks(entry, std::move(tasks), batch, keep);
   batch.jobs.push_back(&entry.job);
-  if (entry.job.has_dataset_build()) {
-    batch.plans.emplace_back(entry.job.id(), &entry.plan);
-  }
+  if (entry.plan.ByteSizeLong() > 0) batch.plans.emplace_back(entry.job.id(), &entry.plan);
   Persist(batch);
-  if (entry.job.has_dataset_build()) EnqueuePlanner(entry.job.id());
+  ScheduleStepIfWanted(entry);
   return entry.job;
 }
 

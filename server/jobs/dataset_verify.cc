@@ -20,7 +20,12 @@ constexpr size_t kShardsNamed = 3;
 class DatasetVerify : public JobKind {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_DATASET_VERIFY; }
-  std::string RunningPhase(const v1::Task&) const override { return "verifying"; }
+  std::string RunningPhase(const v1::BuildPlan&, const v1::Task*) const override {
+    return "verifying";
+  }
+  int64_t TaskBytes(const v1::TaskResult& result) const override {
+    return result.verify_shard().bytes();
+  }
   int64_t TaskUnits(const v1::Task& task) const override {
     return task.verify_shard().num_records();
   }

@@ -253,8 +253,9 @@ class TrainerJob : public JobKind {
 class Training : public TrainerJob {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_TRAINING; }
-  std::string RunningPhase(const v1::Task& task) const override {
-    return task.has_train() ? "training" : "evaluating";
+  std::string RunningPhase(const v1::BuildPlan&, const v1::Task* task) const override {
+    if (task == nullptr) return "";
+    return task->has_train() ? "training" : "evaluating";
   }
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord& task) const override {
     if (!task.result().has_train()) {
@@ -286,7 +287,9 @@ class Training : public TrainerJob {
 class Evaluation : public TrainerJob {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_EVALUATION; }
-  std::string RunningPhase(const v1::Task&) const override { return "evaluating"; }
+  std::string RunningPhase(const v1::BuildPlan&, const v1::Task*) const override {
+    return "evaluating";
+  }
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord& task) const override {
     EndWithEvaluation(engine, job, task);
   }

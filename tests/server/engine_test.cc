@@ -1,7 +1,7 @@
 // The coordinator's engine in-process, with a fake clock and no background
 // tick: lease expiry, heartbeats, lost workers, attempt limits, priorities,
-// placement of jobs over several workers, a restart from the store and a
-// job kind behind the JobKind interface (dataset verification), each
+// placement of jobs over several workers, a restart from the store and the
+// job kinds' phases (a dataset build's steps, a verification's result), each
 // decided by moving the clock and calling Tick(), not by waiting.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -379,6 +379,88 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   EXPECT_EQ(moved.id(), task.id());
   EXPECT_EQ(moved.attempt(), 2);
   EXPECT_GT(moved.lease_id(), task.lease_id()) << "lease ids are not reused after a restart";
+}
+
+// Ends a leased task of `worker` with `result`.
+absl::Status Complete(Coordinator& engine, const std::string& worker, const v1::Task& task,
+                      v1::TaskResult result) {
+  v1::CompleteTaskRequest done;
+  done.set_worker_id(worker);
+  done.set_task_id(task.id());
+  done.set_lease_id(task.lease_id());
+  *done.mutable_result() = std::move(result);
+  return engine.CompleteTask(done);
+}
+
+// What a worker reports for a shard task: the shard written under the
+// task's output directory, a record an entry.
+v1::TaskResult WroteShard(const v1::Task& task) {
+  const v1::ShardTask& shard = task.shard();
+  const std::string bytes(100 * shard.entries_size(), 'r');
+  WriteFile(shard.output_directory() + "/" + shard.file_name(), bytes);
+  v1::TaskResult result;
+  auto* info = result.mutable_shard()->mutable_shard();
+  info->set_file(shard.file_name());
+  info->set_num_records(shard.entries_size());
+  info->set_num_bytes(static_cast<int64_t>(bytes.size()));
+  info->set_sha256(std::string(64, '0'));
+  return result;
+}
+
+TEST_F(EngineTest, ADatasetBuildListsProbesWritesAndFinalizesInStepsAcrossARestart) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitBuild();
+  // The first step lists the two files off the lock and plans a probe task.
+  const v1::Task probe = Lease(a);
+  ASSERT_TRUE(probe.has_probe());
+  ASSERT_EQ(probe.probe().files_size(), 2);
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job(job).progress().phase(), "validating");
+  EXPECT_THAT(History(job), HasSubstr("listed 2 files (0 refused); validating them in 1 tasks"));
+  v1::TaskResult probed;
+  for (const auto& f : probe.probe().files()) {
+    auto* r = probed.mutable_probe()->add_files();
+    r->set_file_index(f.file_index());
+    r->set_ok(true);
+    r->set_content_hash("hash-" + std::to_string(f.file_index()));
+  }
+  ASSERT_TRUE(Complete(engine(), a, probe, probed).ok());
+
+  // The next plans the shards (two by default) from the probes' results.
+  const v1::Task first = Lease(a);
+  ASSERT_TRUE(first.has_shard());
+  EXPECT_EQ(Job(job).progress().phase(), "writing shards");
+  EXPECT_THAT(History(job), HasSubstr("validated 2 files: 2 good, 0 skipped"));
+  ASSERT_TRUE(Complete(engine(), a, first, WroteShard(first)).ok());
+  const v1::Task second = Lease(a, 0);
+  ASSERT_TRUE(second.has_shard());
+
+  // A restart with the last shard reported but gone from disk: the
+  // restarted engine finalizes, finds it missing and has it written again.
+  v1::TaskResult gone = WroteShard(second);
+  fs::remove(second.shard().output_directory() + "/" + second.shard().file_name());
+  ASSERT_TRUE(Complete(engine(), a, second, gone).ok());
+  Start();
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
+  const v1::Task again = Lease(a);
+  ASSERT_EQ(again.id(), second.id()) << "the missing shard is written again";
+  EXPECT_THAT(History(job), HasSubstr("shard file missing or damaged; writing it again"));
+  ASSERT_TRUE(Complete(engine(), a, again, WroteShard(again)).ok());
+
+  // The last step writes the manifest and ends the job with the counts.
+  uint64_t version = 0;
+  v1::Job ended = Job(job);
+  for (int i = 0; i < 50 && ended.state() == v1::JOB_STATE_RUNNING; ++i) {
+    auto changed = engine().WaitForJobChange(job, &version, milliseconds(100));
+    ASSERT_TRUE(changed.ok()) << changed.status();
+    ended = *changed;
+  }
+  ASSERT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
+  EXPECT_EQ(ended.dataset_build_result().train().num_records(), 2);
+  EXPECT_EQ(ended.dataset_build_result().train().shards_size(), 2);
+  EXPECT_TRUE(fs::exists(ended.dataset_build_result().manifest()));
+  EXPECT_EQ(ended.progress().phase(), "done");
 }
 
 TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {

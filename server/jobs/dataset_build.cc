@@ -1,13 +1,11 @@
-// Dataset builds: request validation and the phases list -> probe -> write
-// shards -> finalize.
-#include <sys/stat.h>
+#include "server/jobs/dataset_build.h"
 
-#include <google/protobuf/util/message_differencer.h>
-#include <google/protobuf/util/time_util.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,7 +14,6 @@
 #include "common/status_macros.h"
 #include "dataset/layout.h"
 #include "server/build_planner.h"
-#include "server/coordinator.h"
 #include "server/dataset_manifest.h"
 #include "server/dataset_scan.h"
 
@@ -24,11 +21,12 @@ namespace retrain::server {
 
 namespace v1 = retrain::v1;
 namespace fs = std::filesystem;
-using google::protobuf::util::TimeUtil;
 
 namespace {
 
 constexpr int kMaxShards = 99999;  // shard names have five digits
+// Files one probe task validates.
+constexpr int kFilesPerProbeTask = 64;
 
 absl::Status CheckDirectory(const std::string& field, const std::string& path) {
   struct stat st;
@@ -102,10 +100,11 @@ void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::s
   }
 }
 
-}  // namespace
-
-absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
-    const v1::DatasetBuildSpec& in, v1::BuildPlan* plan) const {
+// The spec with its defaults filled in and its paths resolved, and the
+// labels in `plan`.
+absl::StatusOr<v1::DatasetBuildSpec> ValidateBuildSpec(const v1::DatasetBuildSpec& in,
+                                                       const DataRoots& roots,
+                                                       v1::BuildPlan* plan) {
   v1::DatasetBuildSpec spec = in;
   if (in.train_directory().empty() && in.validation_directory().empty()) {
     return absl::InvalidArgumentError(
@@ -137,16 +136,16 @@ absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
 
   if (!in.train_directory().empty()) {
     ASSIGN_OR_RETURN(*spec.mutable_train_directory(),
-                     roots_.Resolve("train_directory", in.train_directory()));
+                     roots.Resolve("train_directory", in.train_directory()));
     RETURN_IF_ERROR(CheckDirectory("train_directory", spec.train_directory()));
   }
   if (!in.validation_directory().empty()) {
     ASSIGN_OR_RETURN(*spec.mutable_validation_directory(),
-                     roots_.Resolve("validation_directory", in.validation_directory()));
+                     roots.Resolve("validation_directory", in.validation_directory()));
     RETURN_IF_ERROR(CheckDirectory("validation_directory", spec.validation_directory()));
   }
   ASSIGN_OR_RETURN(*spec.mutable_output_directory(),
-                   roots_.Resolve("output_directory", in.output_directory()));
+                   roots.Resolve("output_directory", in.output_directory()));
   if (spec.output_directory() == spec.train_directory() ||
       spec.output_directory() == spec.validation_directory()) {
     return absl::InvalidArgumentError(
@@ -161,7 +160,7 @@ absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
       spec.train_directory().empty() ? "validation_directory" : "train_directory";
   std::vector<std::string> names;
   if (!in.labels_file().empty()) {
-    ASSIGN_OR_RETURN(*spec.mutable_labels_file(), roots_.Resolve("labels_file", in.labels_file()));
+    ASSIGN_OR_RETURN(*spec.mutable_labels_file(), roots.Resolve("labels_file", in.labels_file()));
     auto content = ReadFile(spec.labels_file());
     if (!content.ok()) {
       return absl::Status(content.status().code() == absl::StatusCode::kNotFound
@@ -207,38 +206,25 @@ absl::StatusOr<v1::DatasetBuildSpec> Coordinator::ValidateBuildSpec(
   return spec;
 }
 
-absl::StatusOr<v1::Job> Coordinator::SubmitDatasetBuild(const v1::SubmitDatasetBuildRequest& req,
-                                                        const std::string& submitter) {
-  v1::BuildPlan plan;
-  // File-system checks run without the lock.
-  ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(req.spec(), &plan));
-  v1::Job job;
-  job.set_type(v1::JOB_TYPE_DATASET_BUILD);
-  job.set_submitter(submitter);
-  *job.mutable_dataset_build() = spec;
-  const std::string reason =
-      absl::StrCat("dataset build submitted: ", plan.labels_size(), " labels");
-  // The planner thread lists the files and makes the first tasks.
-  return AdmitJob(std::move(job), req.request_id(), req.validate_only(), {}, reason,
-                  std::move(plan));
+bool AllDone(const JobSnapshot& s) {
+  for (const auto& t : s.tasks) {
+    if (t.state() != v1::TASK_STATE_DONE) return false;
+  }
+  return true;
 }
 
-void Coordinator::PlanProbes(const std::string& job_id) {
-  v1::DatasetBuildSpec spec;
+// Step 1, when the job is QUEUED: lists the files of each split (refusing
+// what cannot be an image) and plans the probe tasks that validate them.
+LockedStep ListFiles(const JobSnapshot& s) {
+  const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   std::vector<std::string> labels;
-  {
-    MutexLock lock(&mu_);
-    JobEntry* entry = FindJob(job_id);
-    if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
-    spec = entry->job.dataset_build();
-    for (const auto& l : entry->plan.labels()) labels.push_back(l.name());
-  }
+  for (const auto& l : s.plan.labels()) labels.push_back(l.name());
   std::vector<SplitScan> scans;
   absl::Status status;
   for (const auto& [split, dir] : {std::pair<std::string, std::string>{"train", spec.train_directory()},
                                    {"validation", spec.validation_directory()}}) {
     if (dir.empty()) continue;
-    auto scan = ScanSplit(split, dir, labels, roots_);
+    auto scan = ScanSplit(split, dir, labels, *s.roots);
     if (!scan.ok()) {
       status = scan.status();
       break;
@@ -254,57 +240,46 @@ void Coordinator::PlanProbes(const std::string& job_id) {
           "output_directory: cannot create '", spec.output_directory(), "': ", ec.message()));
     }
   }
-  MutexLock lock(&mu_);
-  JobEntry* entry = FindJob(job_id);
-  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_QUEUED) return;
-  if (!status.ok()) {
-    EndJob(*entry, v1::JOB_STATE_FAILED, std::string(status.message()));
-    return;
-  }
-  std::vector<v1::Task> tasks;
-  int64_t files = 0;
-  entry->plan.clear_skipped();
-  for (const auto& scan : scans) {
-    for (auto& probe : MakeProbeTasks(scan, files, spec.max_pixels(),
-                                      options_.files_per_probe_task)) {
-      probe.set_cache_directory(ConversionCacheDirectory(spec.output_directory()));
-      probe.set_jpeg_quality(spec.jpeg_quality());
-      probe.set_num_threads(spec.num_threads());
-      *tasks.emplace_back().mutable_probe() = std::move(probe);
+  return [status, scans = std::move(scans)](JobEngine& engine, v1::Job& job) {
+    if (job.state() != v1::JOB_STATE_QUEUED) return;
+    if (!status.ok()) {
+      engine.EndJob(job, v1::JOB_STATE_FAILED, std::string(status.message()));
+      return;
     }
-    files += static_cast<int64_t>(scan.files.size());
-    for (const auto& s : scan.skipped) *entry->plan.add_skipped() = s;
-  }
-  entry->plan.set_phase(v1::BuildPlan::PHASE_PROBING);
-  entry->plan.set_files_listed(files);
-  StoreBatch batch;
-  std::vector<v1::TaskRecord*> added;
-  AddTasks(*entry, std::move(tasks), batch, added);
-  SetState(*entry, v1::JOB_STATE_RUNNING,
-           absl::StrCat("listed ", files, " files (", entry->plan.skipped_size(),
-                        " refused); validating them in ", added.size(), " tasks"));
-  RecomputeProgress(*entry);
-  batch.jobs.push_back(&entry->job);
-  batch.plans.emplace_back(job_id, &entry->plan);
-  Persist(batch);
-  if (added.empty()) EnqueuePlanner(job_id);
+    const v1::DatasetBuildSpec& spec = job.dataset_build();
+    v1::BuildPlan& plan = engine.PlanOf(job);
+    std::vector<v1::Task> tasks;
+    int64_t files = 0;
+    plan.clear_skipped();
+    for (const auto& scan : scans) {
+      for (auto& probe : MakeProbeTasks(scan, files, spec.max_pixels(), kFilesPerProbeTask)) {
+        probe.set_cache_directory(ConversionCacheDirectory(spec.output_directory()));
+        probe.set_jpeg_quality(spec.jpeg_quality());
+        probe.set_num_threads(spec.num_threads());
+        *tasks.emplace_back().mutable_probe() = std::move(probe);
+      }
+      files += static_cast<int64_t>(scan.files.size());
+      for (const auto& refused : scan.skipped) *plan.add_skipped() = refused;
+    }
+    plan.set_phase(v1::BuildPlan::PHASE_PROBING);
+    plan.set_files_listed(files);
+    const std::string reason =
+        absl::StrCat("listed ", files, " files (", plan.skipped_size(),
+                     " refused); validating them in ", tasks.size(), " tasks");
+    engine.SetRunning(job, std::move(tasks), reason);
+  };
 }
 
-void Coordinator::PlanShards(const std::string& job_id) {
-  MutexLock lock(&mu_);
-  JobEntry* entry = FindJob(job_id);
-  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
-      entry->plan.phase() != v1::BuildPlan::PHASE_PROBING || !PhaseComplete(*entry)) {
-    return;
-  }
-  const auto& spec = entry->job.dataset_build();
-  auto& plan = entry->plan;
+// Step 2, when every probe task is done: the good files, in listing order,
+// shuffled into shard tasks; identical contents are noted.
+LockedStep PlanShards(const JobSnapshot& s) {
+  const v1::DatasetBuildSpec& spec = s.job.dataset_build();
+  v1::BuildPlan plan = s.plan;
   // Good files per split in scan order (file_index), and identical contents.
   std::map<int64_t, std::pair<std::string, v1::ShardEntry>> good;
   std::map<std::string, std::vector<std::string>> by_hash;
   int64_t failed = 0;
-  for (int64_t id : entry->task_ids) {
-    const auto& t = tasks_.at(id);
+  for (const auto& t : s.tasks) {
     const auto& probe = t.task().probe();
     std::map<int64_t, const v1::FileEntry*> files;
     for (const auto& f : probe.files()) files[f.file_index()] = &f;
@@ -313,11 +288,11 @@ void Coordinator::PlanShards(const std::string& job_id) {
       if (fit == files.end()) continue;
       const v1::FileEntry& f = *fit->second;
       if (!r.ok()) {
-        auto* s = plan.add_skipped();
-        s->set_path(EscapeNonUtf8(f.relative_path()));
-        s->set_split(probe.split());
-        s->set_reason(r.reason());
-        s->set_detail(r.detail());
+        auto* skipped = plan.add_skipped();
+        skipped->set_path(EscapeNonUtf8(f.relative_path()));
+        skipped->set_split(probe.split());
+        skipped->set_reason(r.reason());
+        skipped->set_detail(r.detail());
         ++failed;
         continue;
       }
@@ -363,57 +338,51 @@ void Coordinator::PlanShards(const std::string& job_id) {
       *tasks.emplace_back().mutable_shard() = std::move(shard);
     }
   }
-  StoreBatch batch;
-  for (int64_t id : entry->task_ids) {
-    tasks_.erase(id);
-    batch.drop_tasks.push_back(id);
-  }
   plan.set_phase(v1::BuildPlan::PHASE_WRITING);
   plan.set_records_planned(records);
-  std::vector<v1::TaskRecord*> added;
-  AddTasks(*entry, std::move(tasks), batch, added);
-  AddEvent(*entry, absl::StrCat("validated ", plan.files_listed(), " files: ", records, " good, ",
-                                failed, " skipped, ", plan.duplicates_size(),
-                                " sets of duplicates; writing ", added.size(), " shards"));
-  RecomputeProgress(*entry);
-  batch.jobs.push_back(&entry->job);
-  batch.plans.emplace_back(job_id, &plan);
-  Persist(batch);
-}
-
-void Coordinator::Finalize(const std::string& job_id) {
-  v1::Job job;
-  v1::BuildPlan plan;
-  std::vector<v1::TaskRecord> shard_tasks;
-  {
-    MutexLock lock(&mu_);
-    JobEntry* entry = FindJob(job_id);
-    if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING ||
-        !PhaseComplete(*entry)) {
+  const std::string reason =
+      absl::StrCat("validated ", plan.files_listed(), " files: ", records, " good, ", failed,
+                   " skipped, ", plan.duplicates_size(), " sets of duplicates; writing ",
+                   tasks.size(), " shards");
+  return [plan = std::move(plan), tasks = std::move(tasks), reason](JobEngine& engine,
+                                                                     v1::Job& job) mutable {
+    if (job.state() != v1::JOB_STATE_RUNNING ||
+        engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_PROBING) {
       return;
     }
-    if (entry->plan.phase() == v1::BuildPlan::PHASE_WRITING) {
-      entry->plan.set_phase(v1::BuildPlan::PHASE_FINALIZING);
-      RecomputeProgress(*entry);
-      Touch(*entry);
-      StoreBatch batch;
-      batch.plans.emplace_back(job_id, &entry->plan);
-      Persist(batch);
+    engine.PlanOf(job) = std::move(plan);
+    engine.ReplaceTasks(job, std::move(tasks), reason);
+  };
+}
+
+// Step 3, when every shard task is done: the job says it is finalizing
+// (a restart then finalizes again), and finalizes in a step of its own.
+LockedStep MarkFinalizing(const JobSnapshot&) {
+  return [](JobEngine& engine, v1::Job& job) {
+    v1::BuildPlan& plan = engine.PlanOf(job);
+    if (job.state() != v1::JOB_STATE_RUNNING || plan.phase() != v1::BuildPlan::PHASE_WRITING) {
+      return;
     }
-    job = entry->job;
-    plan = entry->plan;
-    for (int64_t id : entry->task_ids) shard_tasks.push_back(tasks_.at(id));
-  }
-  const auto& spec = job.dataset_build();
+    plan.set_phase(v1::BuildPlan::PHASE_FINALIZING);
+    engine.Save(job);
+    engine.ScheduleStep(job);
+  };
+}
+
+// Step 4: the shards are checked on disk (one missing or cut short is
+// written again), the labels file and the manifest written, the job ended
+// with the counts.
+LockedStep Finalize(const JobSnapshot& s) {
+  const auto& spec = s.job.dataset_build();
   v1::DatasetBuildResult result;
   result.set_output_directory(spec.output_directory());
   result.set_manifest(dataset::JoinPath(spec.output_directory(), dataset::kManifestFile));
-  *result.mutable_labels() = plan.labels();
-  *result.mutable_skipped() = plan.skipped();
-  *result.mutable_duplicates() = plan.duplicates();
+  *result.mutable_labels() = s.plan.labels();
+  *result.mutable_skipped() = s.plan.skipped();
+  *result.mutable_duplicates() = s.plan.duplicates();
   std::map<std::string, std::map<int, int64_t>> counts;  // split -> label -> records
-  std::vector<int64_t> missing;
-  for (const auto& t : shard_tasks) {
+  std::vector<std::pair<int64_t, std::string>> missing;  // task id, its name
+  for (const auto& t : s.tasks) {
     const auto& task = t.task().shard();
     const auto& r = t.result().shard();
     v1::SplitResult* split =
@@ -422,9 +391,9 @@ void Coordinator::Finalize(const std::string& job_id) {
     split->set_num_records(split->num_records() + r.shard().num_records());
     split->set_num_converted(split->num_converted() + r.num_converted());
     std::set<std::string> skipped;
-    for (const auto& s : r.skipped()) {
-      skipped.insert(s.path());
-      *result.add_skipped() = s;
+    for (const auto& file : r.skipped()) {
+      skipped.insert(file.path());
+      *result.add_skipped() = file;
     }
     for (const auto& e : task.entries()) {
       if (!skipped.count(EscapeNonUtf8(e.relative_path()))) ++counts[task.split()][e.label()];
@@ -432,12 +401,12 @@ void Coordinator::Finalize(const std::string& job_id) {
     struct stat st;
     const std::string path = spec.output_directory() + "/" + r.shard().file();
     if (::stat(path.c_str(), &st) != 0 || st.st_size != r.shard().num_bytes()) {
-      missing.push_back(t.id());
+      missing.emplace_back(t.id(), TaskName(t));
     }
   }
   for (auto* split : {result.mutable_train(), result.mutable_validation()}) {
     const std::string name = split == result.mutable_train() ? "train" : "validation";
-    for (const auto& l : plan.labels()) {
+    for (const auto& l : s.plan.labels()) {
       auto* c = split->add_class_counts();
       c->set_label(l.id());
       c->set_name(l.name());
@@ -447,7 +416,7 @@ void Coordinator::Finalize(const std::string& job_id) {
   absl::Status status;
   if (missing.empty()) {
     std::set<std::string> names = {dataset::kLabelsFile, dataset::kManifestFile};
-    for (const auto& t : shard_tasks) {
+    for (const auto& t : s.tasks) {
       names.insert(t.task().shard().file_name());
       names.insert(fs::path(dataset::IndexFileFor(t.task().shard().file_name())).filename());
     }
@@ -457,44 +426,107 @@ void Coordinator::Finalize(const std::string& job_id) {
     status = WriteFileAtomically(dataset::JoinPath(spec.output_directory(), dataset::kLabelsFile),
                                  LabelsText(result, spec.background_class()));
     if (status.ok()) {
-      status = WriteFileAtomically(result.manifest(), DatasetManifestJson(job, result));
+      status = WriteFileAtomically(result.manifest(), DatasetManifestJson(s.job, result));
     }
   }
-  MutexLock lock(&mu_);
-  JobEntry* entry = FindJob(job_id);
-  if (entry == nullptr || entry->job.state() != v1::JOB_STATE_RUNNING) return;
-  if (!missing.empty()) {
-    // A shard that was reported written is gone (or cut short): write it again.
-    entry->plan.set_phase(v1::BuildPlan::PHASE_WRITING);
-    StoreBatch batch;
-    for (int64_t id : missing) {
-      auto& t = tasks_.at(id);
-      t.set_state(v1::TASK_STATE_PENDING);
-      t.clear_result();
-      pending_.insert(id);
-      batch.tasks.push_back(&t);
-      AddEvent(*entry, absl::StrCat(TaskName(t), ": shard file missing or damaged; writing it again"));
+  return [missing, status, result](JobEngine& engine, v1::Job& job) {
+    v1::BuildPlan& plan = engine.PlanOf(job);
+    if (job.state() != v1::JOB_STATE_RUNNING ||
+        plan.phase() != v1::BuildPlan::PHASE_FINALIZING) {
+      return;
     }
-    batch.plans.emplace_back(job_id, &entry->plan);
-    batch.jobs.push_back(&entry->job);
-    Persist(batch);
-    task_available_.NotifyAll();
-    return;
+    if (!missing.empty()) {
+      // A shard that was reported written is gone (or cut short): write it again.
+      plan.set_phase(v1::BuildPlan::PHASE_WRITING);
+      engine.Save(job);
+      for (const auto& [id, name] : missing) {
+        engine.RedoTask(job, id, absl::StrCat(name, ": shard file missing or damaged; writing it again"));
+      }
+      return;
+    }
+    if (!status.ok()) {
+      engine.EndJob(job, v1::JOB_STATE_FAILED,
+                    absl::StrCat("cannot write the manifest: ", status.message()));
+      return;
+    }
+    *job.mutable_dataset_build_result() = result;
+    auto* p = job.mutable_progress();
+    p->set_phase("done");
+    p->set_eta_seconds(0);
+    engine.EndJob(job, v1::JOB_STATE_SUCCEEDED,
+                  absl::StrCat(result.train().num_records(), " train and ",
+                               result.validation().num_records(), " validation records in ",
+                               result.train().shards_size() + result.validation().shards_size(),
+                               " shards; ", result.skipped_size(), " files skipped"));
+  };
+}
+
+class DatasetBuild : public JobKind {
+ public:
+  v1::JobType type() const override { return v1::JOB_TYPE_DATASET_BUILD; }
+  std::string RunningPhase(const v1::BuildPlan& plan, const v1::Task*) const override {
+    switch (plan.phase()) {
+      case v1::BuildPlan::PHASE_PROBING:
+        return "validating";
+      case v1::BuildPlan::PHASE_WRITING:
+        return "writing shards";
+      case v1::BuildPlan::PHASE_FINALIZING:
+        return "finalizing";
+      default:
+        return "";
+    }
   }
-  if (!status.ok()) {
-    EndJob(*entry, v1::JOB_STATE_FAILED,
-           absl::StrCat("cannot write the manifest: ", status.message()));
-    return;
+  int64_t TaskUnits(const v1::Task& task) const override {
+    return task.has_probe() ? task.probe().files_size() : task.shard().entries_size();
   }
-  *entry->job.mutable_dataset_build_result() = result;
-  auto* p = entry->job.mutable_progress();
-  p->set_phase("done");
-  p->set_eta_seconds(0);
-  EndJob(*entry, v1::JOB_STATE_SUCCEEDED,
-         absl::StrCat(result.train().num_records(), " train and ",
-                      result.validation().num_records(), " validation records in ",
-                      result.train().shards_size() + result.validation().shards_size(),
-                      " shards; ", result.skipped_size(), " files skipped"));
+  int64_t TaskBytes(const v1::TaskResult& result) const override {
+    return result.shard().shard().num_bytes();
+  }
+  int64_t TaskSkipped(const v1::TaskResult& result) const override {
+    int64_t skipped = result.shard().skipped_size();
+    for (const auto& f : result.probe().files()) skipped += f.ok() ? 0 : 1;
+    return skipped;
+  }
+  void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
+    if (engine.AllTasksDone(job)) engine.ScheduleStep(job);
+  }
+  bool WantsStep(const v1::Job& job, const v1::BuildPlan& plan,
+                 bool all_tasks_done) const override {
+    return job.state() == v1::JOB_STATE_QUEUED ||
+           (job.state() == v1::JOB_STATE_RUNNING &&
+            (all_tasks_done || plan.phase() == v1::BuildPlan::PHASE_FINALIZING));
+  }
+  LockedStep RunStep(const JobSnapshot& s) const override {
+    if (s.job.state() == v1::JOB_STATE_QUEUED) return ListFiles(s);
+    if (s.plan.phase() == v1::BuildPlan::PHASE_FINALIZING) return Finalize(s);
+    if (!AllDone(s)) return nullptr;
+    if (s.plan.phase() == v1::BuildPlan::PHASE_PROBING) return PlanShards(s);
+    if (s.plan.phase() == v1::BuildPlan::PHASE_WRITING) return MarkFinalizing(s);
+    return nullptr;
+  }
+  void JobEnded(const v1::Job& job, v1::JobState state) const override {
+    if (state == v1::JOB_STATE_SUCCEEDED) return;
+    std::error_code ec;
+    fs::remove_all(ConversionCacheDirectory(job.dataset_build().output_directory()), ec);
+  }
+};
+
+}  // namespace
+
+const JobKind& DatasetBuildKind() {
+  static const DatasetBuild kind;
+  return kind;
+}
+
+absl::StatusOr<PlannedJob> PlanDatasetBuild(const v1::DatasetBuildSpec& request,
+                                            const DataRoots& roots) {
+  PlannedJob planned;
+  // File-system checks: the engine calls this without its lock.
+  ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(request, roots, &planned.plan));
+  planned.job.set_type(v1::JOB_TYPE_DATASET_BUILD);
+  *planned.job.mutable_dataset_build() = std::move(spec);
+  planned.reason = absl::StrCat("dataset build submitted: ", planned.plan.labels_size(), " labels");
+  return planned;
 }
 
 }  // namespace retrain::server
