@@ -34,63 +34,84 @@ struct Record {
   std::string data;
 };
 
-// Collects problems, at most kMaxDamagePerShard of them, then counts.
+// Collects problems, at most kMaxDamagePerShard of them, then counts. The
+// whole file's problems (its size, its SHA-256) go first, ahead of those of
+// its records, whenever they are found.
 class DamageList {
  public:
   explicit DamageList(v1::VerifyShardResult* result) : result_(result) {}
   // Adds the count of what did not fit.
   void Finish() {
     if (dropped_ > 0) {
-      Add(result_->file(), -1, absl::StrCat("and ", dropped_, " more problems"), /*force=*/true);
+      Append(result_->file(), -1, absl::StrCat("and ", dropped_, " more problems"));
     }
     dropped_ = 0;
   }
-  void Add(const std::string& file, int64_t offset, std::string problem, bool force = false) {
-    if (!force && result_->damage_size() >= kMaxDamagePerShard) {
+  void Add(const std::string& file, int64_t offset, std::string problem) {
+    if (result_->damage_size() >= kMaxDamagePerShard) {
       ++dropped_;
       return;
     }
+    Append(file, offset, std::move(problem));
+  }
+  // A problem of the whole file: after the others of its kind, ahead of the
+  // records'; one of theirs makes room for it when the list is full.
+  void AddFileProblem(const std::string& file, std::string problem) {
+    auto* list = result_->mutable_damage();
+    if (list->size() >= kMaxDamagePerShard) {
+      list->RemoveLast();
+      ++dropped_;
+    }
+    Append(file, -1, std::move(problem));
+    for (int i = list->size() - 1; i > file_problems_; --i) list->SwapElements(i, i - 1);
+    ++file_problems_;
+  }
+
+ private:
+  void Append(const std::string& file, int64_t offset, std::string problem) {
     auto* d = result_->add_damage();
     d->set_file(file);
     d->set_offset(offset);
     d->set_problem(std::move(problem));
   }
 
- private:
   v1::VerifyShardResult* result_;
   int64_t dropped_ = 0;
+  int file_problems_ = 0;
 };
 
-// The file's size and lower-case hex SHA-256; false when it cannot be read.
-bool HashFile(const std::string& path, int64_t* size, std::string* sha256, std::string* error) {
+// Adds the file's bytes from `offset` to its end to `hash`; false when they
+// cannot be read.
+bool HashFrom(const std::string& path, int64_t offset, Sha256& hash) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return *error = "cannot be opened", false;
-  Sha256 hash;
+  if (f == nullptr) return false;
+  bool ok = std::fseek(f, offset, SEEK_SET) == 0;
   std::string buffer(1 << 20, '\0');
-  *size = 0;
   size_t got;
-  while ((got = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
+  while (ok && (got = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
     hash.Update(std::string_view(buffer.data(), got));
-    *size += static_cast<int64_t>(got);
   }
-  const bool failed = std::ferror(f) != 0;
+  ok = ok && std::ferror(f) == 0;
   std::fclose(f);
-  if (failed) return *error = "cannot be read", false;
-  *sha256 = hash.HexDigest();
-  return true;
+  return ok;
 }
 
 // Reads a shard's records in order, up to a batch at a time, until the end
 // or the first damaged frame, which is reported: past it the framing cannot
-// be trusted.
+// be trusted. Each record read is added, framed, to `hash`: its length and
+// checksums were checked, so the frame is the file's bytes, and the shard is
+// read once for its records and its SHA-256 (good_bytes() says where the
+// bytes hashed end).
 class RecordBatches {
  public:
-  RecordBatches(const std::string& path, const std::string& file, DamageList& damage)
-      : path_(path), file_(file), damage_(damage) {
+  RecordBatches(const std::string& path, const std::string& file, DamageList& damage,
+                Sha256& hash)
+      : path_(path), file_(file), damage_(damage), hash_(hash) {
     if (!reader_.Open(path)) {
       damage_.Add(file_, -1, reader_.error());
       done_ = true;
       damaged_ = true;
+      opened_ = false;
     }
   }
   // The next records (none at the end) into `batch`.
@@ -112,17 +133,28 @@ class RecordBatches {
         damaged_ = true;
       } else {
         r.size = reader_.offset() - r.offset;
+        frame_.clear();
+        AppendTfRecord(r.data, &frame_);
+        hash_.Update(frame_);
+        good_bytes_ = reader_.offset();
         batch->push_back(std::move(r));
       }
     }
   }
   // Whether a frame was damaged (or the file could not be opened).
   bool damaged() const { return damaged_; }
+  bool opened() const { return opened_; }
+  // Bytes from the start of the file that are in the hash.
+  int64_t good_bytes() const { return good_bytes_; }
 
  private:
   const std::string& path_;
   const std::string& file_;
   DamageList& damage_;
+  Sha256& hash_;
+  std::string frame_;
+  int64_t good_bytes_ = 0;
+  bool opened_ = true;
   TfRecordReader reader_;
   bool done_ = false;
   bool damaged_ = false;
@@ -232,24 +264,16 @@ absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& cont
     CheckIndex(task, {}, /*framing_damaged=*/true, damage);
     return absl::OkStatus();
   }
-  int64_t size = 0;
-  std::string sha256, error;
-  if (!HashFile(path, &size, &sha256, &error)) {
-    damage.Add(task.file(), -1, error);
-    return absl::OkStatus();
-  }
+  const int64_t size = st.st_size;
   result.set_bytes(size);
   if (size != task.num_bytes()) {
-    damage.Add(task.file(), -1,
-               absl::StrCat("is ", size, " bytes; the manifest says ", task.num_bytes()));
-  }
-  if (!task.sha256().empty() && sha256 != task.sha256()) {
-    damage.Add(task.file(), -1,
-               absl::StrCat("SHA-256 is ", sha256, "; the manifest says ", task.sha256()));
+    damage.AddFileProblem(task.file(),
+                          absl::StrCat("is ", size, " bytes; the manifest says ", task.num_bytes()));
   }
   // The records, a batch at a time: each batch's examples checked on the
   // task's threads; only their places are kept, for the index.
-  RecordBatches reader(path, task.file(), damage);
+  Sha256 hash;
+  RecordBatches reader(path, task.file(), damage, hash);
   std::vector<dataset::IndexEntry> records;
   std::vector<Record> batch;
   const auto cancelled = [&] { return context.cancelled != nullptr && context.cancelled->load(); };
@@ -274,6 +298,16 @@ absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& cont
     for (const Record& r : batch) records.push_back({r.offset, r.size});
   }
   if (cancelled()) return absl::CancelledError("cancelled");
+  // What follows the last good record (nothing in an intact shard) is hashed
+  // from the file.
+  if (!reader.opened()) {
+    // Its damage says why; there are no bytes to hash.
+  } else if (!HashFrom(path, reader.good_bytes(), hash)) {
+    damage.AddFileProblem(task.file(), "cannot be read");
+  } else if (std::string sha256 = hash.HexDigest(); !task.sha256().empty() && sha256 != task.sha256()) {
+    damage.AddFileProblem(task.file(),
+                          absl::StrCat("SHA-256 is ", sha256, "; the manifest says ", task.sha256()));
+  }
   const bool framing_damaged = reader.damaged();
   if (!framing_damaged && static_cast<int64_t>(records.size()) != task.num_records()) {
     damage.Add(task.file(), -1,
