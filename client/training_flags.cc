@@ -75,7 +75,8 @@ const std::map<std::string, std::string>& HelpLines() {
        "Start from these weights: a checkpoint (model.ckpt-N) or a .safetensors file "
        "(scripts/weights_to_safetensors.py)"},
       {"precision", spec::OneOf(spec::kPrecisions)},
-      {"augmentation", "inception (default) or none"},
+      {"augmentation", absl::StrCat(spec::OneOf(spec::kAugmentations), " (default ",
+                                    std::string(spec::kAugmentations[0]), ")")},
       {"decode",
        "Where JPEGs are decoded: auto (default: the CPU, the GPU once steps wait for input), "
        "cpu or gpu (nvJPEG; needs --num_gpus)"},

@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
   train->add_flag("--skip_corrupt_records", t.skip_corrupt_records,
                   "Skip training records that are damaged (bad framing, CRC or image), logging "
                   "each with its file and offset, instead of stopping with a data error");
-  train->add_option("--augmentation", t.augmentation, "inception or none")
+  namespace spec = retrain::trainer::spec;
+  train->add_option("--augmentation", t.augmentation, spec::OneOf(spec::kAugmentations))
       ->capture_default_str();
   train->add_option("--log_every_steps", t.log_every_steps)->capture_default_str();
   train->add_option("--checkpoint_every_steps", t.checkpoint_every_steps)->capture_default_str();
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
   train->add_option("--num_intra_op_threads", t.num_intra_op_threads,
                     "LibTorch threads (default: LibTorch's choice)");
   train->add_option("--precision", t.precision,
-                    "fp32, or bf16: forward pass in bfloat16 under autocast (weights stay fp32)")
+                    spec::OneOf(spec::kPrecisions) +
+                        " (bf16: forward pass in bfloat16 under autocast; weights stay fp32)")
       ->capture_default_str();
   train->add_option("--memory_format", t.memory_format,
                     "auto (channels_last on CUDA), channels_last or contiguous")

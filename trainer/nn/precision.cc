@@ -3,6 +3,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
+#include "trainer/spec/training_knobs.h"
 #include "trainer/trainer_error.h"
 
 // LibTorch 2.4 replaced the per-device autocast switches with calls that
@@ -36,7 +37,8 @@ Precision ParsePrecision(const std::string& name) {
   if (name == "fp32") return Precision::kFloat32;
   if (name == "bf16") return Precision::kBFloat16;
   throw TrainerError(TrainerError::Kind::kConfig,
-                     "--precision must be fp32 or bf16, not '" + name + "'");
+                     "--precision must be " + spec::OneOf(spec::kPrecisions) + ", not '" + name +
+                         "'");
 }
 
 torch::MemoryFormat ParseMemoryFormat(const std::string& name, const torch::Device& device) {
