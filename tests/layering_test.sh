@@ -22,8 +22,8 @@ forbid "retrain_base stays free of abseil, gRPC, libvips and LibTorch" \
   common/crc32c.h common/crc32c.cc common/clock.h common/clock.cc common/logging.h \
   common/logging.cc common/proto_wire.h common/proto_wire.cc common/system_memory.h \
   common/system_memory.cc common/tfrecord.h common/tfrecord.cc
-forbid "the worker never includes trainer code (it runs retrain-trainer as a process)" \
-  'trainer/' worker
+forbid "the worker includes no trainer code (it runs retrain-trainer as a process), the training spec aside" \
+  'trainer/[^s]|trainer/s[^p]' worker
 forbid "the server never includes LibTorch" 'torch/|ATen/|c10/' server
 forbid "the server includes of the trainer only the training spec (trainer/spec/)" \
   'trainer/[^s]|trainer/s[^p]' server

@@ -1,11 +1,7 @@
 // retrain-trainer: trains and evaluates image classifiers on datasets built
 // by `retrain build-dataset`.
 //
-// Exit codes: 0 success; 2 usage or configuration error (retrying cannot
-// help); 3 bad data (classify: some images were skipped); 4 the loss
-// diverged (NaN); 5 out of memory; 1 other.
-// A launcher of several ranks exits with the code of the rank that failed
-// (128 + signal when it was killed).
+// Exit codes: trainer/spec/exit_codes.h.
 //
 // Data parallelism (as torchrun): --num_replicas N (CPU, Gloo) or
 // --num_gpus N (CUDA, NCCL) makes this process a launcher of N local ranks;
@@ -42,6 +38,7 @@ void AddCheckpointChoice(CLI::App& command, std::string& checkpoint_dir, std::st
 int main(int argc, char** argv) {
   using retrain::trainer::EvalOptions;
   using retrain::trainer::TrainOptions;
+  namespace spec = retrain::trainer::spec;
   TrainOptions t;
   EvalOptions e;
   std::string log_level = "info";
@@ -101,7 +98,6 @@ int main(int argc, char** argv) {
   train->add_flag("--skip_corrupt_records", t.skip_corrupt_records,
                   "Skip training records that are damaged (bad framing, CRC or image), logging "
                   "each with its file and offset, instead of stopping with a data error");
-  namespace spec = retrain::trainer::spec;
   train->add_option("--augmentation", t.augmentation, spec::OneOf(spec::kAugmentations))
       ->capture_default_str();
   train->add_option("--log_every_steps", t.log_every_steps)->capture_default_str();
@@ -199,7 +195,7 @@ int main(int argc, char** argv) {
     return app.exit(err);
   } catch (const CLI::ParseError& err) {
     std::cerr << "retrain-trainer: " << err.what() << " (see retrain-trainer --help)\n";
-    return 2;
+    return spec::kExitConfig;
   }
   t.batch_size = batch_size == "auto" ? retrain::trainer::kAutoBatchSize : std::stoi(batch_size);
   // Who this process is: a rank started by a launcher, a launcher, a rank
@@ -233,13 +229,16 @@ int main(int argc, char** argv) {
     if (*train) retrain::trainer::Train(t);
     if (*eval) retrain::trainer::Evaluate(e);
     if (*export_cmd) retrain::trainer::ExportWeights(x);
-    if (*classify) return retrain::trainer::Classify(c, std::cout).skipped > 0 ? 3 : 0;
+    if (*classify) {
+      return retrain::trainer::Classify(c, std::cout).skipped > 0 ? spec::kExitBadData
+                                                                   : spec::kExitSuccess;
+    }
   } catch (const retrain::trainer::TrainerError& err) {
     std::cerr << who << err.what() << "\n";
     return retrain::trainer::ExitCodeOf(err.kind());
   } catch (const c10::Error& err) {
     std::cerr << who << "LibTorch: " << err.what_without_backtrace() << "\n";
-    return 1;
+    return spec::kExitOther;
   }
-  return 0;
+  return spec::kExitSuccess;
 }

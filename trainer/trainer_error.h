@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "trainer/spec/exit_codes.h"
+
 namespace retrain::trainer {
 
 class TrainerError : public std::runtime_error {
@@ -25,39 +27,19 @@ class TrainerError : public std::runtime_error {
   Kind kind_;
 };
 
-// retrain-trainer's exit code for a failure of `kind`: 2 configuration
-// (retrying cannot help), 3 bad data, 4 the loss diverged, 5 out of
-// memory, 1 anything else.
+// retrain-trainer's exit code for a failure of `kind` (spec/exit_codes.h).
 inline int ExitCodeOf(TrainerError::Kind kind) {
   switch (kind) {
     case TrainerError::Kind::kConfig:
-      return 2;
+      return spec::kExitConfig;
     case TrainerError::Kind::kData:
-      return 3;
+      return spec::kExitBadData;
     case TrainerError::Kind::kNumerical:
-      return 4;
+      return spec::kExitDiverged;
     case TrainerError::Kind::kOutOfMemory:
-      return 5;
+      return spec::kExitOutOfMemory;
     default:
-      return 1;
-  }
-}
-
-// What an exit code of retrain-trainer means, for messages.
-inline const char* DescribeExitCode(int code) {
-  switch (code) {
-    case 0:
-      return "success";
-    case 2:
-      return "a configuration error";
-    case 3:
-      return "bad data";
-    case 4:
-      return "the loss diverged";
-    case 5:
-      return "out of memory";
-    default:
-      return "an error";
+      return spec::kExitOther;
   }
 }
 

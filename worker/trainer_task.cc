@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/spec/exit_codes.h"
 
 namespace retrain::worker {
 
@@ -174,20 +175,13 @@ absl::Status StatusOf(const TrainerOutcome& o) {
   if (!o.first_rank_error.empty() && why.find(o.first_rank_error) == std::string::npos) {
     absl::StrAppend(&why, ": ", o.first_rank_error);
   }
-  switch (o.exit_code) {
-    case 2:  // configuration
-    case 3:  // bad data
-    case 4:  // diverged
-    case 5:  // out of memory at this batch size
-      return absl::FailedPreconditionError(why);
-    default:
-      if (o.exit_code > 128) {
-        return absl::InternalError(absl::StrCat("retrain-trainer was killed by signal ",
-                                                o.exit_code - 128, " (", strsignal(o.exit_code - 128),
-                                                ")"));
-      }
-      return absl::InternalError(why);
+  if (trainer::spec::RetryCannotHelp(o.exit_code)) return absl::FailedPreconditionError(why);
+  if (o.exit_code > 128) {
+    return absl::InternalError(absl::StrCat("retrain-trainer was killed by signal ",
+                                            o.exit_code - 128, " (", strsignal(o.exit_code - 128),
+                                            ")"));
   }
+  return absl::InternalError(why);
 }
 
 // TrainingSpec fields that only the coordinator reads: no trainer flag.

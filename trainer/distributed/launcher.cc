@@ -75,7 +75,7 @@ std::string DescribeEnd(const Child& c, int world_size) {
     return who + " was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
   }
   const int code = WEXITSTATUS(c.status);
-  return who + " exited with code " + std::to_string(code) + " (" + DescribeExitCode(code) + ")";
+  return who + " exited with code " + std::to_string(code) + " (" + spec::DescribeExitCode(code) + ")";
 }
 
 int ExitCodeOfStatus(int status) {
