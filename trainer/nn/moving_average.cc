@@ -9,9 +9,9 @@
 namespace retrain::trainer {
 namespace {
 
-constexpr char kFormat[] = "retrain.ExponentialMovingAverage.v1";
+constexpr char kAverageFormat[] = "retrain.ExponentialMovingAverage.v1";
 
-[[noreturn]] void Mismatch(const std::string& what) {
+[[noreturn]] void AverageMismatch(const std::string& what) {
   throw TrainerError(TrainerError::Kind::kConfig,
                      "weight averages do not fit this model: " + what +
                          " (a checkpoint or model of another architecture or class count)");
@@ -64,15 +64,15 @@ void ExponentialMovingAverage::CopyTo(torch::nn::Module& target) const {
   torch::NoGradGuard no_grad;
   std::map<std::string, torch::Tensor> tensors = NamedTensors(target);
   if (tensors.size() != entries_.size()) {
-    Mismatch("the target has " + std::to_string(tensors.size()) + " tensors, the average " +
-             std::to_string(entries_.size()));
+    AverageMismatch("the target has " + std::to_string(tensors.size()) + " tensors, the average " +
+                    std::to_string(entries_.size()));
   }
   for (const Entry& entry : entries_) {
     const auto it = tensors.find(entry.name);
-    if (it == tensors.end()) Mismatch("the target has no " + entry.name);
+    if (it == tensors.end()) AverageMismatch("the target has no " + entry.name);
     if (it->second.sizes() != entry.value.sizes()) {
-      Mismatch(entry.name + " is " + c10::str(it->second.sizes()) + " in the target, " +
-               c10::str(entry.value.sizes()) + " here");
+      AverageMismatch(entry.name + " is " + c10::str(it->second.sizes()) + " in the target, " +
+                      c10::str(entry.value.sizes()) + " here");
     }
   }
   for (const Entry& entry : entries_) {
@@ -98,7 +98,7 @@ torch::Tensor ExponentialMovingAverage::Average(const std::string& name) const {
 }
 
 void ExponentialMovingAverage::save(torch::serialize::OutputArchive& archive) const {
-  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("format", c10::IValue(std::string(kAverageFormat)));
   int64_t count = 0;
   for (const Entry& entry : entries_) {
     if (!entry.shadow.defined()) continue;
@@ -112,8 +112,9 @@ void ExponentialMovingAverage::save(torch::serialize::OutputArchive& archive) co
 void ExponentialMovingAverage::load(torch::serialize::InputArchive& archive) {
   c10::IValue format;
   if (!archive.try_read("format", format) || !format.isString() ||
-      format.toStringRef() != kFormat) {
-    Mismatch("the archive holds no weight averages (format " + std::string(kFormat) + ")");
+      format.toStringRef() != kAverageFormat) {
+    AverageMismatch("the archive holds no weight averages (format " + std::string(kAverageFormat) +
+                    ")");
   }
   c10::IValue count_value;
   archive.read("count", count_value);
@@ -131,15 +132,15 @@ void ExponentialMovingAverage::load(torch::serialize::InputArchive& archive) {
     if (!entry.shadow.defined()) continue;
     ++expected;
     const auto it = saved.find(entry.name);
-    if (it == saved.end()) Mismatch("no average saved for " + entry.name);
+    if (it == saved.end()) AverageMismatch("no average saved for " + entry.name);
     if (it->second.sizes() != entry.shadow.sizes()) {
-      Mismatch(entry.name + " is " + c10::str(entry.shadow.sizes()) + " here, " +
-               c10::str(it->second.sizes()) + " saved");
+      AverageMismatch(entry.name + " is " + c10::str(entry.shadow.sizes()) + " here, " +
+                      c10::str(it->second.sizes()) + " saved");
     }
   }
   if (expected != count) {
-    Mismatch(std::to_string(count) + " averages saved, " + std::to_string(expected) +
-             " tracked here (were buffers averaged when it was saved?)");
+    AverageMismatch(std::to_string(count) + " averages saved, " + std::to_string(expected) +
+                    " tracked here (were buffers averaged when it was saved?)");
   }
   torch::NoGradGuard no_grad;
   for (Entry& entry : entries_) {

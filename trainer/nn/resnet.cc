@@ -17,18 +17,19 @@ namespace nn = torch::nn;
 
 constexpr int64_t kExpansion = 4;
 
-nn::Conv2d Conv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0) {
+nn::Conv2d ResNetConv(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1,
+                      int64_t padding = 0) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, kernel).stride(stride).padding(padding).bias(false));
 }
 
 class BottleneckImpl : public nn::Module {
  public:
   BottleneckImpl(int64_t in, int64_t planes, int64_t stride)
-      : conv1(Conv(in, planes, 1)),
+      : conv1(ResNetConv(in, planes, 1)),
         bn1(planes),
-        conv2(Conv(planes, planes, 3, stride, 1)),
+        conv2(ResNetConv(planes, planes, 3, stride, 1)),
         bn2(planes),
-        conv3(Conv(planes, planes * kExpansion, 1)),
+        conv3(ResNetConv(planes, planes * kExpansion, 1)),
         bn3(planes * kExpansion) {
     register_module("conv1", conv1);
     register_module("bn1", bn1);
@@ -37,7 +38,7 @@ class BottleneckImpl : public nn::Module {
     register_module("conv3", conv3);
     register_module("bn3", bn3);
     if (stride != 1 || in != planes * kExpansion) {
-      downsample = nn::Sequential(Conv(in, planes * kExpansion, 1, stride),
+      downsample = nn::Sequential(ResNetConv(in, planes * kExpansion, 1, stride),
                                   Norm2d(planes * kExpansion));
       register_module("downsample", downsample);
     }
@@ -65,7 +66,7 @@ class ResNet50 : public Model {
  public:
   explicit ResNet50(int num_classes)
       : Model("resnet50", num_classes, {"fc"}),
-        conv1(Conv(3, 64, 7, 2, 3)),
+        conv1(ResNetConv(3, 64, 7, 2, 3)),
         bn1(64),
         fc(512 * kExpansion, num_classes) {
     register_module("conv1", conv1);

@@ -28,7 +28,7 @@ Key KeyOfImpl(const torch::Tensor& param) {
 
 StateKey KeyOf(const torch::Tensor& param) { return KeyOfImpl<StateKey>(param); }
 
-constexpr char kFormat[] = "retrain.RmsPropTf.v1";
+constexpr char kOptimizerFormat[] = "retrain.RmsPropTf.v1";
 
 void WriteDouble(torch::serialize::OutputArchive& archive, const char* key, double value) {
   archive.write(key, c10::IValue(value));
@@ -46,7 +46,7 @@ int64_t ReadInt(torch::serialize::InputArchive& archive, const std::string& key)
   return value.toInt();
 }
 
-[[noreturn]] void Mismatch(const std::string& what) {
+[[noreturn]] void OptimizerMismatch(const std::string& what) {
   throw TrainerError(TrainerError::Kind::kConfig,
                      "optimizer state does not fit this model: " + what +
                          " (the checkpoint was written for another model or class count; "
@@ -155,7 +155,7 @@ const RmsPropTfParamState* RmsPropTf::StateOf(const torch::Tensor& param) const 
 }
 
 void RmsPropTf::save(torch::serialize::OutputArchive& archive) const {
-  archive.write("format", c10::IValue(std::string(kFormat)));
+  archive.write("format", c10::IValue(std::string(kOptimizerFormat)));
   archive.write("groups", c10::IValue(static_cast<int64_t>(param_groups_.size())));
   for (size_t g = 0; g < param_groups_.size(); ++g) {
     const auto& group = param_groups_[g];
@@ -179,13 +179,14 @@ void RmsPropTf::save(torch::serialize::OutputArchive& archive) const {
 void RmsPropTf::load(torch::serialize::InputArchive& archive) {
   c10::IValue format;
   if (!archive.try_read("format", format) || !format.isString() ||
-      format.toStringRef() != kFormat) {
-    Mismatch("the archive holds no RmsPropTf state (format " + std::string(kFormat) + ")");
+      format.toStringRef() != kOptimizerFormat) {
+    OptimizerMismatch("the archive holds no RmsPropTf state (format " +
+                      std::string(kOptimizerFormat) + ")");
   }
   const int64_t groups = ReadInt(archive, "groups");
   if (groups != static_cast<int64_t>(param_groups_.size())) {
-    Mismatch(std::to_string(groups) + " parameter groups saved, " +
-             std::to_string(param_groups_.size()) + " here");
+    OptimizerMismatch(std::to_string(groups) + " parameter groups saved, " +
+                      std::to_string(param_groups_.size()) + " here");
   }
   // Read everything before changing anything, so a failed load leaves the
   // optimizer as it was.
@@ -200,8 +201,8 @@ void RmsPropTf::load(torch::serialize::InputArchive& archive) {
     const auto& params = param_groups_[g].params();
     const int64_t count = ReadInt(group_archive, "params");
     if (count != static_cast<int64_t>(params.size())) {
-      Mismatch("group " + std::to_string(g) + " has " + std::to_string(count) +
-               " parameters saved, " + std::to_string(params.size()) + " here");
+      OptimizerMismatch("group " + std::to_string(g) + " has " + std::to_string(count) +
+                        " parameters saved, " + std::to_string(params.size()) + " here");
     }
     states[g].resize(params.size());
     for (size_t i = 0; i < params.size(); ++i) {
@@ -212,9 +213,9 @@ void RmsPropTf::load(torch::serialize::InputArchive& archive) {
       const torch::Tensor& param = params[i];
       for (const torch::Tensor* t : {&state->mean_square(), &state->momentum_buffer()}) {
         if (!t->defined() || t->sizes() != param.sizes()) {
-          Mismatch("parameter " + std::to_string(i) + " of group " + std::to_string(g) +
-                   " has shape " + c10::str(param.sizes()) + " here but " +
-                   (t->defined() ? c10::str(t->sizes()) : std::string("none")) + " saved");
+          OptimizerMismatch("parameter " + std::to_string(i) + " of group " + std::to_string(g) +
+                            " has shape " + c10::str(param.sizes()) + " here but " +
+                            (t->defined() ? c10::str(t->sizes()) : std::string("none")) + " saved");
         }
       }
       state->mean_square(state->mean_square().to(param.device(), param.scalar_type()));

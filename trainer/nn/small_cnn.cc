@@ -23,29 +23,29 @@ namespace {
 
 namespace nn = torch::nn;
 
-constexpr double kBatchNormEpsilon = 0.001;
-constexpr double kBatchNormMomentum = 0.1;
+constexpr double kSmallCnnNormEpsilon = 0.001;
+constexpr double kSmallCnnNormMomentum = 0.1;
 
-nn::Conv2d Conv(int64_t in, int64_t out, int64_t stride) {
+nn::Conv2d Conv3x3(int64_t in, int64_t out, int64_t stride) {
   return nn::Conv2d(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false));
 }
 
 Norm2d Norm(int64_t channels) {
   return Norm2d(
-      nn::BatchNorm2dOptions(channels).eps(kBatchNormEpsilon).momentum(kBatchNormMomentum));
+      nn::BatchNorm2dOptions(channels).eps(kSmallCnnNormEpsilon).momentum(kSmallCnnNormMomentum));
 }
 
 class SmallCnn : public Model {
  public:
   explicit SmallCnn(int num_classes)
       : Model("small", num_classes, {"fc"}),
-        conv1(Conv(3, 32, 1)),
+        conv1(Conv3x3(3, 32, 1)),
         bn1(Norm(32)),
-        conv2(Conv(32, 32, 2)),
+        conv2(Conv3x3(32, 32, 2)),
         bn2(Norm(32)),
-        conv3(Conv(32, 64, 1)),
+        conv3(Conv3x3(32, 64, 1)),
         bn3(Norm(64)),
-        conv4(Conv(64, 64, 2)),
+        conv4(Conv3x3(64, 64, 2)),
         bn4(Norm(64)),
         dropout(0.2),
         fc(64 * 4, num_classes) {
