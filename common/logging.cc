@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <map>
 #include <mutex>
 
 #include "spdlog/pattern_formatter.h"
@@ -119,11 +120,20 @@ std::string JsonLogLine(const std::string& time, const std::string& level,
 }
 
 std::shared_ptr<spdlog::logger> Logger(const std::string& component) {
-  static std::mutex mu;
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto existing = spdlog::get(component)) return existing;
-  auto logger = spdlog::stderr_color_mt(component);
-  ApplyFormat(*logger);
+  // Held here as well as in spdlog's registry, and never destroyed: a thread
+  // that still logs while the process exits (gRPC's, a task's) must not
+  // meet the registry, a static, being torn down.
+  static auto* mu = new std::mutex;
+  static auto* loggers = new std::map<std::string, std::shared_ptr<spdlog::logger>>;
+  std::lock_guard<std::mutex> lock(*mu);
+  auto& logger = (*loggers)[component];
+  if (logger == nullptr) {
+    logger = spdlog::get(component);
+    if (logger == nullptr) {
+      logger = spdlog::stderr_color_mt(component);
+      ApplyFormat(*logger);
+    }
+  }
   return logger;
 }
 
