@@ -20,6 +20,7 @@
 #include "client/job_view.h"
 #include "client/training_flags.h"
 #include "common/bearer_token.h"
+#include "common/coordinator_channel.h"
 #include "common/job_states.h"
 #include "common/tls_credentials.h"
 #include "retrain/v1/job_service.grpc.pb.h"
@@ -76,9 +77,17 @@ void AddToken(grpc::ClientContext& ctx) {
   if (!Token().empty()) ctx.AddMetadata("authorization", retrain::BearerValue(Token()));
 }
 
+// Whether --server names several coordinators: calls then wait, within
+// their deadline, for one to lead (a failover) instead of failing at once.
+bool& SeveralCoordinators() {
+  static bool several = false;
+  return several;
+}
+
 std::unique_ptr<grpc::ClientContext> Context(int timeout_s) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));
+  if (SeveralCoordinators()) ctx->set_wait_for_ready(true);
   AddToken(*ctx);
   return ctx;
 }
@@ -232,7 +241,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   // --server, --output and --timeout_s work before or after the command.
   app.fallthrough();
-  app.add_option("--server", g.server, "Coordinator HOST:PORT (or RETRAIN_SERVER)")
+  app.add_option("--server", g.server,
+                 "Coordinator HOST:PORT, or several, comma-separated, that share a PostgreSQL "
+                 "state database: calls go to the one that leads (or RETRAIN_SERVER)")
       ->capture_default_str();
   app.add_option("--output", g.output, "text or json")
       ->check(CLI::IsMember({"text", "json"}))
@@ -370,8 +381,13 @@ int main(int argc, char** argv) {
   }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(g.server, *credentials, args);
-  auto stub = v1::JobService::NewStub(channel);
+  auto channel = retrain::CoordinatorChannel("--server", g.server, *credentials, args);
+  if (!channel.ok()) {
+    std::cerr << "retrain: " << channel.status().message() << "\n";
+    return kUsage;
+  }
+  SeveralCoordinators() = g.server.find(',') != std::string::npos;
+  auto stub = v1::JobService::NewStub(*channel);
 
   if (*build) {
     v1::SubmitDatasetBuildRequest req;

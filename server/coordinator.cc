@@ -242,7 +242,7 @@ absl::Status Coordinator::Load() {
   ForgetOldFinishedJobs();
   Logger("server")->info(
       "state loaded from {}: {} jobs ({} active, {} finished kept in memory), {} tasks, {} workers",
-      options_.state_dir, total, resumed, finished_in_memory_.size(), tasks_.size(),
+      store_->Describe(), total, resumed, finished_in_memory_.size(), tasks_.size(),
       workers_.size());
   return absl::OkStatus();
 }
@@ -325,8 +325,9 @@ void Coordinator::Persist(StoreBatch& batch) {
   absl::Status s = store_->Commit(batch);
   if (!s.ok()) {
     // The in-memory state is ahead of the database; going on would make
-    // promises the state directory cannot keep.
+    // promises the database cannot keep.
     Logger("server")->critical("cannot write the state database: {}", s.ToString());
+    if (options_.on_store_failure) options_.on_store_failure(s);
     std::abort();
   }
 }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,6 +58,10 @@ struct CoordinatorOptions {
   // database when asked for (GetJob, ListJobs, WatchJob, logs), so memory
   // stays bounded however many jobs have run.
   int max_finished_jobs_in_memory = 10000;
+  // Called when a write to the store fails (the in-memory state is then
+  // ahead of it), from the writing thread with the coordinator's lock held;
+  // must not return. Null: log and abort, and a restart reloads the state.
+  std::function<void(const absl::Status&)> on_store_failure;
 };
 
 // Orders job ids "j-<seq>" by their number (shorter first), which is
@@ -200,9 +205,10 @@ class Coordinator {
   // A part of such a job failed or was lost: stop and re-place every part.
   void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends the trainer's lines to the job's log file (no lock needed).
+  // Appends the trainer's lines to the job's log in the store.
   void AppendJobLog(const std::string& job_id,
-                    const google::protobuf::RepeatedPtrField<std::string>& lines);
+                    const google::protobuf::RepeatedPtrField<std::string>& lines)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Helpers.
   JobEntry* FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

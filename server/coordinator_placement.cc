@@ -5,13 +5,12 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
-#include <filesystem>
-#include <fstream>
 #include <random>
 #include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/job_states.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "server/coordinator.h"
 #include "server/jobs/training.h"
@@ -19,7 +18,6 @@
 namespace retrain::server {
 
 namespace v1 = retrain::v1;
-namespace fs = std::filesystem;
 using google::protobuf::util::TimeUtil;
 
 namespace {
@@ -271,37 +269,26 @@ void Coordinator::UpdateQueuedReasons() {
 void Coordinator::AppendJobLog(const std::string& job_id,
                                const google::protobuf::RepeatedPtrField<std::string>& lines) {
   if (lines.empty()) return;
-  const fs::path dir = fs::path(options_.state_dir) / "logs";
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::ofstream out(dir / (job_id + ".log"), std::ios::app);
-  for (const auto& l : lines) out << l << '\n';
+  absl::Status s = store_->AppendJobLog(job_id, {lines.begin(), lines.end()});
+  // The log is for people; the job goes on without it.
+  if (!s.ok()) Logger("server")->warn("job {}: log lines lost: {}", job_id, s.ToString());
 }
 
 absl::StatusOr<v1::GetJobLogsResponse> Coordinator::GetJobLogs(
     const v1::GetJobLogsRequest& req) const {
   if (req.offset() < 0) return absl::InvalidArgumentError("offset: must not be negative");
-  bool ended = false;
-  {
-    MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
-    ended = IsFinalState(job.state());
-  }
-  v1::GetJobLogsResponse resp;
   const int max_lines = req.max_lines() > 0 ? std::min(req.max_lines(), 10000) : 1000;
-  std::ifstream in(fs::path(options_.state_dir) / "logs" / (req.job_id() + ".log"));
-  std::string line;
-  int64_t n = 0;
-  while (std::getline(in, line)) {
-    if (n++ < req.offset()) continue;
-    if (resp.lines_size() == max_lines) {
-      ended = false;  // more to read
-      break;
-    }
-    resp.add_lines(line);
-  }
+  MutexLock lock(&mu_);
+  ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
+  // One line more than asked for says whether there are more.
+  ASSIGN_OR_RETURN(std::vector<std::string> lines,
+                   store_->ReadJobLog(req.job_id(), req.offset(), max_lines + 1));
+  const bool more = static_cast<int>(lines.size()) > max_lines;
+  if (more) lines.pop_back();
+  v1::GetJobLogsResponse resp;
+  for (auto& line : lines) resp.add_lines(std::move(line));
   resp.set_next_offset(req.offset() + resp.lines_size());
-  resp.set_job_ended(ended);
+  resp.set_job_ended(IsFinalState(job.state()) && !more);
   return resp;
 }
 

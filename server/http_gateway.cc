@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "retrain/v1/job_service.pb.h"
 
 namespace retrain::server {
@@ -104,10 +105,24 @@ absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const httplib::Request& re
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
-    const std::string& listen, const std::string& tls_cert_file, const std::string& tls_key_file,
-    Coordinator& coordinator, const AccessPolicy& access, Metrics& metrics,
-    std::function<bool()> ready) {
+absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Create(const std::string& tls_cert_file,
+                                                                  const std::string& tls_key_file) {
+  std::unique_ptr<HttpGateway> gateway(new HttpGateway());
+  if (tls_cert_file.empty()) {
+    gateway->server_ = std::make_unique<httplib::Server>();
+    return gateway;
+  }
+  auto https = std::make_unique<httplib::SSLServer>(tls_cert_file.c_str(), tls_key_file.c_str());
+  if (!https->is_valid()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls_cert_file, --tls_key_file: cannot load ", tls_cert_file, " and ", tls_key_file,
+        " for HTTPS (PEM certificate and its private key)"));
+  }
+  gateway->server_ = std::move(https);
+  return gateway;
+}
+
+absl::Status HttpGateway::Serve(const std::string& listen) {
   const size_t colon = listen.rfind(':');
   int port = -1;
   if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
@@ -119,30 +134,43 @@ absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
   if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  std::unique_ptr<HttpGateway> gateway(new HttpGateway());
-  if (tls_cert_file.empty()) {
-    gateway->server_ = std::make_unique<httplib::Server>();
-  } else {
-    auto https = std::make_unique<httplib::SSLServer>(tls_cert_file.c_str(), tls_key_file.c_str());
-    if (!https->is_valid()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--tls_cert_file, --tls_key_file: cannot load ", tls_cert_file, " and ", tls_key_file,
-          " for HTTPS (PEM certificate and its private key)"));
-    }
-    gateway->server_ = std::move(https);
-  }
-  gateway->AddRoutes(coordinator, access, metrics, std::move(ready));
   if (port == 0) {
-    gateway->port_ = gateway->server_->bind_to_any_port(host);
-  } else if (gateway->server_->bind_to_port(host, port)) {
-    gateway->port_ = port;
+    port_ = server_->bind_to_any_port(host);
+  } else if (server_->bind_to_port(host, port)) {
+    port_ = port;
   }
-  if (gateway->port_ <= 0) {
+  if (port_ <= 0) {
     return absl::UnavailableError(
         absl::StrCat("--http_listen: cannot listen on ", listen, " (address in use or not valid)"));
   }
-  httplib::Server* server = gateway->server_.get();
-  gateway->thread_ = std::thread([server] { server->listen_after_bind(); });
+  httplib::Server* server = server_.get();
+  thread_ = std::thread([server] { server->listen_after_bind(); });
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::Start(
+    const std::string& listen, const std::string& tls_cert_file, const std::string& tls_key_file,
+    Coordinator& coordinator, const AccessPolicy& access, Metrics& metrics,
+    std::function<bool()> ready) {
+  ASSIGN_OR_RETURN(auto gateway, Create(tls_cert_file, tls_key_file));
+  gateway->AddRoutes(coordinator, access, metrics, std::move(ready));
+  RETURN_IF_ERROR(gateway->Serve(listen));
+  return gateway;
+}
+
+absl::StatusOr<std::unique_ptr<HttpGateway>> HttpGateway::StartStandby(
+    const std::string& listen, const std::string& tls_cert_file, const std::string& tls_key_file,
+    std::function<std::string()> standby_message) {
+  ASSIGN_OR_RETURN(auto gateway, Create(tls_cert_file, tls_key_file));
+  gateway->server_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  auto refuse = [message = std::move(standby_message)](const httplib::Request&,
+                                                       httplib::Response& res) {
+    ReplyError(res, absl::UnavailableError(message()));
+  };
+  gateway->server_->Get(".*", refuse);
+  RETURN_IF_ERROR(gateway->Serve(listen));
   return gateway;
 }
 

@@ -46,6 +46,12 @@ class HttpGateway {
       const std::string& listen, const std::string& tls_cert_file,
       const std::string& tls_key_file, Coordinator& coordinator, const AccessPolicy& access,
       Metrics& metrics, std::function<bool()> ready);
+  // What a coordinator standing by serves (another leads, see
+  // leadership.h): /healthz 200, and every other route 503 with
+  // `standby_message()`, which names the leader.
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> StartStandby(
+      const std::string& listen, const std::string& tls_cert_file,
+      const std::string& tls_key_file, std::function<std::string()> standby_message);
   ~HttpGateway();  // stops serving
   HttpGateway(const HttpGateway&) = delete;
   HttpGateway& operator=(const HttpGateway&) = delete;
@@ -54,6 +60,10 @@ class HttpGateway {
 
  private:
   HttpGateway() = default;
+  static absl::StatusOr<std::unique_ptr<HttpGateway>> Create(const std::string& tls_cert_file,
+                                                             const std::string& tls_key_file);
+  // Binds `listen` and serves on thread_.
+  absl::Status Serve(const std::string& listen);
   void AddRoutes(Coordinator& coordinator, const AccessPolicy& access, Metrics& metrics,
                  std::function<bool()> ready);
 

@@ -4,12 +4,12 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
-#include <atomic>
-
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
 #include "common/bearer_token.h"
@@ -18,10 +18,15 @@
 #include "common/tls_credentials.h"
 #include "server/access_policy.h"
 #include "server/coordinator.h"
+#include "server/front_ends.h"
 #include "server/grpc_services.h"
 #include "server/http_gateway.h"
+#include "server/leadership.h"
 #include "server/metrics.h"
+#include "server/restart.h"
 #include "server/rpc_metrics_interceptor.h"
+#include "server/standby_service.h"
+#include "server/state_flags.h"
 
 namespace {
 
@@ -49,6 +54,35 @@ bool IsLoopback(const std::string& listen) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+// Set once, by a signal.
+class StopSignal {
+ public:
+  void Set() {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_ = true;
+    cv_.notify_all();
+  }
+  bool IsSet() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return set_;
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return set_; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool set_ = false;
+};
+
+void StopServingHealth(grpc::Server& server) {
+  for (const char* service : {"", "retrain.v1.JobService", "retrain.v1.WorkerService"}) {
+    server.GetHealthCheckService()->SetServingStatus(service, false);
+  }
+}
+
 int Fail(const std::string& message) {
   std::cerr << "retrain-server: " << message << "\n";
   return 1;
@@ -57,28 +91,28 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  retrain::server::RememberArguments(argv);
   retrain::server::CoordinatorOptions options;
-  std::string listen = "127.0.0.1:50051";
-  std::string port_file;
-  std::string http_listen, http_port_file;
+  retrain::server::FrontEndFlags front;
   std::string client_token_file, worker_token_file;
   int max_watch_streams = 256;
-  int max_request_mib = 64;
+  retrain::server::LeadershipOptions leading;
   retrain::TlsFiles tls;
   std::string log_level = "info";
   std::string log_format = "text";
   CLI::App app{"retrain-server: the retrain coordinator. Accepts jobs over gRPC, keeps them in "
-               "SQLite under --state_dir, and hands their tasks to retrain-worker processes.\n"
+               "SQLite under --state_dir (or PostgreSQL, --state_db, where several lead in "
+               "turn), and hands their tasks to retrain-worker processes.\n"
                "Example: retrain-server --listen 127.0.0.1:50051 --state_dir /var/lib/retrain "
                "--data_root /data"};
-  app.add_option("--listen", listen, "HOST:PORT to serve on; port 0 picks a free port")
+  app.add_option("--listen", front.listen, "HOST:PORT to serve on; port 0 picks a free port")
       ->capture_default_str();
-  app.add_option("--state_dir", options.state_dir, "Directory of the state database")
-      ->required();
+  retrain::server::StateFlags state;
+  retrain::server::AddStateFlags(app, state);
   app.add_option("--data_root", options.data_roots,
                  "Directory requests may read and write (repeatable; default: the working "
                  "directory)");
-  app.add_option("--port_file", port_file, "Write the port actually bound to this file");
+  app.add_option("--port_file", front.port_file, "Write the port actually bound to this file");
   app.add_option("--lease_timeout_ms", options.lease_timeout_ms,
                  "A worker silent this long loses its tasks")
       ->capture_default_str()
@@ -92,10 +126,19 @@ int main(int argc, char** argv) {
                  "How often workers send heartbeats")
       ->capture_default_str()
       ->check(CLI::Range(100, 600000));
-  app.add_option("--http_listen", http_listen,
+  app.add_option("--http_listen", front.http_listen,
                  "HOST:PORT for HTTP: /healthz, /readyz, /metrics, /v1/jobs, the status page at "
                  "/ (default: no HTTP); port 0 picks a free port");
-  app.add_option("--http_port_file", http_port_file, "Write the HTTP port bound to this file");
+  app.add_option("--http_port_file", front.http_port_file,
+                 "Write the HTTP port bound to this file");
+  app.add_option("--advertise_address", front.advertise_address,
+                 "HOST:PORT where workers and clients reach this coordinator, as standbys name "
+                 "the leader (default: --listen's, with this host's name for 0.0.0.0)");
+  app.add_option("--leader_lease_ms", leading.lease_ms,
+                 "With --state_db: how long the leader's lease lasts unrenewed; a standby takes "
+                 "over this long after the leader stops")
+      ->capture_default_str()
+      ->check(CLI::Range(1000, 600000));
   app.add_option("--client_token_file", client_token_file,
                  "File holding the clients' bearer token (or RETRAIN_CLIENT_TOKEN)");
   app.add_option("--worker_token_file", worker_token_file,
@@ -117,7 +160,7 @@ int main(int argc, char** argv) {
   app.add_option("--max_watch_streams", max_watch_streams, "WatchJob streams open at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--max_request_mib", max_request_mib, "Largest gRPC request, in MiB")
+  app.add_option("--max_request_mib", front.max_request_mib, "Largest gRPC request, in MiB")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
   app.add_option("--log_format", log_format, "text, or json: one object per line for collectors")
@@ -129,6 +172,15 @@ int main(int argc, char** argv) {
   retrain::SetLogLevel(log_level);
   retrain::SetLogFormat(log_format);
   auto log = retrain::Logger("server");
+  if (auto s = retrain::server::CheckStateFlags(state); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  if (!state.migrate_from_sqlite.empty()) {
+    auto copied = retrain::server::MigrateFromSqlite(state);
+    if (!copied.ok()) return Fail(std::string(copied.status().message()));
+    log->info("{}", *copied);
+    return 0;
+  }
 
   // Tokens, TLS and addresses are checked before the state is opened.
   auto client_token =
@@ -147,7 +199,7 @@ int main(int argc, char** argv) {
   const retrain::server::AccessPolicy access(*client_token, *worker_token,
                                              /*worker_certificates_required=*/!tls.ca_file.empty());
   if (!access.enabled()) {
-    for (const std::string* address : {&listen, &http_listen}) {
+    for (const std::string* address : {&front.listen, &front.http_listen}) {
       if (!address->empty() && !IsLoopback(*address)) {
         return Fail("without tokens the server listens on loopback only, and " + *address +
                     " is not: give --client_token_file and --worker_token_file (or "
@@ -156,79 +208,128 @@ int main(int argc, char** argv) {
     }
   }
   if (options.data_roots.empty()) options.data_roots.push_back(std::filesystem::current_path());
-  auto coordinator = retrain::server::Coordinator::Create(options);
-  if (!coordinator.ok()) {
-    std::cerr << "retrain-server: " << coordinator.status().message() << "\n";
-    return 1;
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  StopSignal stop;
+  std::thread watcher = StartSignalWatcher([&](int sig) {
+    log->info("signal {}: shutting down", sig);
+    stop.Set();
+  });
+  // With PostgreSQL, coordinators share the database and one leads: stand
+  // by, answering only with refusals that name the leader, until this one
+  // does.
+  std::unique_ptr<retrain::server::Leadership> leadership;
+  std::atomic<retrain::server::Leadership*> known{nullptr};
+  auto standby_message = [&known] {
+    auto* l = known.load();
+    return l ? l->StandbyMessage()
+             : std::string("this coordinator is standing by (connecting to the state database)");
+  };
+  retrain::server::StandbyService refusals(standby_message);
+  std::unique_ptr<retrain::server::GrpcFrontEnd> grpc_standby;
+  std::unique_ptr<retrain::server::HttpGateway> http_standby;
+  int64_t epoch = 0;
+  if (!state.state_db.empty()) {
+    auto grpc = retrain::server::StartGrpc(front, *credentials, [&](grpc::ServerBuilder& b) {
+      b.RegisterCallbackGenericService(&refusals);
+    });
+    if (!grpc.ok()) return Fail(std::string(grpc.status().message()));
+    grpc_standby = *std::move(grpc);
+    StopServingHealth(*grpc_standby->server);
+    if (!front.http_listen.empty()) {
+      auto gateway = retrain::server::HttpGateway::StartStandby(front.http_listen, tls.cert_file,
+                                                                tls.key_file, standby_message);
+      if (!gateway.ok()) return Fail(std::string(gateway.status().message()));
+      http_standby = *std::move(gateway);
+      auto s = retrain::server::WritePortFile("--http_port_file", front.http_port_file,
+                                              http_standby->port());
+      if (!s.ok()) return Fail(std::string(s.message()));
+    }
+    // The leader serves where the standby was found.
+    front.KeepPorts(grpc_standby->port, http_standby ? http_standby->port() : 0);
+    auto lease = retrain::server::OpenLeaderLease(state, leading.lease_ms,
+                                                  front.Advertised(grpc_standby->port),
+                                                  [&stop] { return stop.IsSet(); });
+    if (!lease.ok()) return Fail(std::string(lease.status().message()));
+    if (*lease == nullptr) {  // stopped while waiting for the database
+      watcher.join();
+      return 0;
+    }
+    leadership = std::make_unique<retrain::server::Leadership>(*std::move(lease), leading);
+    known = leadership.get();
+    auto won = leadership->WaitToLead([&stop] { return stop.IsSet(); });
+    if (!won.ok()) return Fail(std::string(won.status().message()));
+    if (*won == 0) {
+      watcher.join();
+      return 0;
+    }
+    epoch = *won;
+    // Renewed from now on, while the state loads.
+    leadership->KeepRenewing(retrain::server::RestartAsStandby);
+    options.on_store_failure = [](const absl::Status& s) {
+      retrain::server::RestartAsStandby(std::string(s.message()));
+    };
   }
+
+  auto store = retrain::server::OpenStateStore(state, epoch);
+  if (!store.ok()) return Fail(std::string(store.status().message()));
+  const std::string state_description = (*store)->Describe();
+  auto coordinator = retrain::server::Coordinator::Create(options, *std::move(store));
+  if (!coordinator.ok()) return Fail(std::string(coordinator.status().message()));
+  // The state is loaded: the standby's ports go to the leader's front-ends
+  // (clients meanwhile see a refused connection for a moment, and retry).
+  if (grpc_standby) grpc_standby->Stop();
+  http_standby.reset();
   retrain::server::JobServiceImpl job_service(**coordinator, access, max_watch_streams);
   retrain::server::WorkerServiceImpl worker_service(**coordinator, access);
   retrain::server::Metrics metrics(**coordinator);
   std::atomic<bool> ready{false};
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  builder.experimental().SetInterceptorCreators(retrain::server::RpcMetricsInterceptors(metrics));
-  int port = 0;
-  builder.AddListeningPort(listen, *credentials, &port);
-  builder.RegisterService(&job_service);
-  builder.RegisterService(&worker_service);
-  builder.SetMaxReceiveMessageSize(max_request_mib << 20);
-  // Streams one client connection may hold open at once.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 100);
-  builder.SetMaxSendMessageSize(64 << 20);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) {
-    std::cerr << "retrain-server: cannot listen on " << listen
-              << " (address in use or not valid)\n";
-    return 1;
-  }
-  if (!port_file.empty()) {
-    auto s = retrain::WriteFileAtomically(port_file, std::to_string(port) + "\n");
-    if (!s.ok()) {
-      std::cerr << "retrain-server: --port_file: " << s.message() << "\n";
-      return 1;
-    }
-  }
+  auto grpc_server =
+      retrain::server::StartGrpc(front, *credentials, [&](grpc::ServerBuilder& b) {
+        b.experimental().SetInterceptorCreators(retrain::server::RpcMetricsInterceptors(metrics));
+        b.RegisterService(&job_service);
+        b.RegisterService(&worker_service);
+      });
+  if (!grpc_server.ok()) return Fail(std::string(grpc_server.status().message()));
+  grpc::Server* server = (*grpc_server)->server.get();
+  const int port = (*grpc_server)->port;
   // The state database is open (Create() opened it): healthy from here on.
   for (const char* service : {"", "retrain.v1.JobService", "retrain.v1.WorkerService"}) {
     server->GetHealthCheckService()->SetServingStatus(service, true);
   }
   std::unique_ptr<retrain::server::HttpGateway> http;
-  if (!http_listen.empty()) {
+  if (!front.http_listen.empty()) {
     auto gateway = retrain::server::HttpGateway::Start(
-        http_listen, tls.cert_file, tls.key_file, **coordinator, access, metrics,
+        front.http_listen, tls.cert_file, tls.key_file, **coordinator, access, metrics,
         [&ready] { return ready.load(); });
     if (!gateway.ok()) return Fail(std::string(gateway.status().message()));
     http = *std::move(gateway);
-    if (!http_port_file.empty()) {
-      auto s = retrain::WriteFileAtomically(http_port_file, std::to_string(http->port()) + "\n");
-      if (!s.ok()) return Fail("--http_port_file: " + std::string(s.message()));
-    }
+    auto s = retrain::server::WritePortFile("--http_port_file", front.http_port_file, http->port());
+    if (!s.ok()) return Fail(std::string(s.message()));
     log->info("HTTP on {} (port {}): /healthz /readyz /metrics /v1/jobs, status page at /",
-              http_listen, http->port());
+              front.http_listen, http->port());
   }
   ready = true;
-  log->info("listening on {} (port {}{}), state in {}, data roots: {}", listen, port,
+  log->info("listening on {} (port {}{}), state in {}, data roots: {}", front.listen, port,
             tls.cert_file.empty() ? ", plaintext"
                                   : (tls.ca_file.empty() ? ", TLS" : ", TLS, workers by certificate"),
-            options.state_dir, fmt::join(options.data_roots, ", "));
+            state_description, fmt::join(options.data_roots, ", "));
   if (!access.enabled()) {
     log->warn("no tokens configured: loopback only, and every local process may call the API "
               "(set --client_token_file and --worker_token_file to require tokens)");
   }
 
-  std::thread watcher = StartSignalWatcher([&](int sig) {
-    log->info("signal {}: shutting down", sig);
-    ready = false;
-    server->GetHealthCheckService()->SetServingStatus(false);
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  });
-  server->Wait();
+  stop.Wait();
+  ready = false;
+  StopServingHealth(*server);
+  (*grpc_server)->Stop();
   watcher.join();
   http.reset();
   coordinator->reset();
+  // After the last write: a standby takes over at once.
+  if (leadership) leadership->Resign();
   log->info("stopped");
   return 0;
 }

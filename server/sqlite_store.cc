@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -115,15 +116,6 @@ void BindFinalStates(Statement& st) {
   st.BindInt(3, retrain::v1::JOB_STATE_CANCELLED);
 }
 
-template <typename Message>
-absl::Status ParseBlob(const std::string& blob, Message* m, const char* table) {
-  if (!m->ParseFromString(blob)) {
-    return absl::DataLossError(absl::StrCat("state database: a row of table '", table,
-                                            "' cannot be parsed; the database is damaged"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& state_dir) {
@@ -141,15 +133,31 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     sqlite3_close(db);
     return absl::FailedPreconditionError(absl::StrCat(path, ": cannot open: ", msg));
   }
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, state_dir));
   sqlite3_busy_timeout(db, 5000);
   RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL"));
   RETURN_IF_ERROR(store->Exec("PRAGMA synchronous=FULL"));
-  RETURN_IF_ERROR(store->Exec(kSchema));
-  RETURN_IF_ERROR(store->AddJobColumnsIfMissing());
-  RETURN_IF_ERROR(store->Exec(kJobIndexes));
+  RETURN_IF_ERROR(store->Upgrade());
   return store;
 }
+
+absl::Status SqliteStore::Upgrade() {
+  int64_t version = 0;
+  RETURN_IF_ERROR(Query(db_, "PRAGMA user_version", [&](sqlite3_stmt* s) {
+    version = sqlite3_column_int64(s, 0);
+    return absl::OkStatus();
+  }));
+  if (version > kStoreSchemaVersion) return NewerSchemaError(Describe(), version);
+  if (version < 1) {
+    // Version 0: a new database, or one from before versions were kept.
+    RETURN_IF_ERROR(Exec(kSchema));
+    RETURN_IF_ERROR(AddJobColumnsIfMissing());
+    RETURN_IF_ERROR(Exec(kJobIndexes));
+  }
+  return Exec(absl::StrCat("PRAGMA user_version = ", kStoreSchemaVersion).c_str());
+}
+
+std::string SqliteStore::Describe() const { return "SQLite " + state_dir_ + "/retrain.db"; }
 
 SqliteStore::~SqliteStore() { sqlite3_close(db_); }
 
@@ -194,7 +202,7 @@ absl::Status SqliteStore::AddJobColumnsIfMissing() {
     std::vector<Columns> rows;
     RETURN_IF_ERROR(Query(db_, "SELECT seq, job FROM jobs", [&](sqlite3_stmt* s) {
       retrain::v1::Job job;
-      RETURN_IF_ERROR(ParseBlob(ColumnBlob(s, 1), &job, "jobs"));
+      RETURN_IF_ERROR(ParseStoredRow(ColumnBlob(s, 1), &job, "jobs"));
       rows.push_back({sqlite3_column_int64(s, 0), job.type(), job.state(), job.request_id()});
       return absl::OkStatus();
     }));
@@ -214,7 +222,7 @@ absl::Status SqliteStore::AddJobColumnsIfMissing() {
 absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   StoreContents out;
   auto parse_job = [&](sqlite3_stmt* s) {
-    return ParseBlob(ColumnBlob(s, 0), &out.jobs.emplace_back(), "jobs");
+    return ParseStoredRow(ColumnBlob(s, 0), &out.jobs.emplace_back(), "jobs");
   };
   // Through the state index: the table's rows are read only for these jobs.
   Statement unfinished(db_, absl::StrCat("SELECT job FROM jobs WHERE seq IN (SELECT seq FROM jobs "
@@ -233,15 +241,8 @@ absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   BindFinalStates(newest_finished);
   newest_finished.BindInt(4, keep);
   RETURN_IF_ERROR(ReadRows(newest_finished, parse_job));
-  const int64_t finished_loaded = static_cast<int64_t>(out.jobs.size() - unfinished_count);
-  // Read newest first, so the last one read is the oldest loaded.
-  const int64_t oldest_loaded = finished_loaded > 0 ? JobSequence(out.jobs.back().id()) : INT64_MAX;
-  std::sort(out.jobs.begin(), out.jobs.end(),
-            [](const auto& a, const auto& b) { return JobSequence(a.id()) < JobSequence(b.id()); });
-
-  // Fewer finished jobs than asked for: every one is loaded. Otherwise the
-  // rest are those older than the oldest loaded.
-  if (finished_loaded == keep) {
+  const int64_t oldest_loaded = SortLoadedJobs(out, unfinished_count, keep);
+  if (oldest_loaded >= 0) {
     Statement older(db_, absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
                                       "WHERE state IN ",
                                       kFinalStates, " AND seq < ?4 GROUP BY type, state")
@@ -264,13 +265,13 @@ absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   RETURN_IF_ERROR(Query(db_, "SELECT job_id, plan FROM plans", [&](sqlite3_stmt* s) {
     auto& [id, plan] = out.plans.emplace_back();
     id = ColumnText(s, 0);
-    return ParseBlob(ColumnBlob(s, 1), &plan, "plans");
+    return ParseStoredRow(ColumnBlob(s, 1), &plan, "plans");
   }));
   RETURN_IF_ERROR(Query(db_, "SELECT record FROM tasks ORDER BY id", [&](sqlite3_stmt* s) {
-    return ParseBlob(ColumnBlob(s, 0), &out.tasks.emplace_back(), "tasks");
+    return ParseStoredRow(ColumnBlob(s, 0), &out.tasks.emplace_back(), "tasks");
   }));
   RETURN_IF_ERROR(Query(db_, "SELECT worker FROM workers", [&](sqlite3_stmt* s) {
-    return ParseBlob(ColumnBlob(s, 0), &out.workers.emplace_back(), "workers");
+    return ParseStoredRow(ColumnBlob(s, 0), &out.workers.emplace_back(), "workers");
   }));
   return out;
 }
@@ -283,7 +284,7 @@ absl::StatusOr<retrain::v1::Job> SqliteStore::LoadJob(const std::string& job_id)
   if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("job_id: no job '", job_id, "'"));
   if (rc != SQLITE_ROW) return st.Error("read job");
   retrain::v1::Job job;
-  RETURN_IF_ERROR(ParseBlob(ColumnBlob(st.get(), 0), &job, "jobs"));
+  RETURN_IF_ERROR(ParseStoredRow(ColumnBlob(st.get(), 0), &job, "jobs"));
   return job;
 }
 
@@ -308,7 +309,7 @@ absl::StatusOr<std::vector<retrain::v1::Job>> SqliteStore::LoadJobsBefore(int64_
     const int rc = sqlite3_step(st.get());
     if (rc == SQLITE_DONE) return out;
     if (rc != SQLITE_ROW) return st.Error("read jobs");
-    RETURN_IF_ERROR(ParseBlob(ColumnBlob(st.get(), 0), &out.emplace_back(), "jobs"));
+    RETURN_IF_ERROR(ParseStoredRow(ColumnBlob(st.get(), 0), &out.emplace_back(), "jobs"));
   }
 }
 
@@ -371,6 +372,33 @@ absl::Status SqliteStore::Commit(const StoreBatch& batch) {
     }
     return absl::OkStatus();
   });
+}
+
+std::string SqliteStore::JobLogPath(const std::string& job_id) const {
+  return state_dir_ + "/logs/" + job_id + ".log";
+}
+
+absl::Status SqliteStore::AppendJobLog(const std::string& job_id,
+                                       const std::vector<std::string>& lines) {
+  if (lines.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir_ + "/logs", ec);
+  std::ofstream out(JobLogPath(job_id), std::ios::app);
+  for (const auto& line : lines) out << line << '\n';
+  out.flush();
+  if (!out) return absl::InternalError(absl::StrCat(JobLogPath(job_id), ": cannot append"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> SqliteStore::ReadJobLog(const std::string& job_id,
+                                                                 int64_t offset, int max_lines) {
+  std::ifstream in(JobLogPath(job_id));
+  std::vector<std::string> out;
+  std::string line;
+  for (int64_t n = 0; static_cast<int>(out.size()) < max_lines && std::getline(in, line); ++n) {
+    if (n >= offset) out.push_back(std::move(line));
+  }
+  return out;
 }
 
 }  // namespace retrain::server

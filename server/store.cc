@@ -1,5 +1,6 @@
 #include "server/store.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace retrain::server {
@@ -13,6 +14,23 @@ int64_t JobSequence(const std::string& job_id) {
     seq = seq * 10 + (c - '0');
   }
   return seq;
+}
+
+absl::Status NewerSchemaError(const std::string& database, int64_t version) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      database, " has schema version ", version, ", newer than this retrain-server's ",
+      kStoreSchemaVersion, ": run the retrain-server release that wrote it, or a newer one"));
+}
+
+int64_t SortLoadedJobs(StoreContents& contents, size_t unfinished, int64_t keep) {
+  auto& jobs = contents.jobs;
+  const int64_t finished = static_cast<int64_t>(jobs.size() - unfinished);
+  // Read newest first, so the last one read is the oldest loaded.
+  const int64_t oldest = finished > 0 ? JobSequence(jobs.back().id()) : INT64_MAX;
+  std::sort(jobs.begin(), jobs.end(),
+            [](const auto& a, const auto& b) { return JobSequence(a.id()) < JobSequence(b.id()); });
+  // Fewer finished jobs than asked for: every one is loaded.
+  return finished == keep ? oldest : -1;
 }
 
 }  // namespace retrain::server

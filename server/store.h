@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "retrain/v1/coordinator_state.pb.h"
 #include "retrain/v1/job.pb.h"
 #include "retrain/v1/worker.pb.h"
@@ -51,14 +52,39 @@ struct StoreContents {
   std::map<std::string, int64_t> counters;
 };
 
+// The version of the stores' tables. Each store upgrades an older database
+// to it when it opens one and refuses a newer one.
+inline constexpr int kStoreSchemaVersion = 1;
+
 // The number in a job id "j-<seq>": submission order, and the jobs table's key.
 int64_t JobSequence(const std::string& job_id);
+
+// Parses a row's message; DATA_LOSS naming the table when it does not parse.
+template <typename Message>
+absl::Status ParseStoredRow(const std::string& bytes, Message* message, const char* table) {
+  if (!message->ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("state database: a row of table '", table,
+                                            "' cannot be parsed; the database is damaged"));
+  }
+  return absl::OkStatus();
+}
+
+// The refusal of a database whose schema is newer than this binary's.
+absl::Status NewerSchemaError(const std::string& database, int64_t version);
+
+// For LoadState: `contents.jobs` holds `unfinished` unfinished jobs and then
+// finished ones, newest first, read with a limit of `keep`. Sorts the jobs
+// by sequence and returns the sequence of the oldest finished job loaded
+// when older ones may exist (as many were read as asked for), else -1.
+int64_t SortLoadedJobs(StoreContents& contents, size_t unfinished, int64_t keep);
 
 // Not thread-safe: the owner serialises calls. Every method either does all
 // it says or returns an error and changes nothing.
 class Store {
  public:
   virtual ~Store() = default;
+  // What and where the database is, for logs: "SQLite /var/lib/retrain/retrain.db".
+  virtual std::string Describe() const = 0;
   // Every unfinished job and the newest `keep_finished` finished ones, with
   // their plans and tasks, the workers and the counters.
   virtual absl::StatusOr<StoreContents> LoadState(int64_t keep_finished) = 0;
@@ -73,6 +99,13 @@ class Store {
   // Applies `batch` atomically and durably: once it returns OK, a restart
   // loads what it wrote.
   virtual absl::Status Commit(const StoreBatch& batch) = 0;
+  // Appends lines to a job's log (what its tasks printed).
+  virtual absl::Status AppendJobLog(const std::string& job_id,
+                                    const std::vector<std::string>& lines) = 0;
+  // Up to `max_lines` lines of a job's log from line `offset` (0-based);
+  // none when it has no log.
+  virtual absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id,
+                                                              int64_t offset, int max_lines) = 0;
 };
 
 }  // namespace retrain::server

@@ -11,8 +11,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/bearer_token.h"
+#include "common/coordinator_channel.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/system_memory.h"
 #include "worker/gpu_inventory.h"
 #include "worker/task_runners.h"
@@ -86,15 +88,19 @@ AgentOptions WithDefaults(AgentOptions options) {
 Agent::Agent(AgentOptions options, std::unique_ptr<v1::WorkerService::StubInterface> stub)
     : options_(WithDefaults(std::move(options))), stub_(std::move(stub)) {}
 
-Agent::Agent(AgentOptions options) : Agent(std::move(options), nullptr) {
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  stub_ = v1::WorkerService::NewStub(grpc::CreateCustomChannel(
-      options_.server,
-      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(), args));
+  ASSIGN_OR_RETURN(
+      auto channel,
+      CoordinatorChannel("--server", options.server,
+                         options.credentials ? options.credentials
+                                             : grpc::InsecureChannelCredentials(),
+                         args));
+  return std::make_unique<Agent>(std::move(options), v1::WorkerService::NewStub(channel));
 }
 
 Agent::~Agent() = default;

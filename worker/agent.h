@@ -12,6 +12,7 @@
 #include <grpcpp/security/credentials.h>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
 
 namespace retrain::worker {
@@ -39,10 +40,13 @@ struct AgentOptions {
 // Thread-safe: Stop() may be called from any thread while Run() runs.
 class Agent {
  public:
-  explicit Agent(AgentOptions options);
+  // Reaches the coordinator through a channel to options.server, one
+  // HOST:PORT or several (common/coordinator_channel.h); INVALID_ARGUMENT
+  // naming --server when it is not that.
+  static absl::StatusOr<std::unique_ptr<Agent>> Connect(AgentOptions options);
   // Reaches the coordinator through `stub` (any implementation of the
   // generated interface: tests pass one over an in-process channel or a
-  // fake) instead of a channel to options.server.
+  // fake).
   Agent(AgentOptions options, std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub);
   ~Agent();
 

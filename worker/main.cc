@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   CLI::App app{"retrain-worker: registers with a retrain coordinator and runs its tasks "
                "(image validation and shard writing).\n"
                "Example: retrain-worker --server 127.0.0.1:50051 --threads 4"};
-  app.add_option("--server", options.server, "Coordinator HOST:PORT (or RETRAIN_SERVER)");
+  app.add_option("--server", options.server,
+                 "Coordinator HOST:PORT, or several, comma-separated, that share a PostgreSQL "
+                 "state database: the one that leads is followed (or RETRAIN_SERVER)");
   app.add_option("--threads", options.threads, "Image conversion threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
@@ -68,7 +70,12 @@ int main(int argc, char** argv) {
     std::cerr << "retrain-worker: " << s.message() << "\n";
     return 1;
   }
-  retrain::worker::Agent agent(options);
+  auto connected = retrain::worker::Agent::Connect(options);
+  if (!connected.ok()) {
+    std::cerr << "retrain-worker: " << connected.status().message() << "\n";
+    return 2;
+  }
+  retrain::worker::Agent& agent = **connected;
 
   sigset_t set;
   sigemptyset(&set);

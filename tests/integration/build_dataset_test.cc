@@ -276,13 +276,7 @@ TEST_F(BuildDatasetTest, SurvivesACoordinatorKilledMidBuild) {
   cluster.StartWorker(1);
   const std::string out = root() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(root(), out, 12, 2));
-  // Writing a shard takes milliseconds (see above): look often.
-  job = cluster.WaitForJob(
-      job.id(),
-      [](const v1::Job& j) {
-        return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
-      },
-      std::chrono::seconds(120), std::chrono::milliseconds(2));
+  job = WaitUntilAShardIsWritten(cluster, job.id());
   // Shards finished before the crash must be kept, not written again.
   std::map<std::string, ino_t> before;
   for (const auto& e : fs::directory_iterator(out)) {

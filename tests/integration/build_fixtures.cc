@@ -60,6 +60,15 @@ v1::Job Submit(Cluster& cluster, const v1::SubmitDatasetBuildRequest& req) {
   return job;
 }
 
+v1::Job WaitUntilAShardIsWritten(Cluster& cluster, const std::string& job_id) {
+  return cluster.WaitForJob(
+      job_id,
+      [](const v1::Job& j) {
+        return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
+      },
+      std::chrono::seconds(120), std::chrono::milliseconds(2));
+}
+
 void ExpectEachImageOnce(const DatasetView& view, const Tree& tree,
                          const std::set<std::string>& left_out) {
   std::map<std::string, int> seen;  // "split/label/filename"

@@ -31,6 +31,10 @@ retrain::v1::SubmitDatasetBuildRequest BuildRequest(const std::string& root,
 // Submits the build (the test fails if the submit does).
 retrain::v1::Job Submit(Cluster& cluster, const retrain::v1::SubmitDatasetBuildRequest& req);
 
+// Waits until the build has written at least one shard, looking every
+// 2 ms (writing a shard takes milliseconds); returns the job then.
+retrain::v1::Job WaitUntilAShardIsWritten(Cluster& cluster, const std::string& job_id);
+
 // Every file of `tree` that is expected in the dataset appears in exactly
 // one record, with its label, and the records hold nothing else.
 void ExpectEachImageOnce(const DatasetView& view, const Tree& tree,

@@ -335,9 +335,7 @@ TEST(DiskFaultTest, AnOutputDirectoryTurnedReadOnlyMidBuildFailsClearly) {
   cluster.StartServer();
   cluster.StartWorker(1);
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 24, 2));
-  cluster.WaitForJob(job.id(), [](const v1::Job& j) {
-    return j.progress().phase() == "writing shards" && j.progress().tasks_done() >= 1;
-  });
+  WaitUntilAShardIsWritten(cluster, job.id());
   // The kernel refuses while a file is open for writing there (EBUSY): try,
   // without pausing, until a moment between two shards.
   bool read_only = false;

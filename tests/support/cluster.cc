@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/coordinator_channel.h"
 #include "common/job_states.h"
 
 namespace retrain::testing {
@@ -28,12 +29,14 @@ Cluster::Cluster(std::string root, ClusterOptions options)
   // that only the faults a test injects lose one.
   if (const char* scale = std::getenv("RETRAIN_TEST_TIME_SCALE")) {
     options_.lease_timeout_ms = static_cast<int>(options_.lease_timeout_ms * std::atof(scale));
+    options_.leader_lease_ms = static_cast<int>(options_.leader_lease_ms * std::atof(scale));
   }
+  servers_.resize(std::max(1, options_.coordinators));
 }
 
 Cluster::~Cluster() {
   workers_.clear();
-  server_.reset();
+  servers_.clear();
 }
 
 namespace {
@@ -54,16 +57,30 @@ void Cluster::Authorize(grpc::ClientContext& ctx) const {
   }
 }
 
-void Cluster::StartServer(int port) {
-  const std::string port_file = root_ + "/server.port";
-  const std::string http_port_file = root_ + "/server.http_port";
+std::string Cluster::ServerFile(int i, const std::string& suffix) const {
+  return servers_.size() == 1 ? root_ + "/server" + suffix
+                              : root_ + "/server-" + std::to_string(i) + suffix;
+}
+
+void Cluster::StartOne(int i, int port) {
+  const std::string port_file = ServerFile(i, ".port");
+  const std::string http_port_file = ServerFile(i, ".http_port");
   fs::remove(port_file);
   fs::remove(http_port_file);
   std::vector<std::string> argv{
       BinDir() + "/retrain-server", "--listen", "127.0.0.1:" + std::to_string(port),
-      "--port_file", port_file, "--state_dir", root_ + "/state", "--data_root", root_,
+      "--port_file", port_file, "--data_root", root_,
       "--lease_timeout_ms", std::to_string(options_.lease_timeout_ms),
       "--heartbeat_interval_ms", std::to_string(options_.heartbeat_interval_ms)};
+  if (options_.state_db.empty()) {
+    argv.insert(argv.end(), {"--state_dir", root_ + "/state"});
+  } else {
+    const bool own = i < static_cast<int>(options_.state_db_of.size());
+    argv.insert(argv.end(), {"--state_db", own ? options_.state_db_of[i] : options_.state_db,
+                             "--state_db_password_file",
+                             options_.state_db_password_file, "--leader_lease_ms",
+                             std::to_string(options_.leader_lease_ms)});
+  }
   if (options_.http) {
     argv.insert(argv.end(), {"--http_listen", "127.0.0.1:0", "--http_port_file", http_port_file});
   }
@@ -73,26 +90,81 @@ void Cluster::StartServer(int port) {
                  "--worker_token_file", TokenFile(root_, "worker", options_.worker_token)});
   }
   argv.insert(argv.end(), options_.server_args.begin(), options_.server_args.end());
-  server_ = Process::Start(argv, root_ + "/server.log");
-  ++server_starts_;
+  servers_[i] = Process::Start(argv, ServerFile(i, ".log"));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!fs::exists(port_file) || (options_.http && !fs::exists(http_port_file))) {
-    ASSERT_TRUE(server_->Running()) << "retrain-server exited:\n" << ServerLog();
+    ASSERT_TRUE(servers_[i]->Running()) << "retrain-server exited:\n" << ServerLog();
     ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "retrain-server did not start";
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  port_ = std::stoi(ReadAll(port_file));
-  if (options_.http) http_port_ = std::stoi(ReadAll(http_port_file));
-  address_ = "127.0.0.1:" + std::to_string(port_);
-  auto channel = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
-  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
-  stub_ = v1::JobService::NewStub(channel);
+  ports_[i] = std::stoi(ReadAll(port_file));
+  if (options_.http && i == 0) http_port_ = std::stoi(ReadAll(http_port_file));
+}
+
+void Cluster::StartServer(int port) {
+  ports_.resize(servers_.size());
+  if (servers_.size() == 1) {
+    StartOne(0, port);
+  } else {
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      if (ports_[i] == 0) ports_[i] = FreePort();
+      StartOne(static_cast<int>(i), ports_[i]);
+    }
+  }
+  address_.clear();
+  for (int p : ports_) {
+    address_ += (address_.empty() ? "" : ",") + std::string("127.0.0.1:") + std::to_string(p);
+  }
+  grpc::ChannelArguments args;
+  auto channel =
+      CoordinatorChannel("--server", address_, grpc::InsecureChannelCredentials(), args);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  stub_ = v1::JobService::NewStub(*channel);
+  if (!options_.state_db.empty()) {
+    ASSERT_GE(WaitForLeader(), 0) << "no coordinator leads:\n" << ServerLog();
+    return;
+  }
+  ASSERT_TRUE(
+      (*channel)->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10)));
 }
 
 void Cluster::KillServer(int sig) {
-  server_->Signal(sig);
-  server_->Wait();
+  for (auto& server : servers_) {
+    if (server == nullptr) continue;
+    server->Signal(sig);
+    server->Wait();
+  }
 }
+
+bool Cluster::Leads(int i) {
+  if (servers_[i] == nullptr || !servers_[i]->Running()) return false;
+  auto stub = v1::JobService::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(ports_[i]), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  Authorize(ctx);
+  v1::ListWorkersRequest req;
+  v1::ListWorkersResponse resp;
+  return stub->ListWorkers(&ctx, req, &resp).ok();
+}
+
+int Cluster::WaitForLeader(std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (size_t i = 0; i < servers_.size(); ++i) {
+      if (Leads(static_cast<int>(i))) return static_cast<int>(i);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return -1;
+}
+
+void Cluster::KillCoordinator(int i, int sig) {
+  servers_[i]->Signal(sig);
+  servers_[i]->Wait();
+}
+
+void Cluster::StartCoordinator(int i) { StartOne(i, ports_[i]); }
 
 Process& Cluster::StartWorker(int threads, int uid, const std::string& server) {
   const int n = static_cast<int>(workers_.size());
@@ -159,6 +231,14 @@ CommandResult Cluster::Cli(std::vector<std::string> args) {
   return RunCommand(args);
 }
 
-std::string Cluster::ServerLog() const { return ReadAll(root_ + "/server.log"); }
+std::string Cluster::ServerLog() const {
+  if (servers_.size() == 1) return ReadAll(ServerFile(0, ".log"));
+  std::string all;
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    all += "--- coordinator " + std::to_string(i) + " ---\n" +
+           ReadAll(ServerFile(static_cast<int>(i), ".log"));
+  }
+  return all;
+}
 
 }  // namespace retrain::testing

@@ -29,6 +29,17 @@ struct ClusterOptions {
   std::string worker_token;
   // More flags for retrain-server.
   std::vector<std::string> server_args;
+  // Keep the state in PostgreSQL (tests/support/postgres_server.h) at this
+  // URI, with the password in this file, instead of in `root`/state.
+  std::string state_db;
+  std::string state_db_password_file;
+  // Coordinator i's URI when given (e.g. through a TcpProxy), else state_db.
+  std::vector<std::string> state_db_of;
+  // Coordinators sharing state_db: one leads, the others stand by; workers,
+  // the CLI and the cluster's own calls are given all of them.
+  int coordinators = 1;
+  // --leader_lease_ms (scaled as the lease timeout).
+  int leader_lease_ms = 3000;
 };
 
 // A coordinator and workers for one test. The coordinator's data root is
@@ -39,9 +50,19 @@ class Cluster {
   ~Cluster();
 
   // Starts the coordinator on `port` (0: any free port) and waits until it
-  // answers.
+  // answers. With several coordinators, starts each on a port of its own
+  // and waits until one leads.
   void StartServer(int port = 0);
   void KillServer(int sig = 9);
+
+  // With several coordinators: the index of the one that leads, waiting up
+  // to `timeout` for one (-1: none did).
+  int WaitForLeader(std::chrono::seconds timeout = std::chrono::seconds(60));
+  void KillCoordinator(int i, int sig = 9);
+  // Starts coordinator `i` again on its port.
+  void StartCoordinator(int i);
+  Process& coordinator(int i) { return *servers_[i]; }
+  int coordinator_port(int i) const { return ports_[i]; }
   // `uid` >= 0 runs the worker as that user (the test must run as root),
   // from a copy of the binary under `root`, which that user must be able to enter.
   // `server` ("": the coordinator's address) is where the worker connects,
@@ -49,8 +70,9 @@ class Cluster {
   Process& StartWorker(int threads, int uid = -1, const std::string& server = "");
   std::vector<std::unique_ptr<Process>>& workers() { return workers_; }
 
+  // "127.0.0.1:PORT", or several, comma-separated.
   const std::string& address() const { return address_; }
-  int port() const { return port_; }
+  int port() const { return ports_.empty() ? 0 : ports_[0]; }
   // The HTTP port (options.http), and "http://127.0.0.1:PORT".
   int http_port() const { return http_port_; }
   std::string http_url() const { return "http://127.0.0.1:" + std::to_string(http_port_); }
@@ -78,11 +100,16 @@ class Cluster {
  private:
   std::string root_;
   ClusterOptions options_;
-  std::unique_ptr<Process> server_;
-  int server_starts_ = 0;
+  // Starts coordinator `i` on `port` and waits for its port file.
+  void StartOne(int i, int port);
+  std::string ServerFile(int i, const std::string& suffix) const;
+  // Whether coordinator `i` answers as the leader.
+  bool Leads(int i);
+
+  std::vector<std::unique_ptr<Process>> servers_;
   std::vector<std::unique_ptr<Process>> workers_;
   std::string address_;
-  int port_ = 0;
+  std::vector<int> ports_;
   int http_port_ = 0;
   std::unique_ptr<retrain::v1::JobService::Stub> stub_;
 };

@@ -1,0 +1,70 @@
+// The Store (store.h) in PostgreSQL, for coordinators whose state must
+// outlive their machine: the same tables as SqliteStore, in a database the
+// operator runs. A lost connection (PostgreSQL restarted, a network blip) is
+// retried on a new connection for `reconnect_ms` before an operation fails;
+// every write is idempotent, so a transaction whose COMMIT went unanswered
+// is safely run again.
+//
+// Fencing: a store opened with a leader epoch (LeaderLease,
+// leader_lease.h) writes only while that epoch still holds the lease. Each
+// transaction first locks the lease row for share and checks it, so a
+// coordinator that lost its lease (paused, cut off) can never overwrite its
+// successor's work: its commit fails with FAILED_PRECONDITION, "fenced".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/store.h"
+
+namespace retrain::server {
+
+class PostgresConnection;
+
+struct PostgresStoreOptions {
+  // A libpq connection URI, postgresql://USER@HOST:PORT/DB, without a
+  // password (libpq also reads PGPASSFILE and the PG* variables).
+  std::string uri;
+  // The password; "" leaves it to libpq (PGPASSFILE, ~/.pgpass).
+  std::string password;
+  // How long a lost connection is retried before an operation fails.
+  int reconnect_ms = 30000;
+  // > 0: write only while this epoch holds the leader lease.
+  int64_t leader_epoch = 0;
+};
+
+// Creates the tables or upgrades them to kStoreSchemaVersion, one
+// coordinator at a time (an advisory lock); refuses a database whose schema
+// is newer than this binary's.
+absl::Status UpgradePostgresSchema(PostgresConnection& db);
+
+class PostgresStore : public Store {
+ public:
+  // Connects, creates the tables or upgrades them to kStoreSchemaVersion
+  // (one coordinator at a time, under an advisory lock); refuses a database
+  // whose schema is newer than this binary's.
+  static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(PostgresStoreOptions options);
+  ~PostgresStore() override;
+
+  std::string Describe() const override;
+  absl::StatusOr<StoreContents> LoadState(int64_t keep_finished) override;
+  absl::StatusOr<retrain::v1::Job> LoadJob(const std::string& job_id) override;
+  absl::StatusOr<std::string> FindJobIdByRequestId(const std::string& request_id) override;
+  absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before, int limit) override;
+  absl::Status Commit(const StoreBatch& batch) override;
+  absl::Status AppendJobLog(const std::string& job_id,
+                            const std::vector<std::string>& lines) override;
+  absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id, int64_t offset,
+                                                      int max_lines) override;
+
+ private:
+  PostgresStore(PostgresStoreOptions options, std::unique_ptr<PostgresConnection> connection);
+  // OK when writes are allowed: no epoch given, or it still holds the lease.
+  absl::Status CheckFence();
+  PostgresStoreOptions options_;
+  std::unique_ptr<PostgresConnection> db_;
+};
+
+}  // namespace retrain::server

@@ -1,0 +1,162 @@
+#include "tests/support/postgres_server.h"
+
+#include <gtest/gtest.h>
+#include <pwd.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+namespace retrain::testing {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// RETRAIN_POSTGRES_BIN_DIR, or the newest of Debian's /usr/lib/postgresql/*/bin.
+std::string PostgresBinDir() {
+  if (const char* dir = std::getenv("RETRAIN_POSTGRES_BIN_DIR")) return dir;
+  std::string best;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+    const fs::path bin = entry.path() / "bin";
+    if (!fs::exists(bin / "postgres")) continue;
+    // Versions are whole numbers since 10: the longer name is the newer.
+    const std::string name = entry.path().filename().string();
+    const std::string best_name = best.empty() ? "" : fs::path(best).parent_path().filename();
+    if (best.empty() || name.size() > best_name.size() ||
+        (name.size() == best_name.size() && name > best_name)) {
+      best = bin.string();
+    }
+  }
+  return best;
+}
+
+std::string RandomHex(int bytes) {
+  std::random_device rd;
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < bytes; ++i) {
+    const unsigned v = rd() & 0xff;
+    out += kHex[v >> 4];
+    out += kHex[v & 15];
+  }
+  return out;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+}  // namespace
+
+PostgresServer::PostgresServer() {
+  bin_dir_ = PostgresBinDir();
+  if (bin_dir_.empty()) {
+    ADD_FAILURE() << "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (Debian's "
+                     "postgresql package; scripts/install-deps installs it), and no "
+                     "RETRAIN_POSTGRES_BIN_DIR";
+    return;
+  }
+  // PostgreSQL refuses to run as root.
+  if (geteuid() == 0) {
+    const passwd* pw = getpwnam("postgres");
+    if (pw == nullptr) {
+      ADD_FAILURE() << "running as root and there is no 'postgres' user to run PostgreSQL as";
+      return;
+    }
+    uid_ = static_cast<int>(pw->pw_uid);
+    if (chown(dir_.path().c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+      ADD_FAILURE() << "cannot give " << dir_.path() << " to the postgres user";
+      return;
+    }
+  }
+  data_dir_ = dir_.path() + "/data";
+  password_ = RandomHex(16);
+  password_file_ = dir_.path() + "/password";
+  WriteFile(password_file_, password_ + "\n");
+  fs::permissions(password_file_, fs::perms::owner_read | fs::perms::owner_write |
+                                      fs::perms::group_read | fs::perms::others_read);
+  auto initdb = Process::Start(
+      {bin_dir_ + "/initdb", "-D", data_dir_, "-U", "retrain", "--pwfile=" + password_file_,
+       "--auth=scram-sha-256", "--encoding=UTF8", "--no-sync", "--no-instructions"},
+      dir_.path() + "/initdb.log", uid_);
+  if (initdb->Wait() != 0) {
+    ADD_FAILURE() << "initdb failed:\n" << ReadAll(dir_.path() + "/initdb.log");
+    return;
+  }
+  port_ = FreePort();
+  Start();
+  if (!ok_) return;
+  Sql("CREATE DATABASE retrain", "postgres");
+}
+
+PostgresServer::~PostgresServer() {
+  if (server_ != nullptr && server_->Running()) {
+    server_->Signal(SIGINT);
+    server_->Wait();
+  }
+}
+
+std::string PostgresServer::uri() const { return DatabaseUri("retrain"); }
+
+std::string PostgresServer::DatabaseUri(const std::string& database) const {
+  return "postgresql://retrain@127.0.0.1:" + std::to_string(port_) + "/" + database;
+}
+
+std::string PostgresServer::NewDatabase(const std::string& name) {
+  Sql("CREATE DATABASE " + name, "postgres");
+  return DatabaseUri(name);
+}
+
+void PostgresServer::Start() {
+  // After a SIGKILL the old server's backends take a moment to notice and
+  // release its shared memory; until then a new server refuses to start.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  do {
+    server_ = Process::Start({bin_dir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_),
+                              "-k", data_dir_, "-c", "listen_addresses=127.0.0.1"},
+                             dir_.path() + "/postgres.log", uid_);
+    ok_ = WaitUntilReady();
+    if (!ok_) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  } while (!ok_ && std::chrono::steady_clock::now() < deadline);
+  if (!ok_) ADD_FAILURE() << "PostgreSQL did not start:\n" << Log();
+}
+
+void PostgresServer::Kill() {
+  server_->Signal(SIGKILL);
+  server_->Wait();
+}
+
+void PostgresServer::Stop() {
+  server_->Signal(SIGINT);
+  server_->Wait();
+}
+
+bool PostgresServer::WaitUntilReady() {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!server_->Running()) return false;
+    if (RunCommand({bin_dir_ + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_)})
+            .exit_code == 0) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+std::string PostgresServer::Sql(const std::string& sql, const std::string& database) {
+  CommandResult r = RunCommand({"/usr/bin/env", "PGPASSWORD=" + password_, bin_dir_ + "/psql", "-X",
+                                "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p",
+                                std::to_string(port_), "-U", "retrain", "-d", database, "-c", sql});
+  EXPECT_EQ(r.exit_code, 0) << sql << ": " << r.err;
+  return r.out;
+}
+
+std::string PostgresServer::Log() const { return ReadAll(dir_.path() + "/postgres.log"); }
+
+}  // namespace retrain::testing
