@@ -3,6 +3,7 @@
 #
 #   bash bench/load.sh [--seconds 60] [--clients 200] [--workers 100]
 #                      [--images 320] [--max_pending 500] [--max_watch 256]
+#                      [--store sqlite|postgres] [--json FILE]
 #                      [--keep] [-- RETRAIN_BENCH_LOAD_FLAGS...]
 #
 # Run from anywhere after a build; binaries come from build/bin/ (or
@@ -14,11 +15,13 @@
 # --seconds, prints each figure beside its target, PASS or MISS, and exits 1
 # when any target is missed (2 on usage errors). Flags after "--" go to
 # retrain-bench-load as they are (e.g. -- --think_ms 100 --hold_ms 0; see its
-# --help).
+# --help). --store postgres keeps the server's state in a PostgreSQL server
+# started in the temp dir (bench/postgres.sh) instead of SQLite; --json
+# copies the figures there (bench/load_stores.sh compares the two stores).
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 SECONDS_RUN=60
@@ -33,6 +36,8 @@ IMAGES=320
 MAX_PENDING=500
 MAX_WATCH=256   # the server's default
 KEEP=0
+STORE=sqlite
+JSON_COPY=""
 EXTRA=()
 posint() { [[ "$2" =~ ^[1-9][0-9]*$ ]] || { echo "load.sh: $1 must be a positive integer" >&2; exit 2; }; }
 while [[ $# -gt 0 ]]; do
@@ -44,6 +49,8 @@ while [[ $# -gt 0 ]]; do
     --max_pending) MAX_PENDING="$2"; shift 2 ;;
     --max_watch) MAX_WATCH="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --store) STORE="$2"; shift 2 ;;
+    --json) JSON_COPY="$2"; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) usage; exit 0 ;;
     *) echo "load.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -55,11 +62,13 @@ posint --workers "$WORKERS"
 posint --images "$IMAGES"
 posint --max_pending "$MAX_PENDING"
 posint --max_watch "$MAX_WATCH"
+[[ "$STORE" == sqlite || "$STORE" == postgres ]] ||
+  { echo "load.sh: --store must be sqlite or postgres" >&2; exit 2; }
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${RETRAIN_BIN_DIR:-$REPO/build/bin}"
 PY=/usr/bin/python3   # reads the figures (standard library only)
-for b in retrain-server retrain-bench-load retrain-make-images; do
+for b in retrain-server retrain retrain-bench-load retrain-make-images; do
   if [[ ! -x "$BIN/$b" ]]; then
     echo "load.sh: missing binary $BIN/$b (build it: cmake --build build --target $b)" >&2
     exit 1
@@ -80,6 +89,7 @@ cleanup() {
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
+  [[ "$STORE" == postgres ]] && stop_postgres
   if [[ $KEEP -eq 1 ]]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
   exit $rc
 }
@@ -91,7 +101,14 @@ echo "generating $IMAGES small images ..."
 "$BIN/retrain-make-images" photos --out "$WORK/data" --count "$IMAGES" --width 64 --height 48 \
   --seed 1 >/dev/null
 mkdir -p "$WORK/state" "$WORK/out"
-"$BIN/retrain-server" --listen 127.0.0.1:0 --port_file "$WORK/port" --state_dir "$WORK/state" \
+STATE_FLAGS=(--state_dir "$WORK/state")
+if [[ "$STORE" == postgres ]]; then
+  source "$REPO/bench/postgres.sh"
+  chmod 0755 "$WORK"  # the postgres user enters it
+  start_postgres "$WORK/pg"
+  STATE_FLAGS=(--state_db "$PG_URI" --state_db_password_file "$PG_PASSWORD_FILE")
+fi
+"$BIN/retrain-server" --listen 127.0.0.1:0 --port_file "$WORK/port" "${STATE_FLAGS[@]}" \
   --data_root "$WORK" --max_pending_jobs_per_client "$MAX_PENDING" \
   --max_watch_streams "$MAX_WATCH" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -114,8 +131,14 @@ if [[ -z "$PORT" ]]; then
   exit 1
 fi
 
+# With PostgreSQL the server stands by until it holds the lease.
+for ((i = 0; i < 300; i++)); do
+  "$BIN/retrain" --server "127.0.0.1:$PORT" --timeout_s 2 workers >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
 LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "load: $CLIENTS clients, $WORKERS fake workers, $SECONDS_RUN s against 127.0.0.1:$PORT" \
+echo "load: $CLIENTS clients, $WORKERS fake workers, $SECONDS_RUN s against 127.0.0.1:$PORT ($STORE)" \
   "(--max_pending_jobs_per_client $MAX_PENDING --max_watch_streams $MAX_WATCH) ..."
 "$BIN/retrain-bench-load" --server "127.0.0.1:$PORT" --server_pid "$SERVER_PID" \
   --seconds "$SECONDS_RUN" --clients "$CLIENTS" --workers "$WORKERS" \
@@ -130,7 +153,8 @@ fi
 
 # --- figures against targets --------------------------------------------------
 echo
-echo "== retrain coordinator load test =="
+[[ -n "$JSON_COPY" ]] && cp "$WORK/load.json" "$JSON_COPY"
+echo "== retrain coordinator load test ($STORE) =="
 echo "date:    $(date -Is)"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "loadavg: $LOADAVG_BEFORE before the run, $(cut -d' ' -f1-3 /proc/loadavg) after (other work on the machine skews every figure)"

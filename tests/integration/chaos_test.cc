@@ -1,6 +1,7 @@
 // A dataset build and then a training job over two workers while workers,
 // trainer processes and the coordinator are SIGKILLed and restarted at
-// random moments. The moments and victims come from a seed
+// random moments; again with the state in PostgreSQL and two coordinators,
+// either of which may be killed. The moments and victims come from a seed
 // (RETRAIN_CHAOS_SEED, printed), so a failing schedule can be replayed.
 // At the end: both jobs succeeded, every good image is in exactly one
 // shard, training reached its step count, and no temporary or partial file
@@ -15,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <set>
 #include <sstream>
@@ -24,6 +26,7 @@
 #include "common/job_states.h"
 #include "tests/integration/build_fixtures.h"
 #include "tests/support/cluster.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/test_images.h"
 
 namespace retrain::testing {
@@ -100,6 +103,18 @@ class Chaos {
   // only when one runs: false otherwise). Logs what it did.
   bool Strike(Kind kind, int max_wait_ms) {
     std::this_thread::sleep_for(std::chrono::milliseconds(Uniform(300, max_wait_ms)));
+    if (kind == Kind::kCoordinator && cluster_.coordinators() > 1) {
+      // Any of them: the leader (a standby takes over) or a standby.
+      const int i = Uniform(0, cluster_.coordinators() - 1);
+      const bool led = cluster_.WaitForLeader(std::chrono::seconds(0)) == i;
+      cluster_.KillCoordinator(i, SIGKILL);
+      const int down_ms = Uniform(0, 1500);
+      std::this_thread::sleep_for(std::chrono::milliseconds(down_ms));
+      cluster_.StartCoordinator(i);
+      Log("killed coordinator " + std::to_string(i) + (led ? " (the leader)" : " (a standby)") +
+          "; restarted it after " + std::to_string(down_ms) + " ms");
+      return true;
+    }
     if (kind == Kind::kCoordinator) {
       const int port = cluster_.port();
       cluster_.KillServer(SIGKILL);
@@ -145,12 +160,14 @@ class Chaos {
   int strikes_ = 0;
 };
 
-TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
+// The whole schedule; with `postgres`, the state is in a PostgreSQL server
+// shared by two coordinators, and a coordinator kill strikes either one.
+void BuildAndTrainUnderChaos(bool postgres) {
   const char* env = std::getenv("RETRAIN_CHAOS_SEED");
   const uint32_t seed = env ? static_cast<uint32_t>(std::stoul(env)) : 20261202u;
   std::cout << "[chaos] seed " << seed << " (replay: RETRAIN_CHAOS_SEED=" << seed << ")"
             << std::endl;
-  RecordProperty("chaos_seed", std::to_string(seed));
+  ::testing::Test::RecordProperty("chaos_seed", std::to_string(seed));
   TempDir dir;
   const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 80, 20, 400, 300);
   // Two bad files, skipped and reported whatever happens around them.
@@ -162,6 +179,14 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   options.heartbeat_interval_ms = 200;
   // Every kill of a worker or trainer that holds a task uses up one lease.
   options.server_args = {"--max_task_attempts", "30"};
+  std::unique_ptr<PostgresServer> database;
+  if (postgres) {
+    database = std::make_unique<PostgresServer>();
+    ASSERT_TRUE(database->ok());
+    options.state_db = database->uri();
+    options.state_db_password_file = database->password_file();
+    options.coordinators = 2;
+  }
   Cluster cluster(dir.path(), options);
   cluster.StartServer();
   Chaos chaos(cluster, seed, 3);
@@ -171,7 +196,7 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   ASSERT_FALSE(build.id().empty());
   for (Chaos::Kind kind : chaos.Schedule({Chaos::Kind::kWorker, Chaos::Kind::kCoordinator}, 4)) {
     if (cluster.JobEnded(build.id())) break;
-    chaos.Strike(kind, 1200);
+    chaos.Strike(kind, 700);
   }
   const int build_strikes = chaos.strikes();
   EXPECT_GE(build_strikes, 2) << "the build ended before a worker and the coordinator were killed";
@@ -230,6 +255,12 @@ TEST(ChaosTest, BuildAndTrainSurviveRandomKills) {
   }
   std::cout << "[chaos] " << chaos.strikes() << " kills; training restarts "
             << job.training_result().restarts() << std::endl;
+}
+
+TEST(ChaosTest, BuildAndTrainSurviveRandomKills) { BuildAndTrainUnderChaos(false); }
+
+TEST(ChaosTest, BuildAndTrainSurviveRandomKillsOfCoordinatorsSharingPostgres) {
+  BuildAndTrainUnderChaos(true);
 }
 
 }  // namespace

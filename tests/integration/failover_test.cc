@@ -225,7 +225,7 @@ TEST_F(FailoverTest, APostgresRestartUnderLoadLosesNoJobAndAnswersNoInternalErro
   ASSERT_GT(admitted.size(), 2u);
   // Every admitted job is known after the restart, and each finishes.
   for (const auto& id : admitted) {
-    v1::Job job = cluster.WaitForEnd(id, std::chrono::seconds(300));
+    v1::Job job = cluster.WaitForEnd(id, std::chrono::seconds(60));
     EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << id << ": " << job.error();
   }
 }

@@ -20,6 +20,7 @@
 
 #include "common/job_states.h"
 #include "tests/support/cluster.h"
+#include "tests/support/postgres_server.h"
 
 namespace retrain::testing {
 namespace {
@@ -288,18 +289,26 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
   EXPECT_GE(placements, 2);
 }
 
+// Starts the cluster and one worker, builds 2,000 digits and submits a
+// 300-step run with fault-test batches; returns once it is past step 30.
+void StartTrainingToInterrupt(Cluster& cluster, const std::string& root, v1::TrainingSpec* spec,
+                              v1::Job* job) {
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  BuildDigits(cluster, root, 2000);
+  *spec = DigitsSpec(root, "run", 300);
+  spec->set_batch_size(kFaultTestBatch);
+  ASSERT_TRUE(Submit(cluster, *spec, job).ok());
+  cluster.WaitForJob(job->id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
+                     std::chrono::seconds(180));
+}
+
 TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
   TempDir dir;
   Cluster cluster(dir.path());
-  cluster.StartServer();
-  cluster.StartWorker(1);
-  BuildDigits(cluster, dir.path(), 2000);
-  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 300);
-  spec.set_batch_size(kFaultTestBatch);
+  v1::TrainingSpec spec;
   v1::Job job;
-  ASSERT_TRUE(Submit(cluster, spec, &job).ok());
-  cluster.WaitForJob(job.id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
-                     std::chrono::seconds(180));
+  StartTrainingToInterrupt(cluster, dir.path(), &spec, &job);
   const int port = cluster.port();
   cluster.KillServer(SIGKILL);
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -307,6 +316,40 @@ TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
   EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
+}
+
+// With the state in PostgreSQL, a standby takes over from a leader killed
+// mid-training, and the trainer goes on where it was: the step count and
+// the checkpoints are those of an undisturbed run.
+TEST(TrainingServiceTest, ALeaderKilledMidTrainingIsReplacedAndTheJobFinishes) {
+  TempDir dir;
+  PostgresServer postgres;
+  ASSERT_TRUE(postgres.ok());
+  ClusterOptions options;
+  options.state_db = postgres.uri();
+  options.state_db_password_file = postgres.password_file();
+  options.coordinators = 2;
+  Cluster cluster(dir.path(), options);
+  v1::TrainingSpec spec;
+  v1::Job job;
+  StartTrainingToInterrupt(cluster, dir.path(), &spec, &job);
+  const int leader = cluster.WaitForLeader();
+  ASSERT_GE(leader, 0);
+  const auto killed = std::chrono::steady_clock::now();
+  cluster.KillCoordinator(leader, SIGKILL);
+  const int next = cluster.WaitForLeader();
+  ASSERT_GE(next, 0) << cluster.ServerLog();
+  EXPECT_NE(next, leader);
+  std::cout << "failover mid-training: a standby led "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - killed)
+                   .count()
+            << " ms after the leader was killed" << std::endl;
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << cluster.ServerLog();
+  EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_EQ(NewestCheckpointStep(spec.train_dir()), 300);
   EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
 }
 

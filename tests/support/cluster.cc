@@ -32,11 +32,18 @@ Cluster::Cluster(std::string root, ClusterOptions options)
     options_.leader_lease_ms = static_cast<int>(options_.leader_lease_ms * std::atof(scale));
   }
   servers_.resize(std::max(1, options_.coordinators));
+  const char* store = std::getenv("RETRAIN_TEST_STORE");
+  if (options_.state_db.empty() && store != nullptr && std::string(store) == "postgres") {
+    own_database_ = std::make_unique<PostgresServer>();
+    options_.state_db = own_database_->uri();
+    options_.state_db_password_file = own_database_->password_file();
+  }
 }
 
 Cluster::~Cluster() {
   workers_.clear();
   servers_.clear();
+  own_database_.reset();
 }
 
 namespace {
@@ -103,6 +110,9 @@ void Cluster::StartOne(int i, int port) {
 
 void Cluster::StartServer(int port) {
   ports_.resize(servers_.size());
+  // A coordinator on PostgreSQL that stops leading starts again with the
+  // same --listen: it needs a fixed port to come back where it was.
+  if (!options_.state_db.empty() && port == 0) port = ports_[0] != 0 ? ports_[0] : FreePort();
   if (servers_.size() == 1) {
     StartOne(0, port);
   } else {
@@ -150,13 +160,13 @@ bool Cluster::Leads(int i) {
 
 int Cluster::WaitForLeader(std::chrono::seconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  for (;;) {
     for (size_t i = 0; i < servers_.size(); ++i) {
       if (Leads(static_cast<int>(i))) return static_cast<int>(i);
     }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return -1;
 }
 
 void Cluster::KillCoordinator(int i, int sig) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "retrain/v1/job_service.grpc.pb.h"
+#include "tests/support/postgres_server.h"
 #include "tests/support/process.h"
 
 namespace retrain::testing {
@@ -30,7 +31,9 @@ struct ClusterOptions {
   // More flags for retrain-server.
   std::vector<std::string> server_args;
   // Keep the state in PostgreSQL (tests/support/postgres_server.h) at this
-  // URI, with the password in this file, instead of in `root`/state.
+  // URI, with the password in this file, instead of in `root`/state. When
+  // empty and RETRAIN_TEST_STORE=postgres, the cluster starts a PostgreSQL
+  // server of its own and keeps the state there.
   std::string state_db;
   std::string state_db_password_file;
   // Coordinator i's URI when given (e.g. through a TcpProxy), else state_db.
@@ -56,12 +59,13 @@ class Cluster {
   void KillServer(int sig = 9);
 
   // With several coordinators: the index of the one that leads, waiting up
-  // to `timeout` for one (-1: none did).
+  // to `timeout` for one (-1: none did; 0 s: looks once).
   int WaitForLeader(std::chrono::seconds timeout = std::chrono::seconds(60));
   void KillCoordinator(int i, int sig = 9);
   // Starts coordinator `i` again on its port.
   void StartCoordinator(int i);
   Process& coordinator(int i) { return *servers_[i]; }
+  int coordinators() const { return static_cast<int>(servers_.size()); }
   int coordinator_port(int i) const { return ports_[i]; }
   // `uid` >= 0 runs the worker as that user (the test must run as root),
   // from a copy of the binary under `root`, which that user must be able to enter.
@@ -106,6 +110,7 @@ class Cluster {
   // Whether coordinator `i` answers as the leader.
   bool Leads(int i);
 
+  std::unique_ptr<PostgresServer> own_database_;
   std::vector<std::unique_ptr<Process>> servers_;
   std::vector<std::unique_ptr<Process>> workers_;
   std::string address_;
