@@ -32,9 +32,14 @@ start_postgres() {
     return 1
   }
   port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  as_postgres "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/data" \
+  # Not through as_postgres: a function put in the background is a subshell,
+  # and PG_PID must be the process that waits for the server.
+  local run=()
+  [[ $(id -u) -eq 0 ]] && run=(runuser -u postgres --)
+  "${run[@]}" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir/data" \
     -c listen_addresses=127.0.0.1 >"$dir/postgres.log" 2>&1 &
   PG_PID=$!
+  PG_DATA="$dir/data"
   for ((i = 0; i < 300; i++)); do
     "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break
     sleep 0.1
@@ -45,10 +50,10 @@ start_postgres() {
   PG_PASSWORD_FILE="$dir/password"
 }
 
+# A fast shutdown (SIGINT to the postmaster, whose pid heads postmaster.pid).
 stop_postgres() {
   if [[ -n "${PG_PID:-}" ]]; then
-    pkill -INT -P "$PG_PID" 2>/dev/null || true
-    kill -INT "$PG_PID" 2>/dev/null || true
+    [[ -s "$PG_DATA/postmaster.pid" ]] && kill -INT "$(head -n 1 "$PG_DATA/postmaster.pid")" 2>/dev/null
     wait "$PG_PID" 2>/dev/null || true
     PG_PID=""
   fi

@@ -169,7 +169,8 @@ void BuildAndTrainUnderChaos(bool postgres) {
             << std::endl;
   ::testing::Test::RecordProperty("chaos_seed", std::to_string(seed));
   TempDir dir;
-  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 80, 20, 400, 300);
+  // Enough images that the build lasts through its kills (a few seconds).
+  const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 240, 20, 400, 300);
   // Two bad files, skipped and reported whatever happens around them.
   const std::string half = test_images::MakeJpeg(400, 300, 90, 999);
   test_images::WriteFile(dir.path() + "/data/train/a/truncated.jpg", half.substr(0, half.size() / 2));
@@ -194,7 +195,13 @@ void BuildAndTrainUnderChaos(bool postgres) {
   const std::string out = dir.path() + "/data-out";
   v1::Job build = Submit(cluster, BuildRequest(dir.path(), out, 8, 2));
   ASSERT_FALSE(build.id().empty());
-  for (Chaos::Kind kind : chaos.Schedule({Chaos::Kind::kWorker, Chaos::Kind::kCoordinator}, 4)) {
+  // A worker first: killing one is quick, and the coordinator's restart
+  // after it still finds the build running.
+  std::vector<Chaos::Kind> build_kills = {Chaos::Kind::kWorker, Chaos::Kind::kCoordinator};
+  for (Chaos::Kind kind : chaos.Schedule({Chaos::Kind::kWorker, Chaos::Kind::kCoordinator}, 2)) {
+    build_kills.push_back(kind);
+  }
+  for (Chaos::Kind kind : build_kills) {
     if (cluster.JobEnded(build.id())) break;
     chaos.Strike(kind, 700);
   }

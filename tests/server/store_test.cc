@@ -349,15 +349,15 @@ TEST_P(PostgresStoreTest, CommitsGoOnAfterTheServerRestartsAndWhileItIsDown) {
   absl::Status s = store->Commit(batch);
   EXPECT_TRUE(s.ok()) << s;
 
-  // Down for a while: the commit waits for it rather than failing.
+  // Down for a while: the commit waits for it rather than failing. (The
+  // server is started from this thread: a process dies with the thread that
+  // started it.)
   Postgres().Stop();
-  std::thread restart([] {
-    std::this_thread::sleep_for(std::chrono::seconds(2));
-    Postgres().Start();
-  });
   job.set_state(v1::JOB_STATE_CANCELLED);
-  s = store->Commit(batch);
-  restart.join();
+  std::thread commit([&] { s = store->Commit(batch); });
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  Postgres().Start();
+  commit.join();
   EXPECT_TRUE(s.ok()) << s;
   EXPECT_EQ(store->LoadJob("j-000001")->state(), v1::JOB_STATE_CANCELLED);
 }

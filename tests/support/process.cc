@@ -69,8 +69,6 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
   const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
     int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int err = err_path == out_path ? out : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     dup2(out, 1);
@@ -78,6 +76,9 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     if (uid >= 0 && (setgid(uid) != 0 || setuid(uid) != 0)) _exit(126);
+    // After setuid: a change of credentials clears the parent-death signal.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     execv(cargv[0], cargv.data());
     _exit(127);
   }

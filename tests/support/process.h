@@ -29,7 +29,10 @@ class TempDir {
   std::string path_;
 };
 
-// A child process with stdout and stderr going to `log_path`.
+// A child process with stdout and stderr going to `log_path`. It is
+// SIGKILLed when the thread that started it ends (PR_SET_PDEATHSIG), so
+// that a test that dies leaves no process behind: start long-lived
+// processes from the test's main thread.
 class Process {
  public:
   static std::unique_ptr<Process> Start(const std::vector<std::string>& argv,
