@@ -10,8 +10,8 @@
 # The ThreadSanitizer build compiles at -O0 (line tables kept for the
 # reports): its build takes half the time, its tests a fifth more. The
 # AddressSanitizer build optimises what the tests run (at -O0 the dataset
-# builds in its tests take twice as long) and compiles the tests themselves
-# at -O0 (tests/CMakeLists.txt).
+# builds in its tests take twice as long); as in every build, the test
+# programs' own files compile at -O0 (tests/CMakeLists.txt).
 clang_build() {
   local mode="$1" flags
   shift
