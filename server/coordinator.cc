@@ -130,7 +130,8 @@ Coordinator::Coordinator(CoordinatorOptions options, DataRoots roots,
     : options_(std::move(options)),
       roots_(std::move(roots)),
       clock_(options_.clock != nullptr ? options_.clock : Clock::Real()),
-      store_(std::move(store)) {}
+      store_(std::move(store)),
+      log_reader_(store_.get()) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(CoordinatorOptions options,
                                                                  std::unique_ptr<Store> store) {

@@ -256,6 +256,8 @@ class Coordinator {
 
   mutable Mutex mu_;
   std::unique_ptr<Store> store_ ABSL_GUARDED_BY(mu_);
+  // The same store, for Store::ReadJobLog only, which needs no lock.
+  Store* const log_reader_;
   std::map<std::string, JobEntry, JobIdOrder> jobs_ ABSL_GUARDED_BY(mu_);
   // Finished jobs in memory, by sequence; finished jobs only in the
   // database (forgotten, or never loaded at start), by (type, state), and

@@ -278,17 +278,24 @@ absl::StatusOr<v1::GetJobLogsResponse> Coordinator::GetJobLogs(
     const v1::GetJobLogsRequest& req) const {
   if (req.offset() < 0) return absl::InvalidArgumentError("offset: must not be negative");
   const int max_lines = req.max_lines() > 0 ? std::min(req.max_lines(), 10000) : 1000;
-  MutexLock lock(&mu_);
-  ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
+  v1::JobState state;
+  {
+    MutexLock lock(&mu_);
+    ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
+    state = job.state();
+  }
+  // Read off the lock: a slow store (PostgreSQL over a network) does not
+  // hold up the engine. The state was read first, so a job that had ended
+  // has all its lines in the log by now.
   // One line more than asked for says whether there are more.
   ASSIGN_OR_RETURN(std::vector<std::string> lines,
-                   store_->ReadJobLog(req.job_id(), req.offset(), max_lines + 1));
+                   log_reader_->ReadJobLog(req.job_id(), req.offset(), max_lines + 1));
   const bool more = static_cast<int>(lines.size()) > max_lines;
   if (more) lines.pop_back();
   v1::GetJobLogsResponse resp;
   for (auto& line : lines) resp.add_lines(std::move(line));
   resp.set_next_offset(req.offset() + resp.lines_size());
-  resp.set_job_ended(IsFinalState(job.state()) && !more);
+  resp.set_job_ended(IsFinalState(state) && !more);
   return resp;
 }
 

@@ -51,6 +51,14 @@ std::vector<P> FinalStates() {
           P::Int(retrain::v1::JOB_STATE_CANCELLED)};
 }
 
+PostgresConnectionOptions ConnectionOptions(const PostgresStoreOptions& options) {
+  PostgresConnectionOptions connection;
+  connection.uri = options.uri;
+  connection.password = options.password;
+  connection.reconnect_ms = options.reconnect_ms;
+  return connection;
+}
+
 template <typename Message>
 absl::Status ParseRows(const PostgresRows& rows, int column, const char* table,
                        std::vector<Message>* out) {
@@ -69,11 +77,7 @@ PostgresStore::PostgresStore(PostgresStoreOptions options,
 PostgresStore::~PostgresStore() = default;
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(PostgresStoreOptions options) {
-  PostgresConnectionOptions connection_options;
-  connection_options.uri = options.uri;
-  connection_options.password = options.password;
-  connection_options.reconnect_ms = options.reconnect_ms;
-  ASSIGN_OR_RETURN(auto connection, PostgresConnection::Open(std::move(connection_options)));
+  ASSIGN_OR_RETURN(auto connection, PostgresConnection::Open(ConnectionOptions(options)));
   std::unique_ptr<PostgresStore> store(
       new PostgresStore(std::move(options), std::move(connection)));
   RETURN_IF_ERROR(UpgradePostgresSchema(*store->db_));
@@ -265,15 +269,26 @@ absl::Status PostgresStore::Commit(const StoreBatch& batch) {
 absl::Status PostgresStore::AppendJobLog(const std::string& job_id,
                                          const std::vector<std::string>& lines) {
   if (lines.empty()) return absl::OkStatus();
+  // The lines' numbers are fixed before the transaction: when its commit
+  // went through but the answer was lost, the retry finds them there and
+  // inserts nothing twice. Only the leader (fenced) writes logs, so no one
+  // takes the numbers in between.
+  int64_t first = 0;
+  RETURN_IF_ERROR(db_->Retrying([&]() -> absl::Status {
+    ASSIGN_OR_RETURN(
+        PostgresRows next,
+        db_->Exec("SELECT COALESCE(MAX(line_no), -1) + 1 FROM job_logs WHERE job_id = $1",
+                  {P::Text(job_id)}));
+    first = next.Int(0, 0);
+    return absl::OkStatus();
+  }));
   return db_->InTransaction([&]() -> absl::Status {
     RETURN_IF_ERROR(CheckFence());
-    ASSIGN_OR_RETURN(PostgresRows last,
-                     db_->Exec("SELECT COALESCE(MAX(line_no), -1) FROM job_logs WHERE job_id = $1",
-                               {P::Text(job_id)}));
-    int64_t line_no = last.Int(0, 0);
+    int64_t line_no = first;
     for (const auto& line : lines) {
-      RETURN_IF_ERROR(db_->Exec("INSERT INTO job_logs(job_id, line_no, line) VALUES($1, $2, $3)",
-                                {P::Text(job_id), P::Int(++line_no), P::Text(line)})
+      RETURN_IF_ERROR(db_->Exec("INSERT INTO job_logs(job_id, line_no, line) VALUES($1, $2, $3) "
+                                "ON CONFLICT (job_id, line_no) DO NOTHING",
+                                {P::Text(job_id), P::Int(line_no++), P::Text(line)})
                           .status());
     }
     return absl::OkStatus();
@@ -282,12 +297,17 @@ absl::Status PostgresStore::AppendJobLog(const std::string& job_id,
 
 absl::StatusOr<std::vector<std::string>> PostgresStore::ReadJobLog(const std::string& job_id,
                                                                    int64_t offset, int max_lines) {
+  MutexLock lock(&reader_mu_);
+  if (reader_ == nullptr) {
+    ASSIGN_OR_RETURN(reader_, PostgresConnection::Open(ConnectionOptions(options_)));
+  }
+  PostgresConnection& reader = *reader_;  // reader_mu_ is held until the end
   std::vector<std::string> out;
-  RETURN_IF_ERROR(db_->Retrying([&]() -> absl::Status {
+  RETURN_IF_ERROR(reader.Retrying([&]() -> absl::Status {
     ASSIGN_OR_RETURN(PostgresRows rows,
-                     db_->Exec("SELECT line FROM job_logs WHERE job_id = $1 AND line_no >= $2 "
-                               "ORDER BY line_no LIMIT $3",
-                               {P::Text(job_id), P::Int(offset), P::Int(max_lines)}));
+                     reader.Exec("SELECT line FROM job_logs WHERE job_id = $1 AND line_no >= $2 "
+                                 "ORDER BY line_no LIMIT $3",
+                                 {P::Text(job_id), P::Int(offset), P::Int(max_lines)}));
     out.clear();
     for (int i = 0; i < rows.size(); ++i) out.push_back(rows.Bytes(i, 0));
     return absl::OkStatus();

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "server/store.h"
 
 namespace retrain::server {
@@ -65,6 +66,10 @@ class PostgresStore : public Store {
   absl::Status CheckFence();
   PostgresStoreOptions options_;
   std::unique_ptr<PostgresConnection> db_;
+  // ReadJobLog's own connection, opened on its first call: reads of logs
+  // run beside the writes on db_ (one libpq connection serves one thread).
+  Mutex reader_mu_;
+  std::unique_ptr<PostgresConnection> reader_ ABSL_GUARDED_BY(reader_mu_);
 };
 
 }  // namespace retrain::server

@@ -396,6 +396,8 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::ReadJobLog(const std::stri
   std::vector<std::string> out;
   std::string line;
   for (int64_t n = 0; static_cast<int>(out.size()) < max_lines && std::getline(in, line); ++n) {
+    // A line without its newline is still being appended: it is read whole next time.
+    if (in.eof()) break;
     if (n >= offset) out.push_back(std::move(line));
   }
   return out;

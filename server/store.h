@@ -99,11 +99,14 @@ class Store {
   // Applies `batch` atomically and durably: once it returns OK, a restart
   // loads what it wrote.
   virtual absl::Status Commit(const StoreBatch& batch) = 0;
-  // Appends lines to a job's log (what its tasks printed).
+  // Appends lines to a job's log (what its tasks printed), once: a retry
+  // inside the store after an answer was lost does not append them again.
   virtual absl::Status AppendJobLog(const std::string& job_id,
                                     const std::vector<std::string>& lines) = 0;
-  // Up to `max_lines` lines of a job's log from line `offset` (0-based);
-  // none when it has no log.
+  // Up to `max_lines` whole lines of a job's log from line `offset`
+  // (0-based); none when it has no log. Unlike the other methods it may be
+  // called from any thread, while another call runs: a reader of logs does
+  // not wait for the coordinator's writes, nor they for it.
   virtual absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id,
                                                               int64_t offset, int max_lines) = 0;
 };

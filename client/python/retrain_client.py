@@ -9,6 +9,7 @@ that directory on PYTHONPATH.
 As a program it builds one dataset and waits for it:
 
     export RETRAIN_SERVER=127.0.0.1:50051 RETRAIN_TOKEN=...
+    # (coordinators that lead in turn: RETRAIN_SERVER=HOST:PORT,HOST:PORT)
     PYTHONPATH=build/client/python/stubs /usr/bin/python3 \\
         client/python/retrain_client.py --train_directory /data/flowers/train \\
         --output_directory /data/flowers/tfrecord --train_shards 4
@@ -25,7 +26,9 @@ user can act on.
 """
 
 import argparse
+import json
 import os
+import socket
 import sys
 import time
 import uuid
@@ -56,6 +59,59 @@ _FINAL_STATES = (
     job_pb2.JOB_STATE_FAILED,
     job_pb2.JOB_STATE_CANCELLED,
 )
+
+
+# With several coordinators (a leader and its standbys), calls go to the one
+# whose health service says SERVING: the leader (common/coordinator_channel.cc).
+_FOLLOW_THE_LEADER = json.dumps(
+    {"loadBalancingConfig": [{"round_robin": {}}], "healthCheckConfig": {"serviceName": ""}}
+)
+
+
+def split_servers(servers):
+    """["HOST:PORT", ...] from "HOST:PORT[,HOST:PORT...]"; ValueError naming
+    the text when a part is not HOST:PORT."""
+    parts = [part.strip() for part in servers.split(",")]
+    for part in parts:
+        host, colon, port = part.rpartition(":")
+        if not colon or not host or not port:
+            raise ValueError(
+                "'%s' is not HOST:PORT or a comma-separated list of them" % servers
+            )
+    return parts
+
+
+def _resolved(address):
+    """("1.2.3.4:5" or "[::1]:5", is_ipv6) for HOST:PORT; OSError when the
+    host does not resolve."""
+    host, _, port = address.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        family, _, _, _, sockaddr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise OSError("cannot resolve %s: %s" % (host, error.strerror)) from error
+    if family == socket.AF_INET6:
+        return "[%s]:%s" % (sockaddr[0], port), True
+    return "%s:%s" % (sockaddr[0], port), False
+
+
+def channel_target(servers):
+    """The gRPC target and channel options for `servers` (split_servers):
+    one address as it is; several resolved into one channel that follows
+    the leader among them. ValueError when they mix IPv4 and IPv6."""
+    addresses = split_servers(servers)
+    if len(addresses) == 1:
+        return addresses[0], []
+    resolved = [_resolved(a) for a in addresses]
+    v6 = sum(1 for _, is_v6 in resolved if is_v6)
+    if v6 not in (0, len(resolved)):
+        raise ValueError("'%s' mixes IPv4 and IPv6 coordinators; give addresses of one kind"
+                         % servers)
+    target = ("ipv6:" if v6 else "ipv4:") + ",".join(a for a, _ in resolved)
+    host = addresses[0].rpartition(":")[0].strip("[]")
+    # TLS checks the certificate against the first host's name.
+    return target, [("grpc.service_config", _FOLLOW_THE_LEADER),
+                    ("grpc.ssl_target_name_override", host)]
 
 
 class TokenError(Exception):
@@ -100,10 +156,12 @@ def skip_reason_name(reason):
 
 
 class RetrainClient:
-    """A connection to one coordinator. Thread-safe: its fields are constant
+    """A connection to a coordinator. Thread-safe: its fields are constant
     after construction and gRPC channels may be shared between threads.
 
-    `target` is HOST:PORT; `token` the client token ("" for none);
+    `target` is HOST:PORT, or several separated by commas (a leader and its
+    standbys: calls go to whichever leads, and wait for one while none does,
+    within their deadline); `token` the client token ("" for none);
     `timeout_s` the deadline of each unary call, in seconds; `tls_ca`: the
     PEM bytes of the CA that signed the server's certificate (TLS), or None
     for a plaintext channel."""
@@ -113,11 +171,16 @@ class RetrainClient:
         self.has_token = bool(token)
         self._timeout_s = timeout_s
         self._metadata = (("authorization", "Bearer " + token),) if token else ()
+        channel_address, options = channel_target(target)
+        # Between a leader's death and its successor's start no coordinator
+        # serves: calls wait (within their deadline) rather than fail at once.
+        self._wait_for_ready = len(options) > 0
         if tls_ca is None:
-            self._channel = grpc.insecure_channel(target)
+            self._channel = grpc.insecure_channel(channel_address, options=options)
         else:
             self._channel = grpc.secure_channel(
-                target, grpc.ssl_channel_credentials(root_certificates=tls_ca)
+                channel_address, grpc.ssl_channel_credentials(root_certificates=tls_ca),
+                options=options,
             )
         self._stub = job_service_pb2_grpc.JobServiceStub(self._channel)
 
@@ -149,7 +212,8 @@ class RetrainClient:
         deadline unless `timeout_s` is given. Raises grpc.RpcError when the
         stream breaks; watching again is safe."""
         request = job_service_pb2.WatchJobRequest(job_id=job_id)
-        for update in self._stub.WatchJob(request, metadata=self._metadata, timeout=timeout_s):
+        for update in self._stub.WatchJob(request, metadata=self._metadata, timeout=timeout_s,
+                                          wait_for_ready=self._wait_for_ready):
             yield update.job
 
     def wait(self, job_id, on_update=None, timeout_s=None, reconnects=30):
@@ -187,7 +251,8 @@ class RetrainClient:
         or late (0.5 s, then 1 s, ... between tries)."""
         for attempt in range(attempts):
             try:
-                return method(request, metadata=self._metadata, timeout=self._timeout_s)
+                return method(request, metadata=self._metadata, timeout=self._timeout_s,
+                              wait_for_ready=self._wait_for_ready)
             except grpc.RpcError as error:
                 retryable = error.code() in (
                     grpc.StatusCode.UNAVAILABLE,
@@ -266,7 +331,8 @@ def result_lines(job):
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
         description="Build a dataset on a retrain coordinator and wait for it. "
-        "The server comes from RETRAIN_SERVER (default %s), the client token from "
+        "The server comes from RETRAIN_SERVER (default %s; a leader and its standbys as "
+        "HOST:PORT,HOST:PORT,...), the client token from "
         "RETRAIN_TOKEN or --token_file." % DEFAULT_SERVER,
         epilog="Example: retrain_client.py --train_directory /data/flowers/train "
         "--output_directory /data/flowers/tfrecord --train_shards 4",
@@ -326,8 +392,13 @@ def main(argv=None):
         spec.validation_shards = args.validation_shards
     request_id = args.request_id or "py-" + uuid.uuid4().hex
     target = os.environ.get("RETRAIN_SERVER") or DEFAULT_SERVER
+    try:
+        client = RetrainClient(target, token, timeout_s=args.timeout, tls_ca=tls_ca)
+    except (ValueError, OSError) as error:
+        print("retrain_client: RETRAIN_SERVER: %s" % error, file=sys.stderr)
+        return EXIT_USAGE
 
-    with RetrainClient(target, token, timeout_s=args.timeout, tls_ca=tls_ca) as client:
+    with client:
         try:
             job = client.submit_dataset_build(spec, request_id)
             print("submitted %s (request_id %s)" % (job.id, request_id), flush=True)

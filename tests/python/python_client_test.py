@@ -17,6 +17,7 @@ import ctypes
 import json
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -178,11 +179,11 @@ class PythonClientTest(unittest.TestCase):
 
     def run_client(self, output_name, *args, **env):
         """Runs the client on the image tree into data/<output_name>; `env`
-        overrides the environment (RETRAIN_TOKEN=CLIENT_TOKEN by default)."""
+        overrides the environment (RETRAIN_TOKEN=CLIENT_TOKEN and
+        RETRAIN_SERVER=the cluster by default)."""
         env.setdefault("RETRAIN_TOKEN", CLIENT_TOKEN)
-        env = _environment(
-            PYTHONPATH=STUBS_DIR, RETRAIN_SERVER=self.cluster.address, **env
-        )
+        env.setdefault("RETRAIN_SERVER", self.cluster.address)
+        env = _environment(PYTHONPATH=STUBS_DIR, **env)
         command = [
             sys.executable, CLIENT, "--train_directory", self.train_dir,
             "--output_directory", os.path.join(self.cluster.data_root, output_name),
@@ -258,6 +259,21 @@ class PythonClientTest(unittest.TestCase):
         self.assertExit(run, 1)
         self.assertIn("RETRAIN_TOKEN", run.stderr)
         self.assertIn("the token was not accepted", run.stderr)
+
+    def test_several_servers_reach_the_one_that_serves(self):
+        # A port nothing listens on, then the coordinator: the calls go to
+        # the one whose health service says SERVING.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = "127.0.0.1:%d" % s.getsockname()[1]
+        run = self.run_client("out-several", RETRAIN_SERVER=dead + "," + self.cluster.address)
+        self.assertExit(run, 0)
+        self.assertIn("SUCCEEDED", run.stdout)
+
+    def test_a_server_list_that_is_not_host_port_is_a_usage_error(self):
+        run = self.run_client("out-bad-server", RETRAIN_SERVER="127.0.0.1:1,nowhere")
+        self.assertExit(run, 2)
+        self.assertIn("RETRAIN_SERVER: '127.0.0.1:1,nowhere' is not HOST:PORT", run.stderr)
 
     def test_missing_token_file_is_a_usage_error(self):
         run = self.run_client("out-bad-file", "--token_file", "/nonexistent/token")

@@ -263,6 +263,35 @@ TEST_P(StoreTest, JobLogsAreAppendedAndReadFromAnOffset) {
   EXPECT_THAT(*store->ReadJobLog("j-000002", 0, 10), ::testing::ElementsAre("other"));
 }
 
+// Logs are read off the coordinator's lock: a reader on another thread
+// sees whole lines in order while lines are appended, and all of them after.
+TEST_P(StoreTest, JobLogsAreReadWholeWhileAnotherThreadAppends) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  auto line = [](int k) {
+    return "line " + std::to_string(k) + " " + std::string(3000, static_cast<char>('a' + k % 26));
+  };
+  constexpr int kBatches = 60;
+  std::thread writer([&] {
+    for (int b = 0; b < kBatches; ++b) {
+      ASSERT_TRUE(store->AppendJobLog("j-000001", {line(2 * b), line(2 * b + 1)}).ok());
+      ASSERT_TRUE(store->Commit(StoreBatch()).ok());
+    }
+  });
+  std::vector<std::string> seen;
+  for (int reads = 0; seen.size() < 2 * kBatches && reads < 100000; ++reads) {
+    auto lines = store->ReadJobLog("j-000001", static_cast<int64_t>(seen.size()), 7);
+    ASSERT_TRUE(lines.ok()) << lines.status();
+    if (lines->empty()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (auto& l : *lines) {
+      ASSERT_EQ(l, line(static_cast<int>(seen.size())));
+      seen.push_back(std::move(l));
+    }
+  }
+  writer.join();
+  EXPECT_EQ(seen.size(), 2u * kBatches);
+}
+
 TEST_P(StoreTest, ADatabaseWithANewerSchemaIsRefusedByName) {
   ASSERT_NE(Open(), nullptr);  // creates it at kStoreSchemaVersion
   Sql(GetParam() == StoreKind::kSqlite ? "PRAGMA user_version = 99"
