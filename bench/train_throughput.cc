@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "trainer/host_allocator.h"
 #include "trainer/nn/learning_rate.h"
 #include "trainer/nn/loss.h"
 #include "trainer/nn/model.h"
@@ -212,6 +213,7 @@ Options Parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  retrain::trainer::KeepFreedMemoryForReuse();  // as retrain-trainer does
   const Options opt = Parse(argc, argv);
   try {
     return Run(opt);

@@ -5,7 +5,7 @@
 #   bash bench/train_throughput.sh [--models small,small:8,resnet50] [--rounds 2]
 #                                  [--threads 2] [--device cpu] [--quick]
 #                                  [--precision fp32|bf16] [--channels_last 0|1]
-#                                  [--batch N]
+#                                  [--batch N] [--python_malloc same|default]
 #
 # Runs retrain-bench-train (from build/bin/ or $RETRAIN_BIN_DIR) and
 # bench/train_throughput.py ($RETRAIN_PYTHON, default Debian's /usr/bin/python3
@@ -25,13 +25,17 @@
 # --precision bf16: both sides run the forward pass under autocast to bf16;
 # --channels_last 1: NHWC weights and input on both; --batch N overrides the
 # batch of every model.
+# --python_malloc: the trainer keeps freed memory for reuse
+# (trainer/host_allocator.h); `same` (the default) gives the Python side the
+# same glibc malloc settings through GLIBC_TUNABLES, so that both measure the
+# same kernels; `default` runs Python as it ships.
 # Prints a table with steps/s, images/s and the ratio cpp/python (goal:
 # >= 1.0, i.e. the C++ trainer at least as fast), and exits non-zero when a
 # run fails or a ratio is below 0.95 (a tolerance for timing noise).
 set -euo pipefail
 
 usage() {
-  sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 MODELS=small,small:8,resnet50
@@ -42,6 +46,7 @@ QUICK=0
 PRECISION=fp32
 CHANNELS_LAST=0
 BATCH_OVERRIDE=
+PYTHON_MALLOC=same
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
@@ -56,12 +61,18 @@ while [[ $# -gt 0 ]]; do
     --precision) PRECISION="$2"; shift 2 ;;
     --channels_last) CHANNELS_LAST="$2"; shift 2 ;;
     --batch) BATCH_OVERRIDE="$2"; shift 2 ;;
+    --python_malloc) PYTHON_MALLOC="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "train_throughput.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "train_throughput.sh: --rounds must be a positive integer" >&2; exit 2; }
 [[ "$THREADS" =~ ^[1-9][0-9]*$ ]] || { echo "train_throughput.sh: --threads must be a positive integer" >&2; exit 2; }
+case "$PYTHON_MALLOC" in
+  same) PY_ENV=(env GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647) ;;
+  default) PY_ENV=(env) ;;
+  *) echo "train_throughput.sh: --python_malloc must be same or default" >&2; exit 2 ;;
+esac
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${RETRAIN_BIN_DIR:-$REPO/build/bin}"
@@ -127,7 +138,7 @@ for model in "${MODEL_LIST[@]}"; do
         line="$("$CPP" $args)" || { echo "train_throughput.sh: $CPP $args failed" >&2; exit 1; }
       else
         # shellcheck disable=SC2086
-        line="$("$PY" "$PYBENCH" $args)" || { echo "train_throughput.sh: $PYBENCH $args failed" >&2; exit 1; }
+        line="$("${PY_ENV[@]}" "$PY" "$PYBENCH" $args)" || { echo "train_throughput.sh: $PYBENCH $args failed" >&2; exit 1; }
       fi
       echo "$line"
       rate="$(field "$line" best_steps_per_s)"

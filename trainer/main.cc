@@ -16,6 +16,7 @@
 #include "trainer/classify.h"
 #include "trainer/distributed/launcher.h"
 #include "trainer/export_weights.h"
+#include "trainer/host_allocator.h"
 #include "trainer/nn/model.h"
 #include "trainer/trainer.h"
 #include "trainer/trainer_error.h"
@@ -36,6 +37,7 @@ void AddCheckpointChoice(CLI::App& command, std::string& checkpoint_dir, std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  retrain::trainer::KeepFreedMemoryForReuse();
   using retrain::trainer::EvalOptions;
   using retrain::trainer::TrainOptions;
   namespace spec = retrain::trainer::spec;

@@ -228,7 +228,7 @@ void BuildAndTrainUnderChaos(bool postgres) {
   spec->set_train_dir(dir.path() + "/run");
   spec->set_model("small");
   spec->set_augmentation("none");
-  spec->set_batch_size(16);
+  spec->set_batch_size(64);
   spec->set_max_steps(kTrainingSteps);
   spec->set_input_queue_memory_factor(1);
   spec->set_num_preprocess_threads(1);

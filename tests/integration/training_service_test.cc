@@ -37,7 +37,8 @@ void BuildDigits(Cluster& cluster, const std::string& root, int limit,
       << digits << " is missing: run scripts/fetch-sample-data (scripts/test does)";
   std::vector<std::string> args{BinDir() + "/retrain-make-images", "mnist", "--digits", digits,
                                 "--out", root + "/mnist"};
-  if (limit > 0) args.insert(args.end(), {"--limit", std::to_string(limit)});
+  // retrain-make-images counts its limit per digit.
+  if (limit > 0) args.insert(args.end(), {"--limit", std::to_string(limit / 10)});
   CommandResult made = RunCommand(args);
   ASSERT_EQ(made.exit_code, 0) << made.err;
   v1::SubmitDatasetBuildRequest req;
@@ -108,10 +109,6 @@ nlohmann::json LastEvent(const std::string& out, const std::string& event) {
   }
   return found;
 }
-
-// The fault tests train with batches this small: what they prove does not
-// depend on what a step learns, and each step costs a quarter of DigitsSpec's.
-constexpr int kFaultTestBatch = 16;
 
 // SIGKILLs a worker that holds a task; returns its pid (0 when none does).
 int64_t KillAWorkerWithATask(Cluster& cluster) {
@@ -225,11 +222,11 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   cluster.StartWorker(1);
   BuildDigits(cluster, dir.path(), 2000);
   v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 400);
-  spec.set_batch_size(kFaultTestBatch);
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
-  job = cluster.WaitForJob(job.id(), [&](const v1::Job&) {
-    return NewestCheckpointStep(dir.path() + "/run") >= 40;
+  // Past a checkpoint, and the trainer's progress has reached the coordinator.
+  job = cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
+    return j.progress().step() > 0 && NewestCheckpointStep(dir.path() + "/run") >= 40;
   }, std::chrono::seconds(180));
   // While it trains, its figures are on /metrics.
   httplib::Client http("127.0.0.1", cluster.http_port());
@@ -268,7 +265,6 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
   for (int i = 0; i < 3; ++i) cluster.StartWorker(1);
   BuildDigits(cluster, dir.path(), 2000);
   v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 300);
-  spec.set_batch_size(kFaultTestBatch);
   spec.set_num_workers(2);
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
@@ -290,14 +286,13 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
 }
 
 // Starts the cluster and one worker, builds 2,000 digits and submits a
-// 300-step run with fault-test batches; returns once it is past step 30.
+// 300-step run; returns once it is past step 30.
 void StartTrainingToInterrupt(Cluster& cluster, const std::string& root, v1::TrainingSpec* spec,
                               v1::Job* job) {
   cluster.StartServer();
   cluster.StartWorker(1);
   BuildDigits(cluster, root, 2000);
   *spec = DigitsSpec(root, "run", 300);
-  spec->set_batch_size(kFaultTestBatch);
   ASSERT_TRUE(Submit(cluster, *spec, job).ok());
   cluster.WaitForJob(job->id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
                      std::chrono::seconds(180));
