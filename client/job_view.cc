@@ -75,9 +75,13 @@ std::string ProgressLine(const v1::Job& job, int width) {
   const double frac = p.total() > 0 ? std::min(1.0, static_cast<double>(p.done()) / p.total()) : 0;
   const int filled = static_cast<int>(frac * width);
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-  const char* units = job.type() == v1::JOB_TYPE_DATASET_VERIFY ? "records" : "files";
+  const bool listing = p.phase() == "listing";
+  const char* units = job.type() == v1::JOB_TYPE_DATASET_VERIFY ? "records"
+                      : listing                                 ? "directories"
+                                                                : "files";
   std::string line = absl::StrFormat("%-14s [%s] %3d%%  %d/%d %s", p.phase(), bar,
                                      static_cast<int>(frac * 100), p.done(), p.total(), units);
+  if (listing) absl::StrAppend(&line, ", ", p.found(), " files found");
   if (p.rate() > 0) absl::StrAppendFormat(&line, "  %.0f/s", p.rate());
   if (p.eta_seconds() > 0) absl::StrAppend(&line, "  ETA ", Duration(p.eta_seconds()));
   if (p.skipped() > 0) absl::StrAppend(&line, "  skipped ", p.skipped());
@@ -151,18 +155,23 @@ std::string JobSummary(const v1::Job& job) {
       absl::StrAppendFormat(&out, "  %5d  %-24s %10d %10d\n", r.labels(i).id(),
                             r.labels(i).name(), t, v);
     }
-    absl::StrAppendFormat(&out, "skipped files: %d\n", r.skipped_size());
+    const int64_t skipped = std::max<int64_t>(r.num_skipped(), r.skipped_size());
+    absl::StrAppendFormat(&out, "skipped files: %d\n", skipped);
     for (int i = 0; i < std::min(r.skipped_size(), kListLimit); ++i) {
       const auto& s = r.skipped(i);
       absl::StrAppendFormat(&out, "  %s/%s: %s (%s)\n", s.split(), s.path(), ReasonName(s.reason()),
                             s.detail());
     }
-    if (r.skipped_size() > kListLimit) {
-      absl::StrAppendFormat(&out, "  ... %d more in the manifest\n", r.skipped_size() - kListLimit);
+    if (skipped > kListLimit) {
+      absl::StrAppendFormat(&out, "  ... %d more in %s\n", skipped - kListLimit,
+                            r.skipped_file().empty()
+                                ? std::string("the manifest")
+                                : r.output_directory() + "/" + r.skipped_file());
     }
-    if (r.duplicates_size() > 0) {
+    const int64_t duplicates = std::max<int64_t>(r.num_duplicate_groups(), r.duplicates_size());
+    if (duplicates > 0) {
       absl::StrAppendFormat(&out, "identical files (kept, one record each): %d sets\n",
-                            r.duplicates_size());
+                            duplicates);
       for (int i = 0; i < std::min(r.duplicates_size(), kListLimit); ++i) {
         std::string set;
         for (const auto& p : r.duplicates(i).paths()) absl::StrAppend(&set, set.empty() ? "" : " = ", p);

@@ -1,9 +1,11 @@
 #include "common/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +15,34 @@
 #include "absl/strings/str_format.h"
 
 namespace retrain {
+
+absl::StatusOr<std::vector<std::string>> ListDirectorySorted(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    const int err = errno;
+    return absl::Status(ErrnoToCode(err), absl::StrCat(dir, ": cannot list: ", std::strerror(err)));
+  }
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    names.push_back(std::move(name));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roots) {
+  for (const auto& root : roots) {
+    if (path == root) return true;
+    if (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
+        (root.back() == '/' || path[root.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
 
 absl::StatusCode ErrnoToCode(int err) {
   switch (err) {

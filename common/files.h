@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -14,6 +15,10 @@ namespace retrain {
 // code: NOT_FOUND, PERMISSION_DENIED, FAILED_PRECONDITION (a directory,
 // a symlink loop), else UNKNOWN.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// The entries of `dir` as raw names, sorted bytewise, without "." and "..".
+// Errors name the directory and keep errno's meaning in the code.
+absl::StatusOr<std::vector<std::string>> ListDirectorySorted(const std::string& dir);
 
 // fsyncs a directory so that renames and new entries in it are durable.
 absl::Status SyncDirectory(const std::string& dir);
@@ -59,6 +64,10 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
 // Returns `bytes` as valid UTF-8: each byte that is not part of a valid
 // UTF-8 sequence becomes "\xNN".
 std::string EscapeNonUtf8(std::string_view bytes);
+
+// True when `path` is one of `roots` or lies under one (string prefixes
+// at a '/' boundary; both sides already canonical).
+bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roots);
 
 // Maps an errno value from a file operation to a status code.
 absl::StatusCode ErrnoToCode(int err);

@@ -7,6 +7,14 @@
 //   <data_dir>/labels.txt                      "<id>:<name>" per line
 //   <data_dir>/train-00000-of-00128            TFRecord shards
 //   <data_dir>/index/train-00000-of-00128.idx  DALI index, one per shard
+//   <data_dir>/skipped.jsonl                   every file left out, one JSON
+//                                              object per line
+//   <data_dir>/duplicates.jsonl                every group of identical files,
+//                                              one JSON array per line
+// While a build runs it also keeps two hidden directories there, which
+// readers ignore and the build removes when it ends: the conversion cache
+// (.retrain-cache) and the workspace (.retrain-build) of its listing,
+// validation outcomes and shard plan.
 //
 // Free of abseil, gRPC, libvips and LibTorch: every part of retrain,
 // the trainer on GPU hosts included, builds it.
@@ -21,6 +29,10 @@ namespace retrain::dataset {
 inline constexpr char kManifestFile[] = "dataset.json";
 inline constexpr char kLabelsFile[] = "labels.txt";
 inline constexpr char kIndexDirectory[] = "index";
+inline constexpr char kSkippedFile[] = "skipped.jsonl";
+inline constexpr char kDuplicatesFile[] = "duplicates.jsonl";
+inline constexpr char kConversionCacheDirectory[] = ".retrain-cache";
+inline constexpr char kBuildWorkspaceDirectory[] = ".retrain-build";
 // The format the manifest declares; readers refuse a newer one.
 inline constexpr char kFormatPrefix[] = "retrain-dataset/";
 inline constexpr char kFormat[] = "retrain-dataset/1";
@@ -47,5 +59,9 @@ bool ParseIndexLine(std::string_view line, IndexEntry* entry);
 
 // `dir`/`name`, with one slash between them; `name` alone when `dir` is "".
 std::string JoinPath(const std::string& dir, const std::string& name);
+
+// The hidden directories a build keeps in its output directory while it runs.
+std::string ConversionCacheDirectory(const std::string& output_directory);
+std::string BuildWorkspaceDirectory(const std::string& output_directory);
 
 }  // namespace retrain::dataset

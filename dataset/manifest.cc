@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -172,6 +173,26 @@ bool ParseSplit(Reader& r, const json& j, const std::string& name, const std::st
   return true;
 }
 
+// The count and list file of skipped files or duplicates: the count
+// defaults to the entries in the manifest, the file must be a bare name in
+// the data directory.
+bool ParseListFile(Reader& r, const json& j, const char* count_key, const char* file_key,
+                   int64_t listed, int64_t* count, std::string* file) {
+  *count = listed;
+  if (!r.Optional(j, count_key, "manifest", count, &Reader::Int) ||
+      !r.Optional(j, file_key, "manifest", file, &Reader::String)) {
+    return false;
+  }
+  if (*count < listed) {
+    return r.Fail(std::string(count_key) + " is " + std::to_string(*count) + " but " +
+                  std::to_string(listed) + " are listed");
+  }
+  if (file->find('/') != std::string::npos || *file == "." || *file == "..") {
+    return r.Fail(std::string(file_key) + " '" + *file + "' is not a file name");
+  }
+  return true;
+}
+
 bool ParseSkipped(Reader& r, const json& j, Manifest* m) {
   if (!j.contains("skipped")) return true;
   const json* skipped = r.Array(j, "skipped", "manifest");
@@ -187,7 +208,8 @@ bool ParseSkipped(Reader& r, const json& j, Manifest* m) {
       return false;
     }
   }
-  return true;
+  return ParseListFile(r, j, "num_skipped", "skipped_file",
+                       static_cast<int64_t>(m->skipped.size()), &m->num_skipped, &m->skipped_file);
 }
 
 bool ParseDuplicates(Reader& r, const json& j, Manifest* m) {
@@ -203,7 +225,9 @@ bool ParseDuplicates(Reader& r, const json& j, Manifest* m) {
       paths.push_back(p.get<std::string>());
     }
   }
-  return true;
+  return ParseListFile(r, j, "num_duplicate_groups", "duplicates_file",
+                       static_cast<int64_t>(m->duplicates.size()), &m->num_duplicate_groups,
+                       &m->duplicates_file);
 }
 
 bool ParseOptions(Reader& r, const json& j, Manifest* m) {
@@ -282,16 +306,29 @@ std::string NoSplitError(const std::string& data_dir, const std::string& split) 
          split + "_directory); build it with that directory or pick another split";
 }
 
+namespace {
+
+json SkippedJson(const SkippedFile& s) {
+  return {{"path", s.path}, {"split", s.split}, {"reason", s.reason}, {"detail", s.detail}};
+}
+
+}  // namespace
+
+std::string SkippedLine(const SkippedFile& file) {
+  return SkippedJson(file).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string DuplicatesLine(const std::vector<std::string>& group) {
+  return json(group).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
 std::string ManifestJson(const Manifest& m) {
   json labels = json::array();
   for (const auto& l : m.labels) labels.push_back({{"id", l.id}, {"name", l.name}});
   json splits = json::object();
   for (const auto& [name, split] : m.splits) splits[name] = SplitJson(split);
   json skipped = json::array();
-  for (const auto& s : m.skipped) {
-    skipped.push_back(
-        {{"path", s.path}, {"split", s.split}, {"reason", s.reason}, {"detail", s.detail}});
-  }
+  for (const auto& s : m.skipped) skipped.push_back(SkippedJson(s));
   json duplicates = json::array();
   for (const auto& group : m.duplicates) duplicates.push_back(json(group));
   const BuildOptions& o = m.options;
@@ -305,6 +342,11 @@ std::string ManifestJson(const Manifest& m) {
       {"splits", splits},
       {"skipped", skipped},
       {"duplicates", duplicates},
+      {"num_skipped", std::max<int64_t>(m.num_skipped, static_cast<int64_t>(m.skipped.size()))},
+      {"num_duplicate_groups",
+       std::max<int64_t>(m.num_duplicate_groups, static_cast<int64_t>(m.duplicates.size()))},
+      {"skipped_file", m.skipped_file},
+      {"duplicates_file", m.duplicates_file},
       {"seed", m.seed},
       {"options",
        {{"train_directory", o.train_directory},

@@ -68,6 +68,10 @@ struct BuildOptions {
   bool background_class = true;
 };
 
+// Files skipped and groups of duplicates a manifest (and a build's job
+// result) lists at most; all of them are in the JSON-lines files.
+inline constexpr int kManifestListLimit = 100;
+
 struct Manifest {
   std::string data_dir;  // where it was read from (reader only)
   std::string format;    // kFormat
@@ -77,8 +81,15 @@ struct Manifest {
   bool background_class = true;  // label 0 is the (empty) background class
   std::vector<LabelInfo> labels;
   std::map<std::string, SplitInfo> splits;  // "train" and/or "validation"
+  // The first files left out and groups of identical files; all of them
+  // are in skipped_file and duplicates_file (JSON lines in the data
+  // directory, SkippedLine() and DuplicatesLine()), num_* count them.
   std::vector<SkippedFile> skipped;
-  std::vector<std::vector<std::string>> duplicates;  // groups of identical files
+  std::vector<std::vector<std::string>> duplicates;
+  int64_t num_skipped = 0;
+  int64_t num_duplicate_groups = 0;
+  std::string skipped_file;     // kSkippedFile, "" in manifests written before it
+  std::string duplicates_file;  // kDuplicatesFile, likewise
   uint64_t seed = 0;
   BuildOptions options;
 
@@ -90,6 +101,11 @@ struct Manifest {
 // What a reader says when it needs `split` and the dataset in `data_dir` was
 // built without it.
 std::string NoSplitError(const std::string& data_dir, const std::string& split);
+
+// One line of skipped.jsonl (a JSON object: path, split, reason, detail)
+// and of duplicates.jsonl (a JSON array of "split/path"), with the newline.
+std::string SkippedLine(const SkippedFile& file);
+std::string DuplicatesLine(const std::vector<std::string>& group);
 
 // The manifest as JSON (two-space indent, keys sorted, a final newline);
 // bytes that are not UTF-8 become U+FFFD.

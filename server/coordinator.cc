@@ -366,7 +366,9 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
   const JobKind* kind = FindJobKind(entry.job.type());
   if (kind == nullptr || !kind->ProgressFromTasks()) return;
   auto* p = entry.job.mutable_progress();
-  int64_t done = 0, total = 0, bytes = 0, skipped = entry.plan.skipped_size();
+  int64_t done = 0, total = 0, bytes = 0, found = 0;
+  // Files left out in earlier phases, then by this phase's finished tasks.
+  int64_t skipped = std::max<int64_t>(entry.plan.num_skipped(), entry.plan.skipped_size());
   int32_t tasks_done = 0, tasks_running = 0;
   for (int64_t id : entry.task_ids) {
     const auto& t = tasks_.at(id);
@@ -376,6 +378,7 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
       ++tasks_done;
       done += units;
       bytes += kind->TaskBytes(t.result());
+      found += kind->TaskFound(t.result());
     } else if (t.state() == v1::TASK_STATE_LEASED) {
       ++tasks_running;
       auto pit = task_progress_.find(id);
@@ -400,6 +403,7 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
   p->set_total(total);
   p->set_bytes_done(bytes);
   p->set_skipped(skipped);
+  p->set_found(found);
   p->set_tasks_done(tasks_done);
   p->set_tasks_running(tasks_running);
   p->set_tasks_total(static_cast<int32_t>(entry.task_ids.size()));
@@ -900,6 +904,7 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
     counters_.images_skipped += req.result().shard().skipped_size();
   }
   for (const auto& f : req.result().probe().files()) counters_.images_skipped += f.ok() ? 0 : 1;
+  counters_.images_skipped += req.result().probe().num_skipped();
   if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
     w->second.set_state(v1::WORKER_STATE_IDLE);
   }

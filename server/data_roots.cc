@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/files.h"
 
 namespace retrain::server {
 
@@ -25,16 +26,7 @@ absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& root
   return DataRoots(std::move(canonical));
 }
 
-bool DataRoots::Contains(const std::string& path) const {
-  for (const auto& root : roots_) {
-    if (path == root) return true;
-    if (path.size() > root.size() && path.compare(0, root.size(), root) == 0 &&
-        (root.back() == '/' || path[root.size()] == '/')) {
-      return true;
-    }
-  }
-  return false;
-}
+bool DataRoots::Contains(const std::string& path) const { return PathIsUnderAny(path, roots_); }
 
 absl::StatusOr<std::string> DataRoots::Resolve(const std::string& field,
                                                const std::string& path) const {

@@ -1,5 +1,6 @@
-// Reading a dataset's labels and listing its files. Pure file-system reads;
-// nothing here is written.
+// Reading a dataset build's labels at submission: the labels file, or the
+// label directories. (The files are listed by the workers:
+// worker/build/listing.h.)
 #pragma once
 
 #include <string>
@@ -7,8 +8,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "retrain/v1/dataset.pb.h"
-#include "server/data_roots.h"
 
 namespace retrain::server {
 
@@ -27,25 +26,5 @@ absl::StatusOr<std::vector<LabelLine>> ParseLabels(std::string_view content,
 // Sorted names of the subdirectories of `dir` (the labels when no labels
 // file is given). Hidden directories are left out.
 absl::StatusOr<std::vector<std::string>> ListLabelDirectories(const std::string& dir);
-
-struct ScannedFile {
-  std::string relative_path;  // "<label>/<name>", raw bytes
-  int label_index = 0;        // index into the labels list
-};
-
-struct SplitScan {
-  std::string split;      // "train" or "validation"
-  std::string directory;  // canonical
-  std::vector<ScannedFile> files;             // label order, then name order
-  std::vector<retrain::v1::SkippedFile> skipped;  // refused while listing
-};
-
-// Lists `<directory>/<label>/*` for every label, in label order and then
-// byte order of names. Subdirectories, symlink loops, dangling links and
-// links leading outside `roots` are recorded as skipped. A label with no
-// directory in this split contributes no files.
-absl::StatusOr<SplitScan> ScanSplit(const std::string& split, const std::string& directory,
-                                    const std::vector<std::string>& labels,
-                                    const DataRoots& roots);
 
 }  // namespace retrain::server

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -10,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/tfrecord.h"
 #include "dataset/layout.h"
+#include "worker/build/workspace.h"
 #include "worker/example_encoder.h"
 #include "worker/image/image_format.h"
 #include "worker/image/image_probe.h"
@@ -125,8 +128,63 @@ std::string BaseName(const std::string& relative_path) {
 
 }  // namespace
 
+namespace {
+
+// A probe task naming chunks of the workspace's listing, as one that
+// carries their files (in chunk order); `chunk_sizes` gets each chunk's
+// number of files.
+absl::StatusOr<v1::ProbeTask> WithChunkFiles(const v1::ProbeTask& task,
+                                             std::vector<int>* chunk_sizes) {
+  v1::ProbeTask files = task;
+  for (const auto& chunk : task.chunks()) {
+    v1::FileNames names;
+    RETURN_IF_ERROR(ReadWorkspaceFile(
+        ListChunkFile(task.workspace(), task.split(), chunk.label(), chunk.chunk()), &names));
+    chunk_sizes->push_back(names.names_size());
+    for (int i = 0; i < names.names_size(); ++i) {
+      auto* f = files.add_files();
+      f->set_relative_path(absl::StrCat(chunk.label_name(), "/", names.names(i)));
+      f->set_label(chunk.label());
+      f->set_file_index(files.files_size() - 1);
+    }
+  }
+  return files;
+}
+
+absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task, const RunContext& context);
+
+}  // namespace
+
 absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
                                              const RunContext& context) {
+  if (task.workspace().empty()) return ProbeFiles(task, context);
+  std::vector<int> chunk_sizes;
+  ASSIGN_OR_RETURN(const v1::ProbeTask with_files, WithChunkFiles(task, &chunk_sizes));
+  ASSIGN_OR_RETURN(v1::ProbeResult outcomes, ProbeFiles(with_files, context));
+  // Each chunk's outcomes, in its order, to the workspace.
+  v1::ProbeResult counts;
+  int next = 0;
+  for (int c = 0; c < task.chunks_size(); ++c) {
+    v1::ProbeResult part;
+    for (int i = 0; i < chunk_sizes[c]; ++i, ++next) {
+      v1::FileProbe& f = *outcomes.mutable_files(next);
+      if (f.ok()) {
+        counts.set_num_good(counts.num_good() + 1);
+      } else {
+        counts.set_num_skipped(counts.num_skipped() + 1);
+      }
+      *part.add_files() = std::move(f);
+    }
+    const v1::ListingChunk& chunk = task.chunks(c);
+    RETURN_IF_ERROR(WriteWorkspaceFile(
+        ProbeOutcomeFile(task.workspace(), task.split(), chunk.label(), chunk.chunk()), part));
+  }
+  return counts;
+}
+
+namespace {
+
+absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task, const RunContext& context) {
   image::ProbeOptions options;
   options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
   if (!task.cache_directory().empty()) {
@@ -155,8 +213,19 @@ absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
   return result;
 }
 
-absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
+}  // namespace
+
+absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
                                              const RunContext& context) {
+  v1::ShardTask from_workspace;
+  if (!task_in.workspace().empty()) {
+    v1::ShardEntries entries;
+    RETURN_IF_ERROR(
+        ReadWorkspaceFile(ShardEntriesFile(task_in.workspace(), task_in.file_name()), &entries));
+    from_workspace = task_in;
+    *from_workspace.mutable_entries() = std::move(*entries.mutable_entries());
+  }
+  const v1::ShardTask& task = task_in.workspace().empty() ? task_in : from_workspace;
   image::ProbeOptions options;
   options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
   const std::string shard_path = dataset::JoinPath(task.output_directory(), task.file_name());
@@ -186,6 +255,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
   std::string index_text;
   absl::Status write_status;
   int64_t records = 0;
+  std::map<int, std::pair<std::string, int64_t>> per_label;  // id -> name, records
   ProgressThrottle progress(context);
   const size_t n = task.entries_size();
   RunOrdered<Item>(
@@ -253,6 +323,9 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
         sha.Update(framed);
         write_status = shard.Append(framed);
         ++records;
+        auto& label = per_label[task.entries(i).label()];
+        label.first = task.entries(i).label_text();
+        ++label.second;
         if (item.converted) result.set_num_converted(result.num_converted() + 1);
         progress.Update(static_cast<int64_t>(i + 1), shard.bytes_written());
         return write_status.ok();
@@ -272,7 +345,19 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task,
   info->set_num_records(records);
   info->set_num_bytes(shard.bytes_written());
   info->set_sha256(sha.HexDigest());
+  for (const auto& [id, label] : per_label) {
+    auto* c = result.add_class_counts();
+    c->set_label(id);
+    c->set_name(label.first);
+    c->set_count(label.second);
+  }
   progress.Update(static_cast<int64_t>(n), shard.bytes_written(), /*force=*/true);
+  if (!task.workspace().empty()) {
+    // For the build's finalization; the coordinator does without the counts.
+    RETURN_IF_ERROR(
+        WriteWorkspaceFile(ShardWrittenFile(task.workspace(), task.file_name()), result));
+    result.clear_class_counts();
+  }
   return result;
 }
 

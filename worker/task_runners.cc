@@ -3,6 +3,9 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "worker/build/finalize_task.h"
+#include "worker/build/listing.h"
+#include "worker/build/plan_task.h"
 #include "worker/verify_task.h"
 
 namespace retrain::worker {
@@ -30,7 +33,14 @@ absl::StatusOr<v1::TaskResult> Wrap(Run run, Set set) {
 const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
   static const auto* runners = new std::map<v1::Task::KindCase, TaskRunner>{
       {v1::Task::kProbe,
-       {[](const v1::Task& t) { return absl::StrCat("validate ", t.probe().files_size(), " files"); },
+       {[](const v1::Task& t) {
+          if (!t.probe().workspace().empty()) {
+            int files = 0;
+            for (const auto& c : t.probe().chunks()) files += c.files();
+            return absl::StrCat("validate ", files, " files of ", t.probe().split());
+          }
+          return absl::StrCat("validate ", t.probe().files_size(), " files");
+        },
         [](const v1::Task& t, const TaskEnvironment& env) {
           return Wrap<v1::ProbeResult>(
               [&] { return RunProbeTask(t.probe(), WithThreads(env.run, t.probe().num_threads())); },
@@ -42,6 +52,30 @@ const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
           return Wrap<v1::ShardResult>(
               [&] { return RunShardTask(t.shard(), WithThreads(env.run, t.shard().num_threads())); },
               &v1::TaskResult::mutable_shard);
+        }}},
+      {v1::Task::kList,
+       {[](const v1::Task& t) {
+          return absl::StrCat("list ", t.list().labels_size(), " label directories of ",
+                              t.list().split());
+        },
+        [](const v1::Task& t, const TaskEnvironment&) {
+          return Wrap<v1::ListResult>([&] { return RunListTask(t.list()); },
+                                      &v1::TaskResult::mutable_list);
+        }}},
+      {v1::Task::kPlanShards,
+       {[](const v1::Task&) { return std::string("plan the shards"); },
+        [](const v1::Task& t, const TaskEnvironment&) {
+          return Wrap<v1::PlanShardsResult>([&] { return RunPlanShardsTask(t.plan_shards()); },
+                                            &v1::TaskResult::mutable_plan_shards);
+        }}},
+      {v1::Task::kFinalizeBuild,
+       {[](const v1::Task& t) {
+          return absl::StrCat("finalize ", t.finalize_build().job().dataset_build().output_directory());
+        },
+        [](const v1::Task& t, const TaskEnvironment&) {
+          return Wrap<v1::FinalizeBuildResult>(
+              [&] { return RunFinalizeBuildTask(t.finalize_build()); },
+              &v1::TaskResult::mutable_finalize_build);
         }}},
       {v1::Task::kTrain,
        {[](const v1::Task& t) {

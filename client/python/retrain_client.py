@@ -321,10 +321,16 @@ def result_lines(job):
             )
         for count in split.class_counts:
             lines.append("  class %d %s: %d" % (count.label, count.name, count.count))
-    lines.append("skipped: %d file(s)" % len(result.skipped))
+    skipped_count = max(result.num_skipped, len(result.skipped))
+    lines.append("skipped: %d file(s)" % skipped_count)
     for skipped in result.skipped:
         reason = skip_reason_name(skipped.reason)
         lines.append("  %s/%s: %s (%s)" % (skipped.split, skipped.path, reason, skipped.detail))
+    if skipped_count > len(result.skipped):
+        lines.append(
+            "  ... %d more in %s/%s"
+            % (skipped_count - len(result.skipped), result.output_directory, result.skipped_file)
+        )
     return lines
 
 

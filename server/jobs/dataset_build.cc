@@ -3,9 +3,6 @@
 #include <sys/stat.h>
 
 #include <filesystem>
-#include <map>
-#include <set>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -13,8 +10,6 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "dataset/layout.h"
-#include "server/build_planner.h"
-#include "server/dataset_manifest.h"
 #include "server/dataset_scan.h"
 
 namespace retrain::server {
@@ -24,9 +19,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using dataset::ShardFileName;
+
 constexpr int kMaxShards = 99999;  // shard names have five digits
-// Files one probe task validates.
-constexpr int kFilesPerProbeTask = 64;
+// Files one probe task validates at most (chunks of label directories'
+// listings), and label directories one list task lists: few enough tasks
+// that the coordinator's memory and the tasks' round trips stay small at
+// millions of files, enough that workers share even a small build.
+constexpr int kFilesPerProbeTask = 256;
+constexpr int kLabelsPerListTask = 32;
 
 absl::Status CheckDirectory(const std::string& field, const std::string& path) {
   struct stat st;
@@ -84,20 +85,6 @@ absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
         ") that readers would mix in; use an empty directory or remove them"));
   }
   return absl::OkStatus();
-}
-
-// Removes temporary files that workers killed mid-write left behind for
-// this build's outputs (AtomicFileWriter names them ".<name>.tmp-<hex>").
-void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::string>& names) {
-  for (const std::string& dir : {output, dataset::JoinPath(output, dataset::kIndexDirectory)}) {
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      const auto tmp = name.find(".tmp-");
-      if (name[0] != '.' || tmp == std::string::npos) continue;
-      if (names.count(name.substr(1, tmp - 1))) fs::remove(e.path(), ec);
-    }
-  }
 }
 
 // The spec with its defaults filled in and its paths resolved, and the
@@ -213,141 +200,118 @@ bool AllDone(const JobSnapshot& s) {
   return true;
 }
 
-// Step 1, when the job is QUEUED: lists the files of each split (refusing
-// what cannot be an image) and plans the probe tasks that validate them.
-LockedStep ListFiles(const JobSnapshot& s) {
-  const v1::DatasetBuildSpec& spec = s.job.dataset_build();
-  std::vector<std::string> labels;
-  for (const auto& l : s.plan.labels()) labels.push_back(l.name());
-  std::vector<SplitScan> scans;
-  absl::Status status;
-  for (const auto& [split, dir] : {std::pair<std::string, std::string>{"train", spec.train_directory()},
-                                   {"validation", spec.validation_directory()}}) {
-    if (dir.empty()) continue;
-    auto scan = ScanSplit(split, dir, labels, *s.roots);
-    if (!scan.ok()) {
-      status = scan.status();
-      break;
-    }
-    scans.push_back(*std::move(scan));
+struct SplitDirectory {
+  const char* split;
+  const std::string& directory;
+  int shards;
+};
+
+// The build's splits, train first.
+std::vector<SplitDirectory> Splits(const v1::DatasetBuildSpec& spec) {
+  std::vector<SplitDirectory> splits;
+  if (!spec.train_directory().empty()) {
+    splits.push_back({"train", spec.train_directory(), spec.train_shards()});
   }
-  std::error_code ec;
-  if (status.ok()) {
-    const std::string index = dataset::JoinPath(spec.output_directory(), dataset::kIndexDirectory);
-    fs::create_directories(index, ec);
-    if (ec) {
-      status = absl::FailedPreconditionError(absl::StrCat(
-          "output_directory: cannot create '", spec.output_directory(), "': ", ec.message()));
-    }
+  if (!spec.validation_directory().empty()) {
+    splits.push_back({"validation", spec.validation_directory(), spec.validation_shards()});
   }
-  return [status, scans = std::move(scans)](JobEngine& engine, v1::Job& job) {
-    if (job.state() != v1::JOB_STATE_QUEUED) return;
-    if (!status.ok()) {
-      engine.EndJob(job, v1::JOB_STATE_FAILED, std::string(status.message()));
-      return;
-    }
-    const v1::DatasetBuildSpec& spec = job.dataset_build();
-    v1::BuildPlan& plan = engine.PlanOf(job);
-    std::vector<v1::Task> tasks;
-    int64_t files = 0;
-    plan.clear_skipped();
-    for (const auto& scan : scans) {
-      for (auto& probe : MakeProbeTasks(scan, files, spec.max_pixels(), kFilesPerProbeTask)) {
-        probe.set_cache_directory(ConversionCacheDirectory(spec.output_directory()));
-        probe.set_jpeg_quality(spec.jpeg_quality());
-        probe.set_num_threads(spec.num_threads());
-        *tasks.emplace_back().mutable_probe() = std::move(probe);
-      }
-      files += static_cast<int64_t>(scan.files.size());
-      for (const auto& refused : scan.skipped) *plan.add_skipped() = refused;
-    }
-    plan.set_phase(v1::BuildPlan::PHASE_PROBING);
-    plan.set_files_listed(files);
-    const std::string reason =
-        absl::StrCat("listed ", files, " files (", plan.skipped_size(),
-                     " refused); validating them in ", tasks.size(), " tasks");
-    engine.SetRunning(job, std::move(tasks), reason);
-  };
+  return splits;
 }
 
-// Step 2, when every probe task is done: the good files, in listing order,
-// shuffled into shard tasks; identical contents are noted.
-LockedStep PlanShards(const JobSnapshot& s) {
+// The first phase: list tasks, each for up to kLabelsPerListTask label
+// directories of a split.
+std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::BuildPlan& plan,
+                                const DataRoots& roots) {
+  std::vector<v1::Task> tasks;
+  for (const auto& split : Splits(spec)) {
+    for (int first = 0; first < plan.labels_size(); first += kLabelsPerListTask) {
+      v1::ListTask& list = *tasks.emplace_back().mutable_list();
+      list.set_directory(split.directory);
+      list.set_split(split.split);
+      list.set_first_label_index(first);
+      for (int i = first; i < std::min(plan.labels_size(), first + kLabelsPerListTask); ++i) {
+        list.add_labels(plan.labels(i).name());
+      }
+      for (const auto& root : roots.roots()) list.add_data_roots(root);
+      list.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
+      list.set_files_per_chunk(kFilesPerProbeTask);
+    }
+  }
+  return tasks;
+}
+
+// The shard task writing shard `index` of `split`, whose good files number
+// `records` (MakeShardTasks deals them: shard i holds records * (i + 1) / n -
+// records * i / n of them).
+v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const SplitDirectory& split, int index,
+                   int64_t records) {
+  v1::Task task;
+  v1::ShardTask& shard = *task.mutable_shard();
+  shard.set_directory(split.directory);
+  shard.set_split(split.split);
+  shard.set_output_directory(spec.output_directory());
+  shard.set_file_name(ShardFileName(split.split, index, split.shards));
+  shard.set_jpeg_quality(spec.jpeg_quality());
+  shard.set_max_pixels(spec.max_pixels());
+  shard.set_num_threads(spec.num_threads());
+  shard.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
+  shard.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
+  shard.set_workspace_entries(records * (index + 1) / split.shards - records * index / split.shards);
+  return task;
+}
+
+// Every list task is done: the listing goes into the plan, and probe tasks
+// validate it, each a run of chunks of one split of at most
+// kFilesPerProbeTask files.
+LockedStep ValidateListing(const JobSnapshot& s) {
   const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   v1::BuildPlan plan = s.plan;
-  // Good files per split in scan order (file_index), and identical contents.
-  std::map<int64_t, std::pair<std::string, v1::ShardEntry>> good;
-  std::map<std::string, std::vector<std::string>> by_hash;
-  int64_t failed = 0;
+  plan.clear_listed();
+  int64_t files = 0, refused = 0;
   for (const auto& t : s.tasks) {
-    const auto& probe = t.task().probe();
-    std::map<int64_t, const v1::FileEntry*> files;
-    for (const auto& f : probe.files()) files[f.file_index()] = &f;
-    for (const auto& r : t.result().probe().files()) {
-      auto fit = files.find(r.file_index());
-      if (fit == files.end()) continue;
-      const v1::FileEntry& f = *fit->second;
-      if (!r.ok()) {
-        auto* skipped = plan.add_skipped();
-        skipped->set_path(EscapeNonUtf8(f.relative_path()));
-        skipped->set_split(probe.split());
-        skipped->set_reason(r.reason());
-        skipped->set_detail(r.detail());
-        ++failed;
-        continue;
-      }
-      v1::ShardEntry e;
-      e.set_relative_path(f.relative_path());
-      e.set_label(plan.labels(f.label()).id());
-      e.set_label_text(plan.labels(f.label()).name());
-      e.set_content_hash(r.content_hash());
-      e.set_cached_hash(r.cached_hash());
-      by_hash[r.content_hash()].push_back(
-          absl::StrCat(probe.split(), "/", EscapeNonUtf8(f.relative_path())));
-      good[f.file_index()] = {probe.split(), std::move(e)};
+    for (const auto& listed : t.result().list().listed()) {
+      *plan.add_listed() = listed;
+      files += listed.files();
+      refused += listed.refused();
     }
-  }
-  plan.clear_duplicates();
-  for (auto& [hash, paths] : by_hash) {
-    if (paths.size() < 2) continue;
-    auto* d = plan.add_duplicates();
-    for (auto& p : paths) d->add_paths(std::move(p));
   }
   std::vector<v1::Task> tasks;
-  int64_t records = 0;
-  for (const auto& [split, dir, shards] :
-       {std::tuple<std::string, std::string, int>{"train", spec.train_directory(), spec.train_shards()},
-        {"validation", spec.validation_directory(), spec.validation_shards()}}) {
-    if (dir.empty()) continue;
-    std::vector<v1::ShardEntry> entries;
-    for (auto& [index, item] : good) {
-      if (item.first == split) entries.push_back(std::move(item.second));
-    }
-    records += static_cast<int64_t>(entries.size());
-    ShardPlanOptions o;
-    o.split = split;
-    o.directory = dir;
-    o.output_directory = spec.output_directory();
-    o.num_shards = shards;
-    o.seed = spec.seed();
-    o.jpeg_quality = spec.jpeg_quality();
-    o.max_pixels = spec.max_pixels();
-    o.num_threads = spec.num_threads();
-    o.cache_directory = ConversionCacheDirectory(spec.output_directory());
-    for (auto& shard : MakeShardTasks(std::move(entries), o)) {
-      *tasks.emplace_back().mutable_shard() = std::move(shard);
+  int task_files = kFilesPerProbeTask;  // of the last task; full: start another
+  std::string task_split;
+  for (const auto& listed : plan.listed()) {
+    for (int64_t chunk = 0; chunk * kFilesPerProbeTask < listed.files(); ++chunk) {
+      const int chunk_files = static_cast<int>(
+          std::min<int64_t>(kFilesPerProbeTask, listed.files() - chunk * kFilesPerProbeTask));
+      if (task_files + chunk_files > kFilesPerProbeTask || listed.split() != task_split) {
+        v1::ProbeTask& probe = *tasks.emplace_back().mutable_probe();
+        probe.set_directory(listed.split() == "train" ? spec.train_directory()
+                                                      : spec.validation_directory());
+        probe.set_split(listed.split());
+        probe.set_max_pixels(spec.max_pixels());
+        probe.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
+        probe.set_jpeg_quality(spec.jpeg_quality());
+        probe.set_num_threads(spec.num_threads());
+        probe.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
+        task_files = 0;
+        task_split = listed.split();
+      }
+      v1::ListingChunk& c = *tasks.back().mutable_probe()->add_chunks();
+      c.set_label_name(plan.labels(listed.label_index()).name());
+      c.set_label(listed.label_index());
+      c.set_chunk(static_cast<int32_t>(chunk));
+      c.set_files(chunk_files);
+      task_files += chunk_files;
     }
   }
-  plan.set_phase(v1::BuildPlan::PHASE_WRITING);
-  plan.set_records_planned(records);
-  const std::string reason =
-      absl::StrCat("validated ", plan.files_listed(), " files: ", records, " good, ", failed,
-                   " skipped, ", plan.duplicates_size(), " sets of duplicates; writing ",
-                   tasks.size(), " shards");
+  plan.set_phase(v1::BuildPlan::PHASE_PROBING);
+  plan.set_files_listed(files);
+  plan.set_num_skipped(refused);
+  const std::string reason = absl::StrCat("listed ", files, " files (", refused,
+                                          " refused); validating them in ", tasks.size(), " tasks");
   return [plan = std::move(plan), tasks = std::move(tasks), reason](JobEngine& engine,
                                                                      v1::Job& job) mutable {
     if (job.state() != v1::JOB_STATE_RUNNING ||
-        engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_PROBING) {
+        engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_LISTING) {
       return;
     }
     engine.PlanOf(job) = std::move(plan);
@@ -355,109 +319,131 @@ LockedStep PlanShards(const JobSnapshot& s) {
   };
 }
 
-// Step 3, when every shard task is done: the job says it is finalizing
-// (a restart then finalizes again), and finalizes in a step of its own.
-LockedStep MarkFinalizing(const JobSnapshot&) {
-  return [](JobEngine& engine, v1::Job& job) {
+// Every probe task is done: one worker plans the shards from the workspace.
+LockedStep PlanShards(const JobSnapshot& s) {
+  int64_t failed = 0;
+  for (const auto& t : s.tasks) failed += t.result().probe().num_skipped();
+  v1::Task task;
+  v1::PlanShardsTask& planning = *task.mutable_plan_shards();
+  *planning.mutable_spec() = s.job.dataset_build();
+  *planning.mutable_labels() = s.plan.labels();
+  *planning.mutable_listed() = s.plan.listed();
+  planning.set_workspace(dataset::BuildWorkspaceDirectory(s.job.dataset_build().output_directory()));
+  planning.set_files_per_chunk(kFilesPerProbeTask);
+  const std::string reason = absl::StrCat("validated ", s.plan.files_listed(), " files: ",
+                                          s.plan.files_listed() - failed, " good, ", failed,
+                                          " skipped; planning the shards");
+  return [task = std::move(task), reason, failed](JobEngine& engine, v1::Job& job) mutable {
+    v1::BuildPlan& plan = engine.PlanOf(job);
+    if (job.state() != v1::JOB_STATE_RUNNING || plan.phase() != v1::BuildPlan::PHASE_PROBING) {
+      return;
+    }
+    plan.set_phase(v1::BuildPlan::PHASE_PLANNING);
+    plan.set_num_skipped(plan.num_skipped() + failed);
+    std::vector<v1::Task> tasks;
+    tasks.push_back(std::move(task));
+    engine.ReplaceTasks(job, std::move(tasks), reason);
+  };
+}
+
+// The shards are planned: shard tasks write them.
+LockedStep WriteShards(const JobSnapshot& s) {
+  const v1::DatasetBuildSpec& spec = s.job.dataset_build();
+  v1::BuildPlan plan = s.plan;
+  const v1::PlanShardsResult& planned = s.tasks.front().result().plan_shards();
+  int64_t refused = 0;  // while listing
+  for (const auto& l : plan.listed()) refused += l.refused();
+  plan.set_phase(v1::BuildPlan::PHASE_WRITING);
+  plan.set_records_planned(planned.train_records() + planned.validation_records());
+  plan.set_num_skipped(planned.num_skipped());
+  plan.set_num_duplicate_groups(planned.num_duplicate_groups());
+  *plan.mutable_skipped() = planned.first_skipped();
+  *plan.mutable_duplicates() = planned.first_duplicates();
+  std::vector<v1::Task> tasks;
+  for (const auto& split : Splits(spec)) {
+    const int64_t records = std::string_view(split.split) == "train" ? planned.train_records()
+                                                                      : planned.validation_records();
+    for (int i = 0; i < split.shards; ++i) tasks.push_back(ShardTask(spec, split, i, records));
+  }
+  const std::string reason =
+      absl::StrCat("validated ", plan.files_listed(), " files: ", plan.records_planned(),
+                   " good, ", planned.num_skipped() - refused, " skipped, ",
+                   planned.num_duplicate_groups(), " sets of duplicates; writing ", tasks.size(),
+                   " shards");
+  return [plan = std::move(plan), tasks = std::move(tasks), reason](JobEngine& engine,
+                                                                     v1::Job& job) mutable {
+    if (job.state() != v1::JOB_STATE_RUNNING ||
+        engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_PLANNING) {
+      return;
+    }
+    engine.PlanOf(job) = std::move(plan);
+    engine.ReplaceTasks(job, std::move(tasks), reason);
+  };
+}
+
+// Every shard is written: a worker checks them and writes the manifest.
+LockedStep FinalizeOnAWorker(const JobSnapshot& s) {
+  v1::Task task;
+  v1::FinalizeBuildTask& finalize = *task.mutable_finalize_build();
+  *finalize.mutable_job() = s.job;
+  v1::DatasetBuildResult& known = *finalize.mutable_job()->mutable_dataset_build_result();
+  *known.mutable_labels() = s.plan.labels();
+  *known.mutable_skipped() = s.plan.skipped();
+  *known.mutable_duplicates() = s.plan.duplicates();
+  known.set_num_skipped(s.plan.num_skipped());
+  known.set_num_duplicate_groups(s.plan.num_duplicate_groups());
+  finalize.set_workspace(dataset::BuildWorkspaceDirectory(s.job.dataset_build().output_directory()));
+  return [task = std::move(task)](JobEngine& engine, v1::Job& job) mutable {
     v1::BuildPlan& plan = engine.PlanOf(job);
     if (job.state() != v1::JOB_STATE_RUNNING || plan.phase() != v1::BuildPlan::PHASE_WRITING) {
       return;
     }
     plan.set_phase(v1::BuildPlan::PHASE_FINALIZING);
-    engine.Save(job);
-    engine.ScheduleStep(job);
+    std::vector<v1::Task> tasks;
+    tasks.push_back(std::move(task));
+    engine.ReplaceTasks(job, std::move(tasks), "every shard written; writing the manifest");
   };
 }
 
-// Step 4: the shards are checked on disk (one missing or cut short is
-// written again), the labels file and the manifest written, the job ended
-// with the counts.
-LockedStep Finalize(const JobSnapshot& s) {
-  const auto& spec = s.job.dataset_build();
-  v1::DatasetBuildResult result;
-  result.set_output_directory(spec.output_directory());
-  result.set_manifest(dataset::JoinPath(spec.output_directory(), dataset::kManifestFile));
-  *result.mutable_labels() = s.plan.labels();
-  *result.mutable_skipped() = s.plan.skipped();
-  *result.mutable_duplicates() = s.plan.duplicates();
-  std::map<std::string, std::map<int, int64_t>> counts;  // split -> label -> records
-  std::vector<std::pair<int64_t, std::string>> missing;  // task id, its name
-  for (const auto& t : s.tasks) {
-    const auto& task = t.task().shard();
-    const auto& r = t.result().shard();
-    v1::SplitResult* split =
-        task.split() == "train" ? result.mutable_train() : result.mutable_validation();
-    *split->add_shards() = r.shard();
-    split->set_num_records(split->num_records() + r.shard().num_records());
-    split->set_num_converted(split->num_converted() + r.num_converted());
-    std::set<std::string> skipped;
-    for (const auto& file : r.skipped()) {
-      skipped.insert(file.path());
-      *result.add_skipped() = file;
-    }
-    for (const auto& e : task.entries()) {
-      if (!skipped.count(EscapeNonUtf8(e.relative_path()))) ++counts[task.split()][e.label()];
-    }
-    struct stat st;
-    const std::string path = spec.output_directory() + "/" + r.shard().file();
-    if (::stat(path.c_str(), &st) != 0 || st.st_size != r.shard().num_bytes()) {
-      missing.emplace_back(t.id(), TaskName(t));
+// The finalize task is done: the job ends with its result, or the shards it
+// found missing are written again.
+LockedStep EndWithTheResult(const JobSnapshot& s) {
+  const v1::DatasetBuildSpec& spec = s.job.dataset_build();
+  const v1::FinalizeBuildResult& finalized = s.tasks.front().result().finalize_build();
+  std::vector<v1::Task> rewrites;
+  for (const auto& split : Splits(spec)) {
+    for (int i = 0; i < split.shards; ++i) {
+      const std::string file = ShardFileName(split.split, i, split.shards);
+      for (const auto& missing : finalized.missing_shards()) {
+        if (missing == file) rewrites.push_back(ShardTask(spec, split, i, 0));
+      }
     }
   }
-  for (auto* split : {result.mutable_train(), result.mutable_validation()}) {
-    const std::string name = split == result.mutable_train() ? "train" : "validation";
-    for (const auto& l : s.plan.labels()) {
-      auto* c = split->add_class_counts();
-      c->set_label(l.id());
-      c->set_name(l.name());
-      c->set_count(counts[name][l.id()]);
-    }
-  }
-  absl::Status status;
-  if (missing.empty()) {
-    std::set<std::string> names = {dataset::kLabelsFile, dataset::kManifestFile};
-    for (const auto& t : s.tasks) {
-      names.insert(t.task().shard().file_name());
-      names.insert(fs::path(dataset::IndexFileFor(t.task().shard().file_name())).filename());
-    }
-    RemoveAbandonedTemporaries(spec.output_directory(), names);
-    std::error_code ec;
-    fs::remove_all(ConversionCacheDirectory(spec.output_directory()), ec);
-    status = WriteFileAtomically(dataset::JoinPath(spec.output_directory(), dataset::kLabelsFile),
-                                 LabelsText(result, spec.background_class()));
-    if (status.ok()) {
-      status = WriteFileAtomically(result.manifest(), DatasetManifestJson(s.job, result));
-    }
-  }
-  return [missing, status, result](JobEngine& engine, v1::Job& job) {
+  const std::string missing = absl::StrJoin(finalized.missing_shards(), ", ");
+  return [rewrites = std::move(rewrites), result = finalized.result(), missing](
+             JobEngine& engine, v1::Job& job) mutable {
     v1::BuildPlan& plan = engine.PlanOf(job);
     if (job.state() != v1::JOB_STATE_RUNNING ||
         plan.phase() != v1::BuildPlan::PHASE_FINALIZING) {
       return;
     }
-    if (!missing.empty()) {
-      // A shard that was reported written is gone (or cut short): write it again.
+    if (!rewrites.empty()) {
+      // A shard reported written is gone (or cut short): write it again.
       plan.set_phase(v1::BuildPlan::PHASE_WRITING);
-      engine.Save(job);
-      for (const auto& [id, name] : missing) {
-        engine.RedoTask(job, id, absl::StrCat(name, ": shard file missing or damaged; writing it again"));
-      }
+      engine.ReplaceTasks(job, std::move(rewrites),
+                          absl::StrCat(missing, ": shard file missing or damaged; writing it again"));
       return;
     }
-    if (!status.ok()) {
-      engine.EndJob(job, v1::JOB_STATE_FAILED,
-                    absl::StrCat("cannot write the manifest: ", status.message()));
-      return;
-    }
-    *job.mutable_dataset_build_result() = result;
+    *job.mutable_dataset_build_result() = std::move(result);
+    const v1::DatasetBuildResult& r = job.dataset_build_result();
     auto* p = job.mutable_progress();
     p->set_phase("done");
     p->set_eta_seconds(0);
     engine.EndJob(job, v1::JOB_STATE_SUCCEEDED,
-                  absl::StrCat(result.train().num_records(), " train and ",
-                               result.validation().num_records(), " validation records in ",
-                               result.train().shards_size() + result.validation().shards_size(),
-                               " shards; ", result.skipped_size(), " files skipped"));
+                  absl::StrCat(r.train().num_records(), " train and ",
+                               r.validation().num_records(), " validation records in ",
+                               r.train().shards_size() + r.validation().shards_size(),
+                               " shards; ", r.num_skipped(), " files skipped"));
   };
 }
 
@@ -466,8 +452,12 @@ class DatasetBuild : public JobKind {
   v1::JobType type() const override { return v1::JOB_TYPE_DATASET_BUILD; }
   std::string RunningPhase(const v1::BuildPlan& plan, const v1::Task*) const override {
     switch (plan.phase()) {
+      case v1::BuildPlan::PHASE_LISTING:
+        return "listing";
       case v1::BuildPlan::PHASE_PROBING:
         return "validating";
+      case v1::BuildPlan::PHASE_PLANNING:
+        return "planning shards";
       case v1::BuildPlan::PHASE_WRITING:
         return "writing shards";
       case v1::BuildPlan::PHASE_FINALIZING:
@@ -476,38 +466,66 @@ class DatasetBuild : public JobKind {
         return "";
     }
   }
+  // Files validated and written; label directories listed.
   int64_t TaskUnits(const v1::Task& task) const override {
-    return task.has_probe() ? task.probe().files_size() : task.shard().entries_size();
+    switch (task.kind_case()) {
+      case v1::Task::kProbe: {
+        int64_t files = task.probe().files_size();
+        for (const auto& c : task.probe().chunks()) files += c.files();
+        return files;
+      }
+      case v1::Task::kShard:
+        return task.shard().entries_size() + task.shard().workspace_entries();
+      case v1::Task::kList:
+        return task.list().labels_size();
+      default:
+        return 1;
+    }
   }
   int64_t TaskBytes(const v1::TaskResult& result) const override {
     return result.shard().shard().num_bytes();
   }
   int64_t TaskSkipped(const v1::TaskResult& result) const override {
-    int64_t skipped = result.shard().skipped_size();
-    for (const auto& f : result.probe().files()) skipped += f.ok() ? 0 : 1;
+    int64_t skipped = result.shard().skipped_size() + result.probe().num_skipped();
+    for (const auto& l : result.list().listed()) skipped += l.refused();
     return skipped;
+  }
+  int64_t TaskFound(const v1::TaskResult& result) const override {
+    int64_t found = 0;
+    for (const auto& l : result.list().listed()) found += l.files();
+    return found;
   }
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
     if (engine.AllTasksDone(job)) engine.ScheduleStep(job);
   }
   bool WantsStep(const v1::Job& job, const v1::BuildPlan& plan,
                  bool all_tasks_done) const override {
-    return job.state() == v1::JOB_STATE_QUEUED ||
-           (job.state() == v1::JOB_STATE_RUNNING &&
-            (all_tasks_done || plan.phase() == v1::BuildPlan::PHASE_FINALIZING));
+    return job.state() == v1::JOB_STATE_RUNNING && all_tasks_done;
   }
   LockedStep RunStep(const JobSnapshot& s) const override {
-    if (s.job.state() == v1::JOB_STATE_QUEUED) return ListFiles(s);
-    if (s.plan.phase() == v1::BuildPlan::PHASE_FINALIZING) return Finalize(s);
-    if (!AllDone(s)) return nullptr;
-    if (s.plan.phase() == v1::BuildPlan::PHASE_PROBING) return PlanShards(s);
-    if (s.plan.phase() == v1::BuildPlan::PHASE_WRITING) return MarkFinalizing(s);
-    return nullptr;
+    if (s.job.state() != v1::JOB_STATE_RUNNING || !AllDone(s)) return nullptr;
+    switch (s.plan.phase()) {
+      case v1::BuildPlan::PHASE_LISTING:
+        return ValidateListing(s);
+      case v1::BuildPlan::PHASE_PROBING:
+        return PlanShards(s);
+      case v1::BuildPlan::PHASE_PLANNING:
+        return WriteShards(s);
+      case v1::BuildPlan::PHASE_WRITING:
+        return FinalizeOnAWorker(s);
+      case v1::BuildPlan::PHASE_FINALIZING:
+        return EndWithTheResult(s);
+      default:
+        return nullptr;
+    }
   }
   void JobEnded(const v1::Job& job, v1::JobState state) const override {
     if (state == v1::JOB_STATE_SUCCEEDED) return;
+    // Where the coordinator sees the output directory, it tidies up after a
+    // failed or cancelled build; elsewhere the next build there overwrites.
     std::error_code ec;
-    fs::remove_all(ConversionCacheDirectory(job.dataset_build().output_directory()), ec);
+    fs::remove_all(dataset::ConversionCacheDirectory(job.dataset_build().output_directory()), ec);
+    fs::remove_all(dataset::BuildWorkspaceDirectory(job.dataset_build().output_directory()), ec);
   }
 };
 
@@ -524,6 +542,8 @@ absl::StatusOr<PlannedJob> PlanDatasetBuild(const v1::DatasetBuildSpec& request,
   // File-system checks: the engine calls this without its lock.
   ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(request, roots, &planned.plan));
   planned.job.set_type(v1::JOB_TYPE_DATASET_BUILD);
+  planned.plan.set_phase(v1::BuildPlan::PHASE_LISTING);
+  planned.tasks = ListTasks(spec, planned.plan, roots);
   *planned.job.mutable_dataset_build() = std::move(spec);
   planned.reason = absl::StrCat("dataset build submitted: ", planned.plan.labels_size(), " labels");
   return planned;

@@ -101,6 +101,8 @@ class JobKind {
   // Inputs a finished task left out (skipped files), for the job's progress
   // beside those in the plan.
   virtual int64_t TaskSkipped(const retrain::v1::TaskResult& result) const { return 0; }
+  // Inputs a finished task found (files listed), for the job's progress.
+  virtual int64_t TaskFound(const retrain::v1::TaskResult& result) const { return 0; }
   // The history's entry when a task of the job is leased again, on
   // `where` ("worker w-2 (host)") for `attempt`; "" for none.
   virtual std::string RestartEvent(const std::string& where, int32_t attempt) const { return ""; }

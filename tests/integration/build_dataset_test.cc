@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/files.h"
@@ -238,6 +240,52 @@ TEST_F(BuildDatasetTest, BadFilesAreSkippedWithReasonsAndTheBuildGoesOn) {
       EXPECT_EQ(r.ints.at("image/height"), 40);
     }
   }
+}
+
+// However many files are left out, the manifest and the job's result list
+// the first 100; skipped.jsonl and duplicates.jsonl beside the manifest
+// list them all.
+TEST_F(BuildDatasetTest, TheManifestStaysSmallAndTheJsonLinesListEverySkippedFile) {
+  Tree tree = WriteImages(root(), {"cat", "dog"}, 4, 1);
+  constexpr int kBad = 130;
+  for (int i = 0; i < kBad; ++i) {
+    WriteFile(root() + "/data/train/dog/bad-" + std::to_string(1000 + i) + ".jpg", "not an image");
+  }
+  WriteFile(root() + "/data/train/dog/copy.jpg", tree.at("train/cat/img0.jpg"));
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  const std::string out = root() + "/out";
+  CommandResult r = cluster.Cli(
+      {"build-dataset", "--train_directory", root() + "/data/train", "--validation_directory",
+       root() + "/data/validation", "--output_directory", out, "--labels_file",
+       root() + "/data/labels.txt", "--train_shards", "2", "--validation_shards", "1", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << cluster.ServerLog();
+  EXPECT_THAT(r.out, HasSubstr("skipped files: 130"));
+  EXPECT_THAT(r.out, HasSubstr("... 110 more in " + out + "/skipped.jsonl"));
+
+  DatasetView view = ReadDataset(out);
+  EXPECT_EQ(view.manifest["skipped"].size(), 100u);
+  EXPECT_EQ(view.manifest["num_skipped"], kBad);
+  EXPECT_EQ(view.manifest["skipped_file"], "skipped.jsonl");
+  EXPECT_EQ(view.manifest["num_duplicate_groups"], 1);
+  std::ifstream skipped(out + "/skipped.jsonl");
+  std::vector<std::string> paths;
+  for (std::string line; std::getline(skipped, line);) {
+    const auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["split"], "train");
+    EXPECT_EQ(j["reason"], "not_an_image");
+    paths.push_back(j["path"]);
+  }
+  ASSERT_EQ(paths.size(), static_cast<size_t>(kBad));
+  EXPECT_EQ(paths.front(), "dog/bad-1000.jpg");
+  EXPECT_EQ(paths.back(), "dog/bad-" + std::to_string(1000 + kBad - 1) + ".jpg");
+  std::ifstream duplicates(out + "/duplicates.jsonl");
+  std::string group;
+  ASSERT_TRUE(std::getline(duplicates, group));
+  EXPECT_EQ(nlohmann::json::parse(group),
+            nlohmann::json::parse(R"(["train/cat/img0.jpg", "train/dog/copy.jpg"])"));
+  EXPECT_FALSE(std::getline(duplicates, group));
 }
 
 TEST_F(BuildDatasetTest, SurvivesAWorkerKilledMidBuild) {

@@ -190,20 +190,21 @@ TEST(NetworkFaultTest, ResultsSentAfterTheLeaseRanOutAreRefused) {
   const std::string out = dir.path() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 2, 1));
   const v1::Task task = silent.Lease();
-  ASSERT_TRUE(task.has_probe()) << task.DebugString();
+  ASSERT_TRUE(task.has_list()) << task.DebugString();
   cluster.StartWorker(1);
   job = cluster.WaitForJob(job.id(), [](const v1::Job& j) { return HistorySays(j, "expired"); });
-  // Late results that would drop every file of the task, from the worker
-  // whose lease expired: refused, and so are its progress and failure.
+  // Late results that would drop every file of the task (its directories
+  // listed empty), from the worker whose lease expired: refused, and so are
+  // its progress and failure.
   v1::CompleteTaskRequest late;
   late.set_worker_id(silent.id());
   late.set_task_id(task.id());
   late.set_lease_id(task.lease_id());
-  for (const auto& f : task.probe().files()) {
-    auto* probe = late.mutable_result()->mutable_probe()->add_files();
-    probe->set_file_index(f.file_index());
-    probe->set_ok(false);
-    probe->set_reason(v1::SKIP_REASON_CORRUPT);
+  for (int i = 0; i < task.list().labels_size(); ++i) {
+    auto* listed = late.mutable_result()->mutable_list()->add_listed();
+    listed->set_split(task.list().split());
+    listed->set_label_index(task.list().first_label_index() + i);
+    listed->set_files(0);
   }
   v1::CompleteTaskResponse complete_resp;
   grpc::ClientContext complete_ctx;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "server/data_roots.h"
 #include "tests/support/cluster.h"
 
 namespace retrain::server {
@@ -61,29 +62,6 @@ TEST_F(ScanTest, ListsLabelDirectoriesSorted) {
   auto labels = ListLabelDirectories(root_ + "/train");
   ASSERT_TRUE(labels.ok());
   EXPECT_THAT(*labels, ElementsAre("ant", "zebra"));
-}
-
-TEST_F(ScanTest, FilesInLabelThenNameOrderAndOddEntriesSkipped) {
-  Touch("train/dog/b.jpg");
-  Touch("train/dog/a.jpg");
-  Touch("train/cat/z.jpg");
-  fs::create_directories(root_ + "/train/cat/folder.jpg");
-  fs::create_symlink("self", root_ + "/train/cat/self");
-  fs::create_symlink("/etc/hostname", root_ + "/train/cat/outside.jpg");
-  fs::create_symlink("z.jpg", root_ + "/train/cat/link.jpg");
-  auto roots = DataRoots::Create({root_});
-  ASSERT_TRUE(roots.ok());
-  auto scan = ScanSplit("train", root_ + "/train", {"dog", "cat", "missing"}, *roots);
-  ASSERT_TRUE(scan.ok()) << scan.status();
-  std::vector<std::string> files;
-  for (const auto& f : scan->files) files.push_back(f.relative_path + "#" + std::to_string(f.label_index));
-  EXPECT_THAT(files, ElementsAre("dog/a.jpg#0", "dog/b.jpg#0", "cat/link.jpg#1", "cat/z.jpg#1"));
-  std::map<std::string, v1::SkipReason> skipped;
-  for (const auto& s : scan->skipped) skipped[s.path()] = s.reason();
-  EXPECT_EQ(skipped.size(), 3u);
-  EXPECT_EQ(skipped["cat/folder.jpg"], v1::SKIP_REASON_NOT_A_FILE);
-  EXPECT_EQ(skipped["cat/self"], v1::SKIP_REASON_UNREADABLE);
-  EXPECT_EQ(skipped["cat/outside.jpg"], v1::SKIP_REASON_UNREADABLE);
 }
 
 TEST_F(ScanTest, DataRootsRefuseEscapes) {

@@ -15,7 +15,9 @@
 
 #include "common/clock.h"
 #include "server/coordinator.h"
-#include "server/dataset_manifest.h"
+#include "tests/support/test_images.h"
+#include "worker/build/dataset_manifest.h"
+#include "worker/task_runners.h"
 #include "tests/support/process.h"
 
 namespace retrain::server {
@@ -59,14 +61,15 @@ void WriteDataset(const std::string& dir, int shards) {
     shard->set_sha256(std::string(64, '0'));
   }
   train->set_num_records(shards);
-  WriteFile(dir + "/dataset.json", DatasetManifestJson(job, result));
+  WriteFile(dir + "/dataset.json", worker::DatasetManifestJson(job, result));
 }
 
 class EngineTest : public ::testing::Test {
  protected:
   EngineTest() {
-    WriteFile(root() + "/images/train/cat/1.jpg", "not decoded by the coordinator");
-    WriteFile(root() + "/images/train/dog/2.jpg", "not decoded by the coordinator");
+    // One label directory: one list task, then one probe task.
+    WriteFile(root() + "/images/train/cat/1.jpg", test_images::MakeJpeg(16, 16, 90, 1));
+    WriteFile(root() + "/images/train/cat/2.jpg", test_images::MakeJpeg(16, 16, 90, 2));
     WriteDataset(root() + "/dataset", 2);
   }
 
@@ -187,14 +190,14 @@ TEST_F(EngineTest, ALeaseNotRenewedForALeaseTimeoutGoesToAnotherWorker) {
   const std::string a = RegisterWorker(), b = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task first = Lease(a);
-  ASSERT_TRUE(first.has_probe());
+  ASSERT_TRUE(first.has_list());
   EXPECT_EQ(first.attempt(), 1);
   // Both workers keep heartbeating, but only `b` for the lease it holds.
   clock_.Advance(milliseconds(kLeaseTimeoutMs));
   ASSERT_TRUE(Heartbeat(a, {}).ok());
   ASSERT_TRUE(Heartbeat(b, {}).ok());
   engine().Tick();
-  EXPECT_FALSE(Lease(b, 0).has_probe()) << "expired at the deadline, not after it";
+  EXPECT_FALSE(Lease(b, 0).has_list()) << "expired at the deadline, not after it";
 
   clock_.Advance(milliseconds(1));
   engine().Tick();
@@ -208,7 +211,7 @@ TEST_F(EngineTest, ALeaseNotRenewedForALeaseTimeoutGoesToAnotherWorker) {
   done.set_worker_id(a);
   done.set_task_id(first.id());
   done.set_lease_id(first.lease_id());
-  done.mutable_result()->mutable_probe();
+  done.mutable_result()->mutable_list();
   EXPECT_EQ(engine().CompleteTask(done).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(ReportProgress(b, second));
 }
@@ -218,7 +221,7 @@ TEST_F(EngineTest, HeartbeatsAndProgressReportsKeepALeaseAlive) {
   const std::string a = RegisterWorker();
   SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_probe());
+  ASSERT_TRUE(task.has_list());
   for (int i = 0; i < 5; ++i) {
     clock_.Advance(milliseconds(kLeaseTimeoutMs * 3 / 4));
     if (i % 2 == 0) {
@@ -262,7 +265,7 @@ TEST_F(EngineTest, ATaskThatFailsMaxAttemptsTimesFailsItsJob) {
   // Attempt 1 is lost (lease expiry), attempt 2 fails retryably, attempt 3
   // is lost again: the third strike ends the job.
   v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_probe());
+  ASSERT_TRUE(task.has_list());
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
   engine().Tick();
   ASSERT_TRUE(Heartbeat(a, {}).ok());
@@ -292,7 +295,7 @@ TEST_F(EngineTest, ATaskThatCannotSucceedElsewhereFailsItsJobAtOnce) {
   const std::string a = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_probe());
+  ASSERT_TRUE(task.has_list());
   v1::FailTaskRequest fail;
   fail.set_worker_id(a);
   fail.set_task_id(task.id());
@@ -360,7 +363,7 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   const std::string a = RegisterWorker(), b = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_probe());
+  ASSERT_TRUE(task.has_list());
 
   Start();  // a new coordinator on the same store
   EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
@@ -369,7 +372,7 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
   ASSERT_TRUE(Heartbeat(b, {}).ok());
   engine().Tick();
-  EXPECT_FALSE(Lease(b, 0).has_probe());
+  EXPECT_FALSE(Lease(b, 0).has_list());
   EXPECT_TRUE(ReportProgress(a, task)) << "the lease survived the restart";
   // Then it goes silent, and the task moves on.
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
@@ -392,63 +395,68 @@ absl::Status Complete(Coordinator& engine, const std::string& worker, const v1::
   return engine.CompleteTask(done);
 }
 
-// What a worker reports for a shard task: the shard written under the
-// task's output directory, a record an entry.
-v1::TaskResult WroteShard(const v1::Task& task) {
-  const v1::ShardTask& shard = task.shard();
-  const std::string bytes(100 * shard.entries_size(), 'r');
-  WriteFile(shard.output_directory() + "/" + shard.file_name(), bytes);
-  v1::TaskResult result;
-  auto* info = result.mutable_shard()->mutable_shard();
-  info->set_file(shard.file_name());
-  info->set_num_records(shard.entries_size());
-  info->set_num_bytes(static_cast<int64_t>(bytes.size()));
-  info->set_sha256(std::string(64, '0'));
-  return result;
+// Runs a leased task as a worker would, in this process.
+v1::TaskResult RunAsAWorker(const v1::Task& task) {
+  const worker::TaskRunner* runner = worker::FindTaskRunner(task.kind_case());
+  EXPECT_NE(runner, nullptr) << task.DebugString();
+  if (runner == nullptr) return {};
+  worker::TaskEnvironment env;
+  auto result = runner->run(task, env);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : v1::TaskResult();
 }
 
-TEST_F(EngineTest, ADatasetBuildListsProbesWritesAndFinalizesInStepsAcrossARestart) {
+TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   Start();
   const std::string a = RegisterWorker();
   const std::string job = SubmitBuild();
-  // The first step lists the two files off the lock and plans a probe task.
+  // A worker lists the label directory; the coordinator reads no directory.
+  const v1::Task list = Lease(a);
+  ASSERT_TRUE(list.has_list());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job(job).progress().phase(), "listing");
+  ASSERT_TRUE(Complete(engine(), a, list, RunAsAWorker(list)).ok());
+
+  // Then validates the listing's chunk, and plans the shards.
   const v1::Task probe = Lease(a);
   ASSERT_TRUE(probe.has_probe());
-  ASSERT_EQ(probe.probe().files_size(), 2);
-  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(Job(job).progress().phase(), "validating");
   EXPECT_THAT(History(job), HasSubstr("listed 2 files (0 refused); validating them in 1 tasks"));
-  v1::TaskResult probed;
-  for (const auto& f : probe.probe().files()) {
-    auto* r = probed.mutable_probe()->add_files();
-    r->set_file_index(f.file_index());
-    r->set_ok(true);
-    r->set_content_hash("hash-" + std::to_string(f.file_index()));
-  }
-  ASSERT_TRUE(Complete(engine(), a, probe, probed).ok());
+  ASSERT_TRUE(Complete(engine(), a, probe, RunAsAWorker(probe)).ok());
+  const v1::Task plan = Lease(a);
+  ASSERT_TRUE(plan.has_plan_shards());
+  EXPECT_EQ(Job(job).progress().phase(), "planning shards");
+  ASSERT_TRUE(Complete(engine(), a, plan, RunAsAWorker(plan)).ok());
 
-  // The next plans the shards (two by default) from the probes' results.
+  // The shards (two by default).
   const v1::Task first = Lease(a);
   ASSERT_TRUE(first.has_shard());
   EXPECT_EQ(Job(job).progress().phase(), "writing shards");
-  EXPECT_THAT(History(job), HasSubstr("validated 2 files: 2 good, 0 skipped"));
-  ASSERT_TRUE(Complete(engine(), a, first, WroteShard(first)).ok());
+  EXPECT_THAT(History(job), HasSubstr("validated 2 files: 2 good, 0 skipped, 0 sets of duplicates"));
+  ASSERT_TRUE(Complete(engine(), a, first, RunAsAWorker(first)).ok());
   const v1::Task second = Lease(a, 0);
   ASSERT_TRUE(second.has_shard());
 
   // A restart with the last shard reported but gone from disk: the
-  // restarted engine finalizes, finds it missing and has it written again.
-  v1::TaskResult gone = WroteShard(second);
+  // finalizing worker finds it missing and it is written again.
+  const v1::TaskResult written = RunAsAWorker(second);
   fs::remove(second.shard().output_directory() + "/" + second.shard().file_name());
-  ASSERT_TRUE(Complete(engine(), a, second, gone).ok());
+  ASSERT_TRUE(Complete(engine(), a, second, written).ok());
   Start();
   ASSERT_TRUE(Heartbeat(a, {}).ok());
+  const v1::Task finalize = Lease(a);
+  ASSERT_TRUE(finalize.has_finalize_build());
+  ASSERT_TRUE(Complete(engine(), a, finalize, RunAsAWorker(finalize)).ok());
   const v1::Task again = Lease(a);
-  ASSERT_EQ(again.id(), second.id()) << "the missing shard is written again";
+  ASSERT_TRUE(again.has_shard());
+  EXPECT_EQ(again.shard().file_name(), second.shard().file_name());
   EXPECT_THAT(History(job), HasSubstr("shard file missing or damaged; writing it again"));
-  ASSERT_TRUE(Complete(engine(), a, again, WroteShard(again)).ok());
+  ASSERT_TRUE(Complete(engine(), a, again, RunAsAWorker(again)).ok());
 
-  // The last step writes the manifest and ends the job with the counts.
+  // The last task writes the manifest; the job ends with the counts.
+  const v1::Task last = Lease(a);
+  ASSERT_TRUE(last.has_finalize_build());
+  ASSERT_TRUE(Complete(engine(), a, last, RunAsAWorker(last)).ok());
   uint64_t version = 0;
   v1::Job ended = Job(job);
   for (int i = 0; i < 50 && ended.state() == v1::JOB_STATE_RUNNING; ++i) {
@@ -457,9 +465,14 @@ TEST_F(EngineTest, ADatasetBuildListsProbesWritesAndFinalizesInStepsAcrossAResta
     ended = *changed;
   }
   ASSERT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
-  EXPECT_EQ(ended.dataset_build_result().train().num_records(), 2);
-  EXPECT_EQ(ended.dataset_build_result().train().shards_size(), 2);
-  EXPECT_TRUE(fs::exists(ended.dataset_build_result().manifest()));
+  const v1::DatasetBuildResult& result = ended.dataset_build_result();
+  EXPECT_EQ(result.train().num_records(), 2);
+  EXPECT_EQ(result.train().shards_size(), 2);
+  ASSERT_EQ(result.train().class_counts_size(), 1);
+  EXPECT_EQ(result.train().class_counts(0).count(), 2);
+  EXPECT_TRUE(fs::exists(result.manifest()));
+  EXPECT_TRUE(fs::exists(result.output_directory() + "/skipped.jsonl"));
+  EXPECT_FALSE(fs::exists(result.output_directory() + "/.retrain-build")) << "workspace left";
   EXPECT_EQ(ended.progress().phase(), "done");
 }
 
@@ -499,7 +512,7 @@ TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
   wrong.set_worker_id(a);
   wrong.set_task_id(on_a.id());
   wrong.set_lease_id(on_a.lease_id());
-  wrong.mutable_result()->mutable_probe();
+  wrong.mutable_result()->mutable_list();
   EXPECT_EQ(engine().CompleteTask(wrong).code(), absl::StatusCode::kInvalidArgument);
 
   ASSERT_TRUE(complete(a, on_a, /*damaged=*/false).ok());

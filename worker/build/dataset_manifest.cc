@@ -1,12 +1,14 @@
-#include "server/dataset_manifest.h"
+#include "worker/build/dataset_manifest.h"
 
 #include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "common/job_states.h"
 #include "dataset/layout.h"
 
-namespace retrain::server {
+namespace retrain::worker {
 
 namespace v1 = retrain::v1;
 
@@ -31,12 +33,11 @@ dataset::SplitInfo Split(const std::string& name, const v1::SplitResult& result)
   return split;
 }
 
-// SKIP_REASON_TOO_MANY_PIXELS -> "too_many_pixels", as the CLI names it.
-std::string ReasonName(v1::SkipReason reason) {
+}  // namespace
+
+std::string SkipReasonName(v1::SkipReason reason) {
   return EnumLabel(v1::SkipReason_Name(reason), "SKIP_REASON_");
 }
-
-}  // namespace
 
 dataset::Manifest DatasetManifest(const v1::Job& job, const v1::DatasetBuildResult& result) {
   const auto& spec = job.dataset_build();
@@ -52,11 +53,16 @@ dataset::Manifest DatasetManifest(const v1::Job& job, const v1::DatasetBuildResu
     m.splits["validation"] = Split("validation", result.validation());
   }
   for (const auto& s : result.skipped()) {
-    m.skipped.push_back({s.path(), s.split(), ReasonName(s.reason()), s.detail()});
+    m.skipped.push_back({s.path(), s.split(), SkipReasonName(s.reason()), s.detail()});
   }
   for (const auto& d : result.duplicates()) {
     m.duplicates.emplace_back(d.paths().begin(), d.paths().end());
   }
+  m.num_skipped = std::max<int64_t>(result.num_skipped(), result.skipped_size());
+  m.num_duplicate_groups =
+      std::max<int64_t>(result.num_duplicate_groups(), result.duplicates_size());
+  m.skipped_file = result.skipped_file();
+  m.duplicates_file = result.duplicates_file();
   m.seed = spec.seed();
   m.options = {spec.train_directory(), spec.validation_directory(), spec.output_directory(),
                spec.labels_file(),     spec.train_shards(),         spec.validation_shards(),
@@ -74,4 +80,4 @@ std::string LabelsText(const v1::DatasetBuildResult& result, bool background_cla
   return out;
 }
 
-}  // namespace retrain::server
+}  // namespace retrain::worker

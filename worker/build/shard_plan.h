@@ -1,6 +1,7 @@
-// Turning a scan into tasks: probe batches, then shuffled, evenly sized
-// shards. Everything here is a pure function of its inputs, so a plan made
-// again after a restart is the same plan.
+// Dealing a split's good files into shards: shuffled with the build's
+// seed, then cut into evenly sized runs. Everything here is a pure function
+// of its inputs: the same files and seed give the same shards, byte for
+// byte, on every platform and after any restart.
 #pragma once
 
 #include <cstdint>
@@ -9,22 +10,11 @@
 
 #include "dataset/layout.h"
 #include "retrain/v1/worker.pb.h"
-#include "server/dataset_scan.h"
 
-namespace retrain::server {
+namespace retrain::worker {
 
 // "train-00003-of-00128" (the dataset's layout).
 using dataset::ShardFileName;
-
-// Where probe tasks leave converted JPEGs for the shard tasks of a build
-// writing to `output_directory`; removed when the build ends. Hidden, so no
-// reader's glob sees it.
-std::string ConversionCacheDirectory(const std::string& output_directory);
-
-// Batches of at most `files_per_task` files, in scan order. `first_index`
-// numbers the files (file_index) so that indices are unique across splits.
-std::vector<retrain::v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
-                                                   int64_t max_pixels, int files_per_task);
 
 // Shuffles `items` with a generator whose output depends only on `seed`
 // (not on the standard library's distribution implementations).
@@ -81,4 +71,4 @@ void SeededShuffle(std::vector<T>& items, uint64_t seed) {
   }
 }
 
-}  // namespace retrain::server
+}  // namespace retrain::worker

@@ -8,11 +8,12 @@
 #include "retrain/v1/dataset.pb.h"
 #include "retrain/v1/job.pb.h"
 
-namespace retrain::server {
+namespace retrain::worker {
 
 // The manifest of a finished build (dataset/manifest.h): labels, splits with
 // shards (file, records, bytes, sha256, index file), per-class counts,
-// skipped files, duplicates, the seed and every option used. `job` supplies
+// the first skipped files and duplicates with their counts and list files,
+// the seed and every option used. `job` supplies
 // the id and the (resolved) spec.
 dataset::Manifest DatasetManifest(const retrain::v1::Job& job,
                                   const retrain::v1::DatasetBuildResult& result);
@@ -20,8 +21,12 @@ dataset::Manifest DatasetManifest(const retrain::v1::Job& job,
 std::string DatasetManifestJson(const retrain::v1::Job& job,
                                 const retrain::v1::DatasetBuildResult& result);
 
+// SKIP_REASON_TOO_MANY_PIXELS -> "too_many_pixels", as the CLI and the
+// manifest name it.
+std::string SkipReasonName(retrain::v1::SkipReason reason);
+
 // labels.txt: "<id>:<name>" per line (TF-Slim's label file format),
 // including "0:background" when label 0 is the background class.
 std::string LabelsText(const retrain::v1::DatasetBuildResult& result, bool background_class);
 
-}  // namespace retrain::server
+}  // namespace retrain::worker

@@ -1,28 +1,8 @@
-#include "server/build_planner.h"
+#include "worker/build/shard_plan.h"
 
-namespace retrain::server {
+namespace retrain::worker {
 
-std::string ConversionCacheDirectory(const std::string& output_directory) {
-  return output_directory + "/.retrain-cache";
-}
-
-std::vector<v1::ProbeTask> MakeProbeTasks(const SplitScan& scan, int64_t first_index,
-                                          int64_t max_pixels, int files_per_task) {
-  std::vector<v1::ProbeTask> tasks;
-  for (size_t i = 0; i < scan.files.size(); ++i) {
-    if (i % files_per_task == 0) {
-      auto& task = tasks.emplace_back();
-      task.set_directory(scan.directory);
-      task.set_split(scan.split);
-      task.set_max_pixels(max_pixels);
-    }
-    auto* file = tasks.back().add_files();
-    file->set_relative_path(scan.files[i].relative_path);
-    file->set_label(scan.files[i].label_index);
-    file->set_file_index(first_index + static_cast<int64_t>(i));
-  }
-  return tasks;
-}
+namespace v1 = retrain::v1;
 
 std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
                                           const ShardPlanOptions& options) {
@@ -48,4 +28,4 @@ std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
   return shards;
 }
 
-}  // namespace retrain::server
+}  // namespace retrain::worker

@@ -1,4 +1,4 @@
-#include "server/build_planner.h"
+#include "worker/build/shard_plan.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -6,8 +6,10 @@
 #include <numeric>
 #include <set>
 
-namespace retrain::server {
+namespace retrain::worker {
 namespace {
+
+namespace v1 = retrain::v1;
 
 std::vector<v1::ShardEntry> Entries(int n) {
   std::vector<v1::ShardEntry> out(n);
@@ -78,19 +80,5 @@ TEST(BuildPlannerTest, ShuffleIsAFixedFunctionOfTheSeed) {
   EXPECT_EQ(rng.Next(), 0xe220a8397b1dcdafull);  // SplitMix64's published first output
 }
 
-TEST(BuildPlannerTest, ProbeTasksCoverEveryFileOnce) {
-  SplitScan scan;
-  scan.split = "train";
-  scan.directory = "/d";
-  for (int i = 0; i < 10; ++i) scan.files.push_back({"l/f" + std::to_string(i), i % 2});
-  auto tasks = MakeProbeTasks(scan, 100, 5000, 4);
-  ASSERT_EQ(tasks.size(), 3u);
-  EXPECT_EQ(tasks[2].files_size(), 2);
-  EXPECT_EQ(tasks[0].files(0).file_index(), 100);
-  EXPECT_EQ(tasks[2].files(1).file_index(), 109);
-  EXPECT_EQ(tasks[1].files(0).label(), 0);
-  EXPECT_EQ(tasks[0].max_pixels(), 5000);
-}
-
 }  // namespace
-}  // namespace retrain::server
+}  // namespace retrain::worker
