@@ -12,8 +12,10 @@
 # retrain-worker --threads 1 build them. While the build runs, `retrain list`
 # and `retrain status` are timed about twice a second. Prints per count:
 # wall time and files/s, the coordinator's and each worker's peak RSS
-# (VmHWM), the state database's and dataset.json's sizes, and the slowest
-# `list` and `status` answers; then the goals of a coordinator whose memory
+# (VmHWM), the state database's and dataset.json's sizes, the slowest
+# `list` and `status` answers as the CLI saw them and, from the
+# coordinator's own latency histogram (/metrics), a bound on its slowest
+# ListJobs and GetJob; then the goals of a coordinator whose memory
 # does not grow with the files, each with PASS or MISS:
 #   coordinator peak RSS at the largest count <= 150 MiB and <= 25 MiB above
 #   the smallest; files/s at the largest >= 90 % of the next largest;
@@ -23,7 +25,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 COUNTS=20000,200000,2000000
@@ -88,8 +90,27 @@ timed_ms() {
   awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", (b - a) * 1000 }'
 }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
+# server_side_ms HTTP_PORT: "L / S", the coordinator's own bound on its
+# slowest ListJobs and GetJob answers (the smallest bucket of its latency
+# histogram that holds them all), in ms.
+server_side_ms() {
+  "$PY" - "$1" <<'PYEOF'
+import re, sys, urllib.request
+text = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode()
+out = []
+for method in ("ListJobs", "GetJob"):
+    buckets = [(float(le), float(n)) for m, le, n in re.findall(
+        r'retrain_rpc_duration_seconds_bucket\{method="([^"]*)",le="([^"]+)"\} (\S+)', text)
+        if m.endswith(method) and le != "+Inf"]
+    total = [float(n) for m, n in re.findall(
+        r'retrain_rpc_duration_seconds_count\{method="([^"]*)"\} (\S+)', text) if m.endswith(method)]
+    bound = min((le for le, n in buckets if total and n >= total[0]), default=float("inf"))
+    out.append("<=%g" % (bound * 1000))
+print(" / ".join(out))
+PYEOF
+}
 
-declare -A WALL RATE COORD WORKERS DB MANIFEST LIST STATUS
+declare -A WALL RATE COORD WORKERS DB MANIFEST LIST STATUS SERVER_SIDE
 IFS=',' read -r -a COUNT_LIST <<< "$COUNTS"
 for n in "${COUNT_LIST[@]}"; do
   images="$DATA/many-$n"
@@ -101,6 +122,7 @@ for n in "${COUNT_LIST[@]}"; do
   run="$WORK/run-$n"
   mkdir -p "$run/state" "$run/logs"
   "$BIN/retrain-server" --listen 127.0.0.1:0 --port_file "$run/port" --state_dir "$run/state" \
+    --http_listen 127.0.0.1:0 --http_port_file "$run/http.port" \
     --data_root "$images" --data_root "$run" >"$run/logs/server.log" 2>&1 &
   server=$!
   PIDS+=("$server")
@@ -142,6 +164,7 @@ for n in "${COUNT_LIST[@]}"; do
   WALL[$n]=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   RATE[$n]=$(awk -v s="${WALL[$n]}" -v n="$n" 'BEGIN { printf "%.0f", n / s }')
   COORD[$n]=$(peak_mib "$server")
+  SERVER_SIDE[$n]=$(server_side_ms "$(cat "$run/http.port")")
   WORKERS[$n]="$(peak_mib "${workers[0]}") / $(peak_mib "${workers[1]}")"
   DB[$n]=$(du -sm "$run/state" | awk '{ print $1 }')
   MANIFEST[$n]=$(awk -v b="$(stat -c %s "$run/out/dataset.json")" 'BEGIN { printf "%.1f", b / 1024 }')
@@ -153,10 +176,10 @@ for n in "${COUNT_LIST[@]}"; do
 done
 
 echo
-printf '%-10s %9s %9s %13s %19s %9s %14s %9s %11s\n' files "wall s" files/s "coord MiB" "workers MiB" "db MiB" "manifest KiB" "list ms" "status ms"
+printf '%-10s %9s %9s %13s %19s %9s %14s %9s %11s %18s\n' files "wall s" files/s "coord MiB" "workers MiB" "db MiB" "manifest KiB" "list ms" "status ms" "in server ms"
 for n in "${COUNT_LIST[@]}"; do
-  printf '%-10s %9s %9s %13s %19s %9s %14s %9s %11s\n' "$n" "${WALL[$n]}" "${RATE[$n]}" "${COORD[$n]}" \
-    "${WORKERS[$n]}" "${DB[$n]}" "${MANIFEST[$n]}" "${LIST[$n]}" "${STATUS[$n]}"
+  printf '%-10s %9s %9s %13s %19s %9s %14s %9s %11s %18s\n' "$n" "${WALL[$n]}" "${RATE[$n]}" "${COORD[$n]}" \
+    "${WORKERS[$n]}" "${DB[$n]}" "${MANIFEST[$n]}" "${LIST[$n]}" "${STATUS[$n]}" "${SERVER_SIDE[$n]}"
 done
 echo
 verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }

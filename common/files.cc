@@ -16,21 +16,22 @@
 
 namespace retrain {
 
-absl::StatusOr<std::vector<std::string>> ListDirectorySorted(const std::string& dir) {
+absl::StatusOr<std::vector<DirectoryEntry>> ListDirectorySorted(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
     const int err = errno;
     return absl::Status(ErrnoToCode(err), absl::StrCat(dir, ": cannot list: ", std::strerror(err)));
   }
-  std::vector<std::string> names;
+  std::vector<DirectoryEntry> entries;
   while (dirent* e = ::readdir(d)) {
     std::string name = e->d_name;
     if (name == "." || name == "..") continue;
-    names.push_back(std::move(name));
+    entries.push_back({std::move(name), e->d_type == DT_REG});
   }
   ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
+  std::sort(entries.begin(), entries.end(),
+            [](const DirectoryEntry& a, const DirectoryEntry& b) { return a.name < b.name; });
+  return entries;
 }
 
 bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roots) {

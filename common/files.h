@@ -16,9 +16,16 @@ namespace retrain {
 // a symlink loop), else UNKNOWN.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
-// The entries of `dir` as raw names, sorted bytewise, without "." and "..".
+struct DirectoryEntry {
+  std::string name;  // raw bytes
+  // The directory says it is a regular file (not a symlink): no stat needed.
+  // False also when the file system does not say (then stat it).
+  bool regular_file = false;
+};
+
+// The entries of `dir`, sorted bytewise by name, without "." and "..".
 // Errors name the directory and keep errno's meaning in the code.
-absl::StatusOr<std::vector<std::string>> ListDirectorySorted(const std::string& dir);
+absl::StatusOr<std::vector<DirectoryEntry>> ListDirectorySorted(const std::string& dir);
 
 // fsyncs a directory so that renames and new entries in it are durable.
 absl::Status SyncDirectory(const std::string& dir);

@@ -58,14 +58,14 @@ absl::StatusOr<std::vector<LabelLine>> ParseLabels(std::string_view content,
 }
 
 absl::StatusOr<std::vector<std::string>> ListLabelDirectories(const std::string& dir) {
-  auto names = ListDirectorySorted(dir);
-  if (!names.ok()) return names.status();
+  auto entries = ListDirectorySorted(dir);
+  if (!entries.ok()) return entries.status();
   std::vector<std::string> labels;
-  for (const auto& name : *names) {
-    if (name[0] == '.') continue;
+  for (const auto& e : *entries) {
+    if (e.name[0] == '.' || e.regular_file) continue;
     struct stat st;
-    if (::stat((dir + "/" + name).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      labels.push_back(name);
+    if (::stat((dir + "/" + e.name).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      labels.push_back(e.name);
     }
   }
   return labels;

@@ -73,16 +73,18 @@ LabelListing ListLabelDirectory(const std::string& split, const std::string& spl
   const std::string dir = split_directory + "/" + label;
   struct stat st;
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return listing;
-  absl::StatusOr<std::vector<std::string>> names = ListDirectorySorted(dir);
-  if (!names.ok()) {
+  absl::StatusOr<std::vector<DirectoryEntry>> entries = ListDirectorySorted(dir);
+  if (!entries.ok()) {
     listing.refused.push_back(Refused(split, label + "/", v1::SKIP_REASON_UNREADABLE,
-                                      std::string(names.status().message())));
+                                      std::string(entries.status().message())));
     return listing;
   }
-  for (auto& name : *names) {
+  for (auto& e : *entries) {
     v1::SkippedFile refused;
-    if (Admit(split, label + "/" + name, dir + "/" + name, data_roots, &refused)) {
-      listing.names.push_back(std::move(name));
+    // A regular file by the directory's word needs no stat (most of them).
+    if (e.regular_file || Admit(split, label + "/" + e.name, dir + "/" + e.name, data_roots,
+                                &refused)) {
+      listing.names.push_back(std::move(e.name));
     } else {
       listing.refused.push_back(std::move(refused));
     }
