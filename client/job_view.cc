@@ -75,13 +75,9 @@ std::string ProgressLine(const v1::Job& job, int width) {
   const double frac = p.total() > 0 ? std::min(1.0, static_cast<double>(p.done()) / p.total()) : 0;
   const int filled = static_cast<int>(frac * width);
   std::string bar = std::string(filled, '#') + std::string(width - filled, '.');
-  const bool listing = p.phase() == "listing";
-  const char* units = job.type() == v1::JOB_TYPE_DATASET_VERIFY ? "records"
-                      : listing                                 ? "directories"
-                                                                : "files";
   std::string line = absl::StrFormat("%-14s [%s] %3d%%  %d/%d %s", p.phase(), bar,
-                                     static_cast<int>(frac * 100), p.done(), p.total(), units);
-  if (listing) absl::StrAppend(&line, ", ", p.found(), " files found");
+                                     static_cast<int>(frac * 100), p.done(), p.total(), p.unit());
+  if (p.unit() == "directories") absl::StrAppend(&line, ", ", p.found(), " files found");
   if (p.rate() > 0) absl::StrAppendFormat(&line, "  %.0f/s", p.rate());
   if (p.eta_seconds() > 0) absl::StrAppend(&line, "  ETA ", Duration(p.eta_seconds()));
   if (p.skipped() > 0) absl::StrAppend(&line, "  skipped ", p.skipped());

@@ -398,6 +398,7 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
       p->set_phase(std::move(phase));
     }
   }
+  p->set_unit(kind->ProgressUnit(entry.plan));
   if (p->done() > done || p->total() != total) entry.samples.clear();
   p->set_done(done);
   p->set_total(total);

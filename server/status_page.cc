@@ -54,7 +54,7 @@ function cell(row, text, cls) {
 function fraction(job) {
   const p = job.progress || {};
   if (Number(p.max_steps) > 0) return [Number(p.step), Number(p.max_steps), "steps"];
-  if (Number(p.total) > 0) return [Number(p.done), Number(p.total), "images"];
+  if (Number(p.total) > 0) return [Number(p.done), Number(p.total), p.unit || ""];
   return [0, 0, ""];
 }
 function eta(seconds) {
@@ -85,6 +85,7 @@ function showJobs(jobs) {
       td.querySelector(".bar > span").style.width = pct.toFixed(1) + "%";
       td.append(done + " / " + total + " " + unit);
     }
+    if (unit === "directories") td.append(", " + Number(p.found || 0) + " files found");
     const rate = Number(p.examples_per_sec || p.rate || 0);
     cell(row, rate ? rate.toFixed(1) + "/s" : "");
     cell(row, eta(p.eta_seconds));

@@ -130,37 +130,70 @@ std::string BaseName(const std::string& relative_path) {
 
 namespace {
 
-// A probe task naming chunks of the workspace's listing, as one that
-// carries their files (in chunk order); `chunk_sizes` gets each chunk's
-// number of files.
-absl::StatusOr<v1::ProbeTask> WithChunkFiles(const v1::ProbeTask& task,
-                                             std::vector<int>* chunk_sizes) {
-  v1::ProbeTask files = task;
+// The files of the listing chunks `task` names, in chunk order;
+// `chunk_sizes` gets each chunk's number of files.
+absl::StatusOr<std::vector<v1::FileEntry>> ChunkFiles(const v1::ProbeTask& task,
+                                                      std::vector<int>* chunk_sizes) {
+  std::vector<v1::FileEntry> files;
   for (const auto& chunk : task.chunks()) {
     v1::FileNames names;
     RETURN_IF_ERROR(ReadWorkspaceFile(
         ListChunkFile(task.workspace(), task.split(), chunk.label(), chunk.chunk()), &names));
     chunk_sizes->push_back(names.names_size());
     for (int i = 0; i < names.names_size(); ++i) {
-      auto* f = files.add_files();
-      f->set_relative_path(absl::StrCat(chunk.label_name(), "/", names.names(i)));
-      f->set_label(chunk.label());
-      f->set_file_index(files.files_size() - 1);
+      v1::FileEntry& f = files.emplace_back();
+      f.set_relative_path(absl::StrCat(chunk.label_name(), "/", names.names(i)));
+      f.set_label(chunk.label());
+      f.set_file_index(static_cast<int64_t>(files.size()) - 1);
     }
   }
   return files;
 }
 
-absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task, const RunContext& context);
+absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task,
+                                           const std::vector<v1::FileEntry>& files,
+                                           const RunContext& context) {
+  image::ProbeOptions options;
+  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  if (!task.cache_directory().empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(task.cache_directory(), ec);
+    if (ec) {
+      return absl::Status(ErrnoToCode(ec.value()), absl::StrCat(task.cache_directory(),
+                                                                ": cannot create: ", ec.message()));
+    }
+  }
+  v1::ProbeResult result;
+  ProgressThrottle progress(context);
+  RunOrdered<v1::FileProbe>(
+      files.size(), context.threads, 4 * context.threads,
+      [&](size_t i) {
+        if (Cancelled(context)) return v1::FileProbe();
+        return ProbeFile(task, files[i], options);
+      },
+      [&](size_t i, v1::FileProbe&& probe) {
+        *result.add_files() = std::move(probe);
+        progress.Update(static_cast<int64_t>(i + 1), 0);
+        return !Cancelled(context);
+      });
+  if (Cancelled(context)) return absl::CancelledError("task cancelled");
+  return result;
+}
+
+absl::Status RequireWorkspace(const char* kind, const std::string& workspace) {
+  if (workspace.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " task: workspace is required"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
-absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
-                                             const RunContext& context) {
-  if (task.workspace().empty()) return ProbeFiles(task, context);
+absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task, const RunContext& context) {
+  RETURN_IF_ERROR(RequireWorkspace("probe", task.workspace()));
   std::vector<int> chunk_sizes;
-  ASSIGN_OR_RETURN(const v1::ProbeTask with_files, WithChunkFiles(task, &chunk_sizes));
-  ASSIGN_OR_RETURN(v1::ProbeResult outcomes, ProbeFiles(with_files, context));
+  ASSIGN_OR_RETURN(const std::vector<v1::FileEntry> files, ChunkFiles(task, &chunk_sizes));
+  ASSIGN_OR_RETURN(v1::ProbeResult outcomes, ProbeFiles(task, files, context));
   // Each chunk's outcomes, in its order, to the workspace.
   v1::ProbeResult counts;
   int next = 0;
@@ -182,50 +215,11 @@ absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task,
   return counts;
 }
 
-namespace {
-
-absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task, const RunContext& context) {
-  image::ProbeOptions options;
-  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
-  if (!task.cache_directory().empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(task.cache_directory(), ec);
-    if (ec) {
-      return absl::Status(ErrnoToCode(ec.value()), absl::StrCat(task.cache_directory(),
-                                                                ": cannot create: ", ec.message()));
-    }
-  }
-  v1::ProbeResult result;
-  ProgressThrottle progress(context);
-  const size_t n = task.files_size();
-  RunOrdered<v1::FileProbe>(
-      n, context.threads, 4 * context.threads,
-      [&](size_t i) {
-        if (Cancelled(context)) return v1::FileProbe();
-        return ProbeFile(task, task.files(i), options);
-      },
-      [&](size_t i, v1::FileProbe&& probe) {
-        *result.add_files() = std::move(probe);
-        progress.Update(static_cast<int64_t>(i + 1), 0);
-        return !Cancelled(context);
-      });
-  if (Cancelled(context)) return absl::CancelledError("task cancelled");
-  return result;
-}
-
-}  // namespace
-
-absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
-                                             const RunContext& context) {
-  v1::ShardTask from_workspace;
-  if (!task_in.workspace().empty()) {
-    v1::ShardEntries entries;
-    RETURN_IF_ERROR(
-        ReadWorkspaceFile(ShardEntriesFile(task_in.workspace(), task_in.file_name()), &entries));
-    from_workspace = task_in;
-    *from_workspace.mutable_entries() = std::move(*entries.mutable_entries());
-  }
-  const v1::ShardTask& task = task_in.workspace().empty() ? task_in : from_workspace;
+absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const RunContext& context) {
+  RETURN_IF_ERROR(RequireWorkspace("shard", task.workspace()));
+  v1::ShardEntries entries;
+  RETURN_IF_ERROR(
+      ReadWorkspaceFile(ShardEntriesFile(task.workspace(), task.file_name()), &entries));
   image::ProbeOptions options;
   options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
   const std::string shard_path = dataset::JoinPath(task.output_directory(), task.file_name());
@@ -257,11 +251,11 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
   int64_t records = 0;
   std::map<int, std::pair<std::string, int64_t>> per_label;  // id -> name, records
   ProgressThrottle progress(context);
-  const size_t n = task.entries_size();
+  const size_t n = entries.entries_size();
   RunOrdered<Item>(
       n, context.threads, 4 * context.threads,
       [&](size_t i) {
-        const auto& entry = task.entries(i);
+        const auto& entry = entries.entries(i);
         Item item;
         if (Cancelled(context)) return item;
         std::string bytes;
@@ -310,7 +304,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
         if (Cancelled(context)) return false;
         if (!item.ok) {
           auto* s = result.add_skipped();
-          s->set_path(EscapeNonUtf8(task.entries(i).relative_path()));
+          s->set_path(EscapeNonUtf8(entries.entries(i).relative_path()));
           s->set_split(task.split());
           s->set_reason(item.failure.reason);
           s->set_detail(item.failure.detail);
@@ -323,8 +317,8 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
         sha.Update(framed);
         write_status = shard.Append(framed);
         ++records;
-        auto& label = per_label[task.entries(i).label()];
-        label.first = task.entries(i).label_text();
+        auto& label = per_label[entries.entries(i).label()];
+        label.first = entries.entries(i).label_text();
         ++label.second;
         if (item.converted) result.set_num_converted(result.num_converted() + 1);
         progress.Update(static_cast<int64_t>(i + 1), shard.bytes_written());
@@ -352,12 +346,9 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task_in,
     c->set_count(label.second);
   }
   progress.Update(static_cast<int64_t>(n), shard.bytes_written(), /*force=*/true);
-  if (!task.workspace().empty()) {
-    // For the build's finalization; the coordinator does without the counts.
-    RETURN_IF_ERROR(
-        WriteWorkspaceFile(ShardWrittenFile(task.workspace(), task.file_name()), result));
-    result.clear_class_counts();
-  }
+  // For the build's finalization; the coordinator does without the counts.
+  RETURN_IF_ERROR(WriteWorkspaceFile(ShardWrittenFile(task.workspace(), task.file_name()), result));
+  result.clear_class_counts();
   return result;
 }
 

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/dataset_build.h"
 #include "worker/build/finalize_task.h"
 #include "worker/build/listing.h"
 #include "worker/build/plan_task.h"
@@ -34,12 +35,8 @@ const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
   static const auto* runners = new std::map<v1::Task::KindCase, TaskRunner>{
       {v1::Task::kProbe,
        {[](const v1::Task& t) {
-          if (!t.probe().workspace().empty()) {
-            int files = 0;
-            for (const auto& c : t.probe().chunks()) files += c.files();
-            return absl::StrCat("validate ", files, " files of ", t.probe().split());
-          }
-          return absl::StrCat("validate ", t.probe().files_size(), " files");
+          return absl::StrCat("validate ", ProbeTaskFiles(t.probe()), " files of ",
+                              t.probe().split());
         },
         [](const v1::Task& t, const TaskEnvironment& env) {
           return Wrap<v1::ProbeResult>(
@@ -84,12 +81,15 @@ const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
         },
         [](const v1::Task& t, const TaskEnvironment& env) {
           TrainerContext trainer = env.trainer;
-          if (t.train().stop_grace_secs() > 0) trainer.stop_grace_secs = t.train().stop_grace_secs();
+          if (t.train().stop_grace_secs() > 0)
+            trainer.stop_grace_secs = t.train().stop_grace_secs();
           return Wrap<v1::TrainTaskResult>([&] { return RunTrainTask(t.train(), trainer); },
                                            &v1::TaskResult::mutable_train);
         }}},
       {v1::Task::kEval,
-       {[](const v1::Task& t) { return absl::StrCat("evaluate ", t.eval().spec().checkpoint_dir()); },
+       {[](const v1::Task& t) {
+          return absl::StrCat("evaluate ", t.eval().spec().checkpoint_dir());
+        },
         [](const v1::Task& t, const TaskEnvironment& env) {
           return Wrap<v1::EvalTaskResult>([&] { return RunEvalTask(t.eval(), env.trainer); },
                                           &v1::TaskResult::mutable_eval);

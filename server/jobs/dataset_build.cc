@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/dataset_build.h"
 #include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -200,34 +201,16 @@ bool AllDone(const JobSnapshot& s) {
   return true;
 }
 
-struct SplitDirectory {
-  const char* split;
-  const std::string& directory;
-  int shards;
-};
-
-// The build's splits, train first.
-std::vector<SplitDirectory> Splits(const v1::DatasetBuildSpec& spec) {
-  std::vector<SplitDirectory> splits;
-  if (!spec.train_directory().empty()) {
-    splits.push_back({"train", spec.train_directory(), spec.train_shards()});
-  }
-  if (!spec.validation_directory().empty()) {
-    splits.push_back({"validation", spec.validation_directory(), spec.validation_shards()});
-  }
-  return splits;
-}
-
 // The first phase: list tasks, each for up to kLabelsPerListTask label
 // directories of a split.
 std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::BuildPlan& plan,
                                 const DataRoots& roots) {
   std::vector<v1::Task> tasks;
-  for (const auto& split : Splits(spec)) {
+  for (const auto& split : BuildSplits(spec)) {
     for (int first = 0; first < plan.labels_size(); first += kLabelsPerListTask) {
       v1::ListTask& list = *tasks.emplace_back().mutable_list();
       list.set_directory(split.directory);
-      list.set_split(split.split);
+      list.set_split(split.name);
       list.set_first_label_index(first);
       for (int i = first; i < std::min(plan.labels_size(), first + kLabelsPerListTask); ++i) {
         list.add_labels(plan.labels(i).name());
@@ -243,14 +226,14 @@ std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::Buil
 // The shard task writing shard `index` of `split`, whose good files number
 // `records` (MakeShardTasks deals them: shard i holds records * (i + 1) / n -
 // records * i / n of them).
-v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const SplitDirectory& split, int index,
+v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, int index,
                    int64_t records) {
   v1::Task task;
   v1::ShardTask& shard = *task.mutable_shard();
   shard.set_directory(split.directory);
-  shard.set_split(split.split);
+  shard.set_split(split.name);
   shard.set_output_directory(spec.output_directory());
-  shard.set_file_name(ShardFileName(split.split, index, split.shards));
+  shard.set_file_name(ShardFileName(split.name, index, split.shards));
   shard.set_jpeg_quality(spec.jpeg_quality());
   shard.set_max_pixels(spec.max_pixels());
   shard.set_num_threads(spec.num_threads());
@@ -360,9 +343,9 @@ LockedStep WriteShards(const JobSnapshot& s) {
   *plan.mutable_skipped() = planned.first_skipped();
   *plan.mutable_duplicates() = planned.first_duplicates();
   std::vector<v1::Task> tasks;
-  for (const auto& split : Splits(spec)) {
-    const int64_t records = std::string_view(split.split) == "train" ? planned.train_records()
-                                                                      : planned.validation_records();
+  for (const auto& split : BuildSplits(spec)) {
+    const int64_t records =
+        split.name == "train" ? planned.train_records() : planned.validation_records();
     for (int i = 0; i < split.shards; ++i) tasks.push_back(ShardTask(spec, split, i, records));
   }
   const std::string reason =
@@ -411,9 +394,9 @@ LockedStep EndWithTheResult(const JobSnapshot& s) {
   const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   const v1::FinalizeBuildResult& finalized = s.tasks.front().result().finalize_build();
   std::vector<v1::Task> rewrites;
-  for (const auto& split : Splits(spec)) {
+  for (const auto& split : BuildSplits(spec)) {
     for (int i = 0; i < split.shards; ++i) {
-      const std::string file = ShardFileName(split.split, i, split.shards);
+      const std::string file = ShardFileName(split.name, i, split.shards);
       for (const auto& missing : finalized.missing_shards()) {
         if (missing == file) rewrites.push_back(ShardTask(spec, split, i, 0));
       }
@@ -466,16 +449,25 @@ class DatasetBuild : public JobKind {
         return "";
     }
   }
-  // Files validated and written; label directories listed.
+  std::string ProgressUnit(const v1::BuildPlan& plan) const override {
+    switch (plan.phase()) {
+      case v1::BuildPlan::PHASE_LISTING:
+        return "directories";
+      case v1::BuildPlan::PHASE_PROBING:
+      case v1::BuildPlan::PHASE_WRITING:
+        return "files";
+      default:
+        return "tasks";
+    }
+  }
+  // Label directories listed, files validated and written; one for the
+  // planning and finalizing tasks.
   int64_t TaskUnits(const v1::Task& task) const override {
     switch (task.kind_case()) {
-      case v1::Task::kProbe: {
-        int64_t files = task.probe().files_size();
-        for (const auto& c : task.probe().chunks()) files += c.files();
-        return files;
-      }
+      case v1::Task::kProbe:
+        return ProbeTaskFiles(task.probe());
       case v1::Task::kShard:
-        return task.shard().entries_size() + task.shard().workspace_entries();
+        return task.shard().workspace_entries();
       case v1::Task::kList:
         return task.list().labels_size();
       default:

@@ -29,6 +29,7 @@ class DatasetVerify : public JobKind {
   int64_t TaskUnits(const v1::Task& task) const override {
     return task.verify_shard().num_records();
   }
+  std::string ProgressUnit(const v1::BuildPlan&) const override { return "records"; }
 
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
     if (!engine.AllTasksDone(job)) return;  // others still run

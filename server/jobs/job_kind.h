@@ -96,6 +96,9 @@ class JobKind {
   virtual bool ProgressFromTasks() const { return true; }
   // Units (files, records) a task counts for in the job's progress.
   virtual int64_t TaskUnits(const retrain::v1::Task& task) const = 0;
+  // What those units are in the job's current phase ("files", "records"),
+  // for its progress.
+  virtual std::string ProgressUnit(const retrain::v1::BuildPlan& plan) const = 0;
   // Bytes a finished task counts for in the job's progress.
   virtual int64_t TaskBytes(const retrain::v1::TaskResult& result) const { return 0; }
   // Inputs a finished task left out (skipped files), for the job's progress

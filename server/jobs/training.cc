@@ -244,6 +244,7 @@ class TrainerJob : public JobKind {
  public:
   bool ProgressFromTasks() const override { return false; }
   int64_t TaskUnits(const v1::Task&) const override { return 1; }
+  std::string ProgressUnit(const v1::BuildPlan&) const override { return ""; }
   std::string RestartEvent(const std::string& where, int32_t attempt) const override {
     return absl::StrCat("restarted on ", where, " from the newest checkpoint (attempt ", attempt,
                         ")");

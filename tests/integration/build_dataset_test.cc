@@ -18,6 +18,7 @@
 #include "tests/integration/dataset_check.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_images.h"
+#include "tests/support/two_host_network.h"
 
 namespace retrain::testing {
 namespace {
@@ -140,6 +141,70 @@ TEST_F(BuildDatasetTest, OutputIsIdenticalWhateverTheWorkersAndThreads) {
     }
   }
   EXPECT_EQ(first_shards.size(), 5u);
+}
+
+// The coordinator and a worker on one host, a worker and the CLI on another
+// (network namespaces), one directory tree shared as a network file system
+// would share it: both workers write shards, and the dataset is byte for
+// byte what one worker builds.
+TEST_F(BuildDatasetTest, WorkersOnTwoHostsBuildWhatOneWorkerBuilds) {
+  const TwoHostNetwork network;
+  if (!network.ok()) GTEST_SKIP() << network.error() << " (needs root and iproute2)";
+  // Large enough that a shard takes the one worker a while: the other
+  // takes the next.
+  WriteImages(root(), {"a", "b", "c"}, 24, 8, 320, 240);
+  // Off loopback the coordinator asks for tokens.
+  const std::string client_token = TokenFile(root(), "client", "client-secret");
+  const std::string worker_token = TokenFile(root(), "worker", "worker-secret");
+  const std::string address = network.address(0) + ":" + std::to_string(FreePort());
+  auto server = Process::Start(
+      network.On(0, {BinDir() + "/retrain-server", "--listen", address, "--data_root", root(),
+                     "--state_dir", root() + "/state", "--client_token_file", client_token,
+                     "--worker_token_file", worker_token}),
+      root() + "/server.log");
+  std::vector<std::unique_ptr<Process>> workers;
+  for (int host : {0, 1}) {
+    workers.push_back(
+        Process::Start(network.On(host, {BinDir() + "/retrain-worker", "--server", address,
+                                         "--threads", "1", "--token_file", worker_token}),
+                       root() + "/worker-on-host" + std::to_string(host) + ".log"));
+  }
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {BinDir() + "/retrain", "--server", address, "--token_file", client_token});
+    return RunCommand(network.On(1, args));
+  };
+  // Both workers have registered.
+  ASSERT_TRUE(Eventually([&] {
+    const std::string listed = cli({"workers"}).out;
+    const size_t first = listed.find(" pid ");
+    return first != std::string::npos && listed.find(" pid ", first + 1) != std::string::npos;
+  })) << ReadAll(root() + "/server.log");
+  const std::string data = root() + "/data";
+  const CommandResult built =
+      cli({"build-dataset", "--train_directory", data + "/train", "--validation_directory",
+           data + "/validation", "--labels_file", data + "/labels.txt", "--output_directory",
+           root() + "/two-hosts", "--train_shards", "4", "--validation_shards", "2", "--wait"});
+  ASSERT_EQ(built.exit_code, 0) << built.out << built.err << ReadAll(root() + "/server.log");
+  for (int host : {0, 1}) {
+    const std::string log = ReadAll(root() + "/worker-on-host" + std::to_string(host) + ".log");
+    EXPECT_THAT(log, ::testing::ContainsRegex(": write [a-z]+-[0-9]+-of-[0-9]+ done in"))
+        << "host " << host << ":\n"
+        << log;
+  }
+
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  v1::Job job = Submit(cluster, BuildRequest(root(), root() + "/one-worker", 4, 2));
+  job = cluster.WaitForEnd(job.id());
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  const DatasetView two_hosts = ReadDataset(root() + "/two-hosts");
+  const DatasetView one_worker = ReadDataset(root() + "/one-worker");
+  EXPECT_EQ(two_hosts.shard_bytes.size(), 6u);
+  EXPECT_EQ(two_hosts.shard_bytes, one_worker.shard_bytes);
+  EXPECT_EQ(two_hosts.index_bytes, one_worker.index_bytes);
+  EXPECT_EQ(ReadAll(root() + "/two-hosts/labels.txt"), ReadAll(root() + "/one-worker/labels.txt"));
 }
 
 TEST_F(BuildDatasetTest, BadFilesAreSkippedWithReasonsAndTheBuildGoesOn) {

@@ -191,8 +191,10 @@ TEST_F(FailoverTest, APostgresRestartUnderLoadLosesNoJobAndAnswersNoInternalErro
   std::atomic<bool> done{false};
   std::vector<std::string> admitted;
   std::vector<std::string> errors;
+  // A submission every 100 ms (as many as the one worker can build while
+  // the test lasts), retried through the restart.
   std::thread load([&] {
-    for (int i = 0; !done; ++i) {
+    for (int i = 0; !done; ++i, std::this_thread::sleep_for(milliseconds(100))) {
       v1::SubmitDatasetBuildRequest req =
           BuildRequest(root(), root() + "/out-" + std::to_string(i));
       req.set_request_id("load-" + std::to_string(i));
@@ -223,6 +225,7 @@ TEST_F(FailoverTest, APostgresRestartUnderLoadLosesNoJobAndAnswersNoInternalErro
   load.join();
   EXPECT_THAT(errors, ::testing::IsEmpty()) << cluster.ServerLog();
   ASSERT_GT(admitted.size(), 2u);
+  std::cout << admitted.size() << " jobs admitted" << std::endl;
   // Every admitted job is known after the restart, and each finishes.
   for (const auto& id : admitted) {
     v1::Job job = cluster.WaitForEnd(id, std::chrono::seconds(60));

@@ -415,17 +415,21 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   ASSERT_TRUE(list.has_list());
   EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(Job(job).progress().phase(), "listing");
+  EXPECT_EQ(Job(job).progress().unit(), "directories");
   ASSERT_TRUE(Complete(engine(), a, list, RunAsAWorker(list)).ok());
 
   // Then validates the listing's chunk, and plans the shards.
   const v1::Task probe = Lease(a);
   ASSERT_TRUE(probe.has_probe());
   EXPECT_EQ(Job(job).progress().phase(), "validating");
+  EXPECT_EQ(Job(job).progress().unit(), "files");
   EXPECT_THAT(History(job), HasSubstr("listed 2 files (0 refused); validating them in 1 tasks"));
   ASSERT_TRUE(Complete(engine(), a, probe, RunAsAWorker(probe)).ok());
   const v1::Task plan = Lease(a);
   ASSERT_TRUE(plan.has_plan_shards());
   EXPECT_EQ(Job(job).progress().phase(), "planning shards");
+  EXPECT_EQ(Job(job).progress().unit(), "tasks");
+  EXPECT_EQ(Job(job).progress().total(), 1);
   ASSERT_TRUE(Complete(engine(), a, plan, RunAsAWorker(plan)).ok());
 
   // The shards (two by default).
@@ -489,6 +493,7 @@ TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
   ASSERT_TRUE(on_b.has_verify_shard());
   EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(Job(job).progress().phase(), "verifying");
+  EXPECT_EQ(Job(job).progress().unit(), "records");
   EXPECT_EQ(Job(job).progress().total(), 2) << "one record a shard";
 
   auto complete = [&](const std::string& worker, const v1::Task& task, bool damaged) {

@@ -49,14 +49,14 @@ Cluster::~Cluster() {
 namespace {
 
 // Writes `token` to a 0600 file under `root` and returns its path.
-std::string TokenFile(const std::string& root, const std::string& name, const std::string& token) {
-  const std::string path = root + "/" + name + ".token";
+}  // namespace
+
+std::string TokenFile(const std::string& dir, const std::string& name, const std::string& token) {
+  const std::string path = dir + "/" + name + ".token";
   std::ofstream(path) << token << "\n";
   fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
   return path;
 }
-
-}  // namespace
 
 void Cluster::Authorize(grpc::ClientContext& ctx) const {
   if (!options_.client_token.empty()) {

@@ -45,6 +45,9 @@ struct ClusterOptions {
   int leader_lease_ms = 3000;
 };
 
+// `token` in `dir`/`name`.token, readable by its owner only; returns its path.
+std::string TokenFile(const std::string& dir, const std::string& name, const std::string& token);
+
 // A coordinator and workers for one test. The coordinator's data root is
 // `root`; its state lives in `root`/state.
 class Cluster {

@@ -1,8 +1,9 @@
-// A real PostgreSQL server for one test: Debian's initdb and postgres in a
-// temporary directory, on a free loopback port, run as an unprivileged user
-// (the "postgres" account when the test runs as root), with password
-// authentication. Killed and removed when the owner goes away. Not
-// thread-safe.
+// A real PostgreSQL server for one test: Debian's postgres in a temporary
+// directory, on a free loopback port, run as an unprivileged user (the
+// "postgres" account when the test runs as root), with password
+// authentication. Its cluster is a copy of one made by initdb once per
+// machine and kept in the system temp dir (retrain-test-postgres-template-*).
+// Killed and removed when the owner goes away. Not thread-safe.
 #pragma once
 
 #include <memory>
@@ -47,6 +48,12 @@ class PostgresServer {
 
  private:
   bool WaitUntilReady();
+  // The cluster in data_dir_: made by initdb (and kept as the template), or
+  // copied from the template. False after reporting a failure.
+  bool InitCluster();
+  bool SaveTemplate(const std::string& directory);
+  bool CopyTemplate(const std::string& directory);
+  void WritePassword();
   TempDir dir_;
   std::string data_dir_;
   std::string bin_dir_;

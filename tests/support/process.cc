@@ -147,4 +147,13 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::chrono::seco
   return r;
 }
 
+bool Eventually(const std::function<bool()>& done, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
 }  // namespace retrain::testing

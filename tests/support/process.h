@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -63,6 +64,10 @@ std::string ReadAll(const std::string& path);
 // A loopback TCP port that was free a moment ago (for a server the test
 // starts next).
 int FreePort();
+
+// Polls `done` until it holds or `timeout` passes; false when it never held.
+bool Eventually(const std::function<bool()>& done,
+                std::chrono::seconds timeout = std::chrono::seconds(60));
 
 // Runs a command to completion (killing it after `timeout`).
 CommandResult RunCommand(const std::vector<std::string>& argv,

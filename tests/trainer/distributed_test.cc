@@ -27,14 +27,15 @@
 namespace retrain::trainer {
 namespace {
 
-using ::testing::HasSubstr;
 using retrain::testing::BinDir;
 using retrain::testing::CommandResult;
+using retrain::testing::Eventually;
 using retrain::testing::FreePort;
 using retrain::testing::Process;
 using retrain::testing::ReadAll;
 using retrain::testing::RunCommand;
 using testing::DatasetSpec;
+using ::testing::HasSubstr;
 using testing::MakeTempDir;
 using testing::WriteDataset;
 
@@ -125,15 +126,6 @@ pid_t RankPid(pid_t parent, int rank) {
   }
   closedir(proc);
   return found;
-}
-
-bool WaitFor(const std::function<bool()>& condition, std::chrono::seconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return condition();
 }
 
 TEST(DistributedTest, TwoReplicasOfHalfTheBatchEndWhereOneReplicaOfTheWholeBatchDoes) {
@@ -234,15 +226,15 @@ TEST(DistributedTest, AKilledRankStopsTheJobAndIsNamed) {
   auto launcher = Process::Start(
       With(TrainArgs(data, dir, 8, 1000000), {"--num_replicas", "2", "--log_every_steps", "5"}),
       dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
-                                   std::string::npos; },
-                      std::chrono::seconds(60)))
+  ASSERT_TRUE(Eventually(
+      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
+      std::chrono::seconds(60)))
       << ReadAll(dir + "/launcher.log");
   const pid_t rank0 = RankPid(launcher->pid(), 0), rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank0, 0);
   ASSERT_GT(rank1, 0);
   kill(rank1, SIGKILL);
-  ASSERT_TRUE(WaitFor([&] { return !launcher->Running(); }, std::chrono::seconds(30)))
+  ASSERT_TRUE(Eventually([&] { return !launcher->Running(); }, std::chrono::seconds(30)))
       << "the launcher did not stop after rank 1 died";
   EXPECT_EQ(launcher->Wait(), 128 + SIGKILL);
   EXPECT_THAT(ReadAll(dir + "/launcher.log"),
@@ -258,13 +250,13 @@ TEST(DistributedTest, AHungRankTimesOutTheOthers) {
            {"--num_replicas", "2", "--log_every_steps", "5", "--collective_timeout_secs", "3",
             "--stop_grace_secs", "2"}),
       dir + "/launcher.log");
-  ASSERT_TRUE(WaitFor([&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") !=
-                                   std::string::npos; },
-                      std::chrono::seconds(60)));
+  ASSERT_TRUE(Eventually(
+      [&] { return ReadAll(dir + "/launcher.log").find("\"step\":10") != std::string::npos; },
+      std::chrono::seconds(60)));
   const pid_t rank1 = RankPid(launcher->pid(), 1);
   ASSERT_GT(rank1, 0);
   kill(rank1, SIGSTOP);  // alive, but never answers again
-  ASSERT_TRUE(WaitFor([&] { return !launcher->Running(); }, std::chrono::seconds(30)))
+  ASSERT_TRUE(Eventually([&] { return !launcher->Running(); }, std::chrono::seconds(30)))
       << "the job hung with a stopped rank";
   EXPECT_NE(launcher->Wait(), 0);
   const std::string log = ReadAll(dir + "/launcher.log");

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/dataset_build.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "dataset/layout.h"
@@ -22,25 +23,6 @@ namespace v1 = retrain::v1;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct SplitSpec {
-  const char* name;
-  const std::string& directory;
-  int shards;
-  v1::SplitResult* result;
-};
-
-std::vector<SplitSpec> Splits(const v1::DatasetBuildSpec& spec, v1::DatasetBuildResult* result) {
-  std::vector<SplitSpec> splits;
-  if (!spec.train_directory().empty()) {
-    splits.push_back({"train", spec.train_directory(), spec.train_shards(), result->mutable_train()});
-  }
-  if (!spec.validation_directory().empty()) {
-    splits.push_back({"validation", spec.validation_directory(), spec.validation_shards(),
-                      result->mutable_validation()});
-  }
-  return splits;
-}
 
 // Removes temporary files that writers killed mid-write left behind for
 // this build's outputs (AtomicFileWriter names them ".<name>.tmp-<hex>").
@@ -70,7 +52,7 @@ absl::StatusOr<v1::DatasetBuildResult> ResultFromManifest(const v1::Job& job) {
   r.set_output_directory(dir);
   r.set_manifest(dataset::JoinPath(dir, dataset::kManifestFile));
   for (const auto& [name, split] : m.splits) {
-    v1::SplitResult* out = name == "train" ? r.mutable_train() : r.mutable_validation();
+    v1::SplitResult* out = SplitResultOf(name, &r);
     out->set_num_records(split.num_records);
     out->set_num_converted(split.num_converted);
     for (const auto& s : split.shards) {
@@ -129,7 +111,8 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
   std::set<std::string> outputs = {dataset::kLabelsFile, dataset::kManifestFile,
                                    dataset::kSkippedFile, dataset::kDuplicatesFile};
   std::string skipped_lines;  // skipped while writing the shards
-  for (const SplitSpec& split : Splits(spec, &result)) {
+  for (const BuildSplit& split : BuildSplits(spec)) {
+    v1::SplitResult* split_result = SplitResultOf(split.name, &result);
     std::map<int, int64_t> per_label;
     for (int i = 0; i < split.shards; ++i) {
       const std::string file = dataset::ShardFileName(split.name, i, split.shards);
@@ -143,9 +126,9 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
         out.add_missing_shards(file);
         continue;
       }
-      *split.result->add_shards() = written.shard();
-      split.result->set_num_records(split.result->num_records() + written.shard().num_records());
-      split.result->set_num_converted(split.result->num_converted() + written.num_converted());
+      *split_result->add_shards() = written.shard();
+      split_result->set_num_records(split_result->num_records() + written.shard().num_records());
+      split_result->set_num_converted(split_result->num_converted() + written.num_converted());
       for (const auto& c : written.class_counts()) per_label[c.label()] += c.count();
       for (const auto& s : written.skipped()) {
         skipped_lines += dataset::SkippedLine(
@@ -155,7 +138,7 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
       }
     }
     for (const auto& l : result.labels()) {
-      auto* c = split.result->add_class_counts();
+      auto* c = split_result->add_class_counts();
       c->set_label(l.id());
       c->set_name(l.name());
       c->set_count(per_label[l.id()]);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/dataset_build.h"
 #include "common/files.h"
 #include "common/status_macros.h"
 #include "dataset/layout.h"
@@ -58,10 +59,7 @@ class Lists {
   AtomicFileWriter duplicates_;
 };
 
-struct Split {
-  std::string name;
-  std::string directory;
-  int shards = 0;
+struct Split : BuildSplit {
   std::vector<v1::ShardEntry> entries;  // good files, in listing order
 };
 
@@ -152,12 +150,7 @@ absl::StatusOr<v1::PlanShardsResult> RunPlanShardsTask(const v1::PlanShardsTask&
     }
   }
   std::vector<Split> splits;
-  if (!spec.train_directory().empty()) {
-    splits.push_back({"train", spec.train_directory(), spec.train_shards(), {}});
-  }
-  if (!spec.validation_directory().empty()) {
-    splits.push_back({"validation", spec.validation_directory(), spec.validation_shards(), {}});
-  }
+  for (BuildSplit& split : BuildSplits(spec)) splits.push_back({std::move(split), {}});
   Lists lists(task.workspace());
   RETURN_IF_ERROR(lists.Open());
   v1::PlanShardsResult result;

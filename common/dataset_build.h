@@ -1,0 +1,44 @@
+// Facts about dataset builds that the coordinator's planning and the
+// workers' build tasks share: the splits they walk, and what a task holds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "retrain/v1/dataset.pb.h"
+#include "retrain/v1/worker.pb.h"
+
+namespace retrain {
+
+struct BuildSplit {
+  std::string name;       // "train" or "validation", the prefix of its shards' names
+  std::string directory;  // <label>/<image files> below it
+  int shards = 0;
+};
+
+// The splits `spec` gives a directory for, train first.
+inline std::vector<BuildSplit> BuildSplits(const v1::DatasetBuildSpec& spec) {
+  std::vector<BuildSplit> splits;
+  if (!spec.train_directory().empty()) {
+    splits.push_back({"train", spec.train_directory(), spec.train_shards()});
+  }
+  if (!spec.validation_directory().empty()) {
+    splits.push_back({"validation", spec.validation_directory(), spec.validation_shards()});
+  }
+  return splits;
+}
+
+// The part of `result` that describes split `name`.
+inline v1::SplitResult* SplitResultOf(const std::string& name, v1::DatasetBuildResult* result) {
+  return name == "train" ? result->mutable_train() : result->mutable_validation();
+}
+
+// The files a probe task validates (those of its listing chunks).
+inline int64_t ProbeTaskFiles(const v1::ProbeTask& task) {
+  int64_t files = 0;
+  for (const auto& c : task.chunks()) files += c.files();
+  return files;
+}
+
+}  // namespace retrain
