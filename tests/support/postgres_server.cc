@@ -66,6 +66,15 @@ std::string TemplateDirectory(const std::string& bin_dir) {
       .string();
 }
 
+// Whether the template is complete: marked ready, and its cluster's control
+// files still there (a temp-directory cleaner may have removed old files).
+bool TemplateIsWhole(const std::string& directory) {
+  for (const char* file : {"/ready", "/password", "/data/PG_VERSION", "/data/global/pg_control"}) {
+    if (!fs::exists(directory + file)) return false;
+  }
+  return true;
+}
+
 // An exclusive lock on the template, held while it is made or copied.
 class TemplateLock {
  public:
@@ -117,7 +126,7 @@ PostgresServer::PostgresServer() {
     // One process at a time makes or copies the template.
     TemplateLock lock(TemplateDirectory(bin_dir_));
     if (!lock.ok()) return;
-    if (fs::exists(lock.directory() + "/ready")) {
+    if (TemplateIsWhole(lock.directory())) {
       if (!CopyTemplate(lock.directory())) return;
     } else if (!InitCluster() || !SaveTemplate(lock.directory())) {
       return;
