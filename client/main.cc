@@ -164,8 +164,45 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
   return ExitFor(last);
 }
 
+// How long a submit waits for the workers' check of the request (a
+// build's paths and labels) before it reports the job as submitted.
+constexpr auto kCheckWait = std::chrono::seconds(15);
+
+// Follows a job until its request has been checked (Job.request_checked),
+// it ends, or `deadline` passes; the job as last seen.
+v1::Job WaitForCheck(v1::JobService::Stub& stub, v1::Job job,
+                     std::chrono::system_clock::time_point deadline) {
+  while (!job.request_checked() && !retrain::IsFinalState(job.state()) &&
+         std::chrono::system_clock::now() < deadline) {
+    grpc::ClientContext ctx;
+    AddToken(ctx);
+    ctx.set_deadline(deadline);
+    v1::WatchJobRequest req;
+    req.set_job_id(job.id());
+    auto reader = stub.WatchJob(&ctx, req);
+    v1::JobUpdate update;
+    while (reader->Read(&update)) {
+      job = update.job();
+      if (job.request_checked() || retrain::IsFinalState(job.state())) ctx.TryCancel();
+    }
+    const grpc::Status st = reader->Finish();
+    // Only a coordinator away for a while (a restart) is waited out; Watch
+    // reports anything else.
+    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED &&
+        st.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      break;
+    }
+    if (!job.request_checked() && !retrain::IsFinalState(job.state())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return job;
+}
+
 // Submits with `call` (retrying while the server is unavailable; the
-// request id makes retries safe), then prints the job, or follows it.
+// request id makes retries safe), waits for the workers' check of the
+// request, which reports a refusal as an error line as the submission
+// itself would, then prints the job, or follows it.
 // `what_is_valid`, when given, says what a valid request would do.
 template <typename Call>
 int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_only, bool wait,
@@ -189,9 +226,20 @@ int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_
     std::cout << "request is valid" << (what_is_valid ? ": " + what_is_valid(job) : "") << "\n";
     return kOk;
   }
+  const auto checked_by = wait ? std::chrono::system_clock::time_point::max()
+                               : std::chrono::system_clock::now() + kCheckWait;
+  job = WaitForCheck(stub, job, checked_by);
+  if (job.error_code() != 0) {
+    return ReportError(grpc::Status(static_cast<grpc::StatusCode>(job.error_code()),
+                                    job.error() + " (job " + job.id() + ")"),
+                       g);
+  }
   if (!wait) {
     std::cout << "submitted " << job.id() << " (follow it with: retrain watch " << job.id()
               << ")\n";
+    if (!job.request_checked()) {
+      std::cerr << "retrain: no worker has checked its paths yet (are workers running?)\n";
+    }
     return kOk;
   }
   if (g.output != "json") std::cerr << "submitted " << job.id() << "\n";
@@ -414,7 +462,8 @@ int main(int argc, char** argv) {
         [](const v1::Job& job) {
           return job.dataset_build().train_directory() + " + " +
                  job.dataset_build().validation_directory() + " -> " +
-                 job.dataset_build().output_directory();
+                 job.dataset_build().output_directory() +
+                 " (a worker checks the paths and reads the labels when it runs)";
         });
   }
   if (*train) {

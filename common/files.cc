@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace retrain {
 
@@ -43,6 +44,33 @@ bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roo
     }
   }
   return false;
+}
+
+std::vector<std::string> CanonicalRoots(const std::vector<std::string>& roots) {
+  std::vector<std::string> canonical;
+  for (const auto& root : roots) {
+    std::error_code ec;
+    const std::filesystem::path p = std::filesystem::canonical(root, ec);
+    canonical.push_back(ec ? root : p.string());
+  }
+  return canonical;
+}
+
+absl::Status CheckUnderRootsOnThisHost(const std::string& field, const std::string& path,
+                                       const std::vector<std::string>& roots) {
+  std::error_code ec;
+  std::string resolved = std::filesystem::weakly_canonical(path, ec).lexically_normal().string();
+  if (ec) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": cannot resolve '", path, "': ", ec.message()));
+  }
+  while (resolved.size() > 1 && resolved.back() == '/') resolved.pop_back();
+  if (!PathIsUnderAny(resolved, CanonicalRoots(roots))) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        field, ": '", path, "' leads to '", resolved, "', outside the server's data roots (",
+        absl::StrJoin(roots, ", "), "); a symlink may lead out of them"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusCode ErrnoToCode(int err) {

@@ -76,6 +76,17 @@ std::string EscapeNonUtf8(std::string_view bytes);
 // at a '/' boundary; both sides already canonical).
 bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roots);
 
+// `roots` as this host sees them: each with its symlinks resolved where it
+// exists here, as given where it does not (it then holds nothing).
+std::vector<std::string> CanonicalRoots(const std::vector<std::string>& roots);
+
+// Confines `path` (absolute) to `roots` on this host's file system: its
+// existing part with symlinks resolved, and the rest with `..` applied,
+// must lie under one of CanonicalRoots(roots). PERMISSION_DENIED naming
+// `field` when it does not, INVALID_ARGUMENT when it cannot be resolved.
+absl::Status CheckUnderRootsOnThisHost(const std::string& field, const std::string& path,
+                                       const std::vector<std::string>& roots);
+
 // Maps an errno value from a file operation to a status code.
 absl::StatusCode ErrnoToCode(int err);
 

@@ -1,5 +1,7 @@
-// The folders a coordinator may read and write. Every path in a request is
-// resolved here before anything touches it.
+// The folders a coordinator's jobs may read and write. Every path in a
+// request is confined here before it is accepted, by its spelling alone:
+// the coordinator reads no data, so the workers check each path again on
+// their file system, symlinks followed (worker/build/check_task.h).
 #pragma once
 
 #include <string>
@@ -12,19 +14,25 @@ namespace retrain::server {
 // Immutable after construction; thread-safe.
 class DataRoots {
  public:
-  // `roots` must exist; they are canonicalised (symlinks resolved).
+  // `roots` are made absolute (against the working directory) and
+  // lexically normal; they need not exist on the coordinator's machine.
   static absl::StatusOr<DataRoots> Create(const std::vector<std::string>& roots);
 
-  // Resolves `path` (absolute; `..` and symlinks followed) and checks that
-  // the result lies under a root. `field` names the request field in
-  // errors. Missing paths are fine here (an output directory may not exist
-  // yet): the existing prefix is resolved and the rest appended.
-  // PERMISSION_DENIED when outside the roots, INVALID_ARGUMENT when empty
-  // or relative.
+  // `path` lexically normal (`.` and `..` applied, no trailing '/'), when
+  // it lies under a root as spelled. `field` names the request field in
+  // errors: INVALID_ARGUMENT when empty, relative or holding a NUL byte,
+  // PERMISSION_DENIED when outside the roots.
   absl::StatusOr<std::string> Resolve(const std::string& field, const std::string& path) const;
 
-  // True when `canonical_path` (already resolved) lies under a root.
-  bool Contains(const std::string& canonical_path) const;
+  // Resolve(), then the path confined on this machine's file system too,
+  // symlinks followed (CheckUnderRootsOnThisHost): for the job kinds that
+  // still read their inputs at submission (training, evaluation,
+  // verification).
+  absl::StatusOr<std::string> ResolveOnThisHost(const std::string& field,
+                                                const std::string& path) const;
+
+  // True when `normal_path` (lexically normal) lies under a root.
+  bool Contains(const std::string& normal_path) const;
 
   const std::vector<std::string>& roots() const { return roots_; }
 

@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -37,6 +38,33 @@ std::string Trimmed(const char* message) {
   std::string s = message ? message : "";
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   return s;
+}
+
+// A failed connection's error with verbose verbosity ("connection to server
+// at ... failed: FATAL:  28P01: password authentication failed ...\nLOCATION:
+// ..."): its SQLSTATE ("" when the server sent none), and the message without
+// the code and the source location.
+struct StartupError {
+  std::string sql_state;
+  std::string message;
+};
+
+StartupError ParseStartupError(const std::string& verbose) {
+  StartupError e{"", verbose.substr(0, verbose.find("\nLOCATION:"))};
+  for (const char* severity : {"FATAL:  ", "ERROR:  "}) {
+    const size_t at = e.message.find(severity);
+    if (at == std::string::npos) continue;
+    const size_t code = at + std::strlen(severity);
+    // Five characters of [0-9A-Z], then ": ".
+    if (e.message.size() >= code + 7 && e.message.compare(code + 5, 2, ": ") == 0 &&
+        std::all_of(e.message.begin() + code, e.message.begin() + code + 5,
+                    [](char c) { return std::isdigit(c) || std::isupper(c); })) {
+      e.sql_state = e.message.substr(code, 5);
+      e.message.erase(code, 7);
+    }
+    break;
+  }
+  return e;
 }
 
 }  // namespace
@@ -132,6 +160,9 @@ absl::Status PostgresConnection::Connect() {
                           "retrain-server", nullptr};
   conn_ = PQconnectStartParams(keywords, values, /*expand_dbname=*/1);
   if (conn_ == nullptr) return absl::ResourceExhaustedError("state database: out of memory");
+  // Errors with their SQLSTATE, so that a refusal is told by its code, not
+  // by its (translated) text.
+  PQsetErrorVerbosity(conn_, PQERRORS_VERBOSE);
   // Polled here rather than with libpq's connect_timeout (whole seconds,
   // at least 2), so that a silent server costs io_timeout_ms.
   for (PostgresPollingStatusType state = PGRES_POLLING_WRITING;
@@ -143,15 +174,20 @@ absl::Status PostgresConnection::Connect() {
     state = PQconnectPoll(conn_);
   }
   if (PQstatus(conn_) != CONNECTION_OK) {
-    const std::string message = Trimmed(PQerrorMessage(conn_));
+    const StartupError error = ParseStartupError(Trimmed(PQerrorMessage(conn_)));
+    const bool needs_password = PQconnectionNeedsPassword(conn_) != 0;
     Drop();
-    // Wrong password, no such database or role: no retry helps.
-    const bool refused = message.find("authentication") != std::string::npos ||
-                         message.find("does not exist") != std::string::npos ||
-                         message.find("no password supplied") != std::string::npos;
-    const std::string text = absl::StrCat(Describe(), ": cannot connect: ", message);
+    // No retry helps a password missing (libpq's own refusal) or wrong, a
+    // role not allowed in (class 28: invalid authorization) or a database
+    // that does not exist (3D000).
+    const bool refused =
+        needs_password || error.sql_state.rfind("28", 0) == 0 || error.sql_state == "3D000";
+    const std::string text = absl::StrCat(Describe(), ": cannot connect: ", error.message,
+                                          error.sql_state.empty() ? "" : " (SQLSTATE ",
+                                          error.sql_state, error.sql_state.empty() ? "" : ")");
     return refused ? absl::FailedPreconditionError(text) : absl::UnavailableError(text);
   }
+  PQsetErrorVerbosity(conn_, PQERRORS_DEFAULT);
   PQsetnonblocking(conn_, 1);
   // Notices ("relation already exists, skipping") are not for the log.
   PQsetNoticeProcessor(

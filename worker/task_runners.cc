@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/dataset_build.h"
+#include "worker/build/check_task.h"
 #include "worker/build/finalize_task.h"
 #include "worker/build/listing.h"
 #include "worker/build/plan_task.h"
@@ -49,6 +50,23 @@ const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
           return Wrap<v1::ShardResult>(
               [&] { return RunShardTask(t.shard(), WithThreads(env.run, t.shard().num_threads())); },
               &v1::TaskResult::mutable_shard);
+        }}},
+      {v1::Task::kCheckBuild,
+       {[](const v1::Task& t) {
+          return absl::StrCat("check the build of ", t.check_build().spec().output_directory());
+        },
+        [](const v1::Task& t, const TaskEnvironment&) {
+          return Wrap<v1::CheckBuildResult>([&] { return RunCheckBuildTask(t.check_build()); },
+                                            &v1::TaskResult::mutable_check_build);
+        }}},
+      {v1::Task::kCheckVerify,
+       {[](const v1::Task& t) {
+          return absl::StrCat("check the verification of ", t.check_verify().spec().data_dir());
+        },
+        [](const v1::Task& t, const TaskEnvironment&) -> absl::StatusOr<v1::TaskResult> {
+          v1::TaskResult result;
+          *result.mutable_check_verify() = RunCheckVerifyTask(t.check_verify());
+          return result;
         }}},
       {v1::Task::kList,
        {[](const v1::Task& t) {

@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/files.h"
 #include "common/hashing.h"
 #include "common/tfrecord.h"
 #include "dataset/example_features.h"
 #include "dataset/layout.h"
+#include "dataset/manifest.h"
 #include "tensorflow/core/example/example.pb.h"
 #include "worker/image/image_probe.h"
 #include "worker/ordered_parallel.h"
@@ -329,6 +331,42 @@ absl::StatusOr<v1::VerifyShardResult> RunVerifyShardTask(const v1::VerifyShardTa
   if (!status.ok()) return status;
   damage.Finish();
   if (context.progress) context.progress(result.records(), result.bytes());
+  return result;
+}
+
+v1::CheckVerifyResult RunCheckVerifyTask(const v1::CheckVerifyTask& task) {
+  v1::CheckVerifyResult result;
+  const std::string& data_dir = task.spec().data_dir();
+  auto refuse = [&](absl::StatusCode code, std::string message) {
+    result.mutable_refusal()->set_code(static_cast<int32_t>(code));
+    result.mutable_refusal()->set_message(std::move(message));
+    return result;
+  };
+  const absl::Status confined = CheckUnderRootsOnThisHost(
+      "spec.data_dir", data_dir, {task.data_roots().begin(), task.data_roots().end()});
+  if (!confined.ok()) return refuse(confined.code(), std::string(confined.message()));
+  dataset::Manifest manifest;
+  std::string error;
+  if (!dataset::ReadManifest(data_dir, &manifest, &error)) {
+    return refuse(absl::StatusCode::kFailedPrecondition, absl::StrCat("spec.data_dir: ", error));
+  }
+  for (const auto& [name, split] : manifest.splits) {
+    for (const dataset::ShardInfo& shard : split.shards) {
+      v1::VerifyShardTask& t = *result.add_shards();
+      t.set_data_dir(data_dir);
+      t.set_file(shard.file);
+      t.set_index(shard.index);
+      t.set_num_records(shard.num_records);
+      t.set_num_bytes(shard.num_bytes);
+      t.set_sha256(shard.sha256);
+      t.set_num_classes(manifest.num_classes);
+    }
+  }
+  if (result.shards().empty()) {
+    return refuse(absl::StatusCode::kFailedPrecondition,
+                  absl::StrCat("spec.data_dir: ", data_dir,
+                               "'s manifest lists no shards: nothing to verify"));
+  }
   return result;
 }
 

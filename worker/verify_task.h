@@ -22,4 +22,10 @@ inline constexpr int kMaxDamagePerShard = 20;
 absl::StatusOr<retrain::v1::VerifyShardResult> RunVerifyShardTask(
     const retrain::v1::VerifyShardTask& task, const RunContext& context);
 
+// Runs a CheckVerifyTask: the data directory confined to the data roots on
+// this host (PERMISSION_DENIED) and its manifest read (FAILED_PRECONDITION
+// when missing, unreadable or listing no shard), each refusal the result's
+// `refusal`; otherwise a verify task for each shard.
+retrain::v1::CheckVerifyResult RunCheckVerifyTask(const retrain::v1::CheckVerifyTask& task);
+
 }  // namespace retrain::worker

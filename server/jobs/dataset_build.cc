@@ -1,17 +1,13 @@
 #include "server/jobs/dataset_build.h"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/dataset_build.h"
-#include "common/files.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "dataset/layout.h"
-#include "server/dataset_scan.h"
 
 namespace retrain::server {
 
@@ -30,17 +26,6 @@ constexpr int kMaxShards = 99999;  // shard names have five digits
 constexpr int kFilesPerProbeTask = 256;
 constexpr int kLabelsPerListTask = 32;
 
-absl::Status CheckDirectory(const std::string& field, const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    return absl::NotFoundError(absl::StrCat(field, ": directory '", path, "' does not exist"));
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": '", path, "' is not a directory"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckShardCount(const std::string& field, int value) {
   if (value < 1 || value > kMaxShards) {
     return absl::InvalidArgumentError(
@@ -49,50 +34,10 @@ absl::Status CheckShardCount(const std::string& field, int value) {
   return absl::OkStatus();
 }
 
-// Shard files already in the output directory that this build would not
-// overwrite: readers glob train-* / validation-*, so they would mix in.
-absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
-  std::error_code ec;
-  if (!fs::exists(spec.output_directory(), ec)) return absl::OkStatus();
-  if (!fs::is_directory(spec.output_directory(), ec)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "output_directory: '", spec.output_directory(), "' exists and is not a directory"));
-  }
-  std::vector<std::string> foreign;
-  for (const auto& e : fs::directory_iterator(spec.output_directory(), ec)) {
-    const std::string name = e.path().filename().string();
-    const bool train = name.rfind("train-", 0) == 0;
-    const bool validation = name.rfind("validation-", 0) == 0;
-    if (!train && !validation) continue;
-    bool ours = false;
-    if (train && !spec.train_directory().empty()) {
-      for (int i = 0; i < spec.train_shards() && !ours; ++i) {
-        ours = name == ShardFileName("train", i, spec.train_shards());
-      }
-    }
-    if (validation && !spec.validation_directory().empty()) {
-      for (int i = 0; i < spec.validation_shards() && !ours; ++i) {
-        ours = name == ShardFileName("validation", i, spec.validation_shards());
-      }
-    }
-    if (!ours) foreign.push_back(EscapeNonUtf8(name));
-  }
-  if (!foreign.empty()) {
-    std::sort(foreign.begin(), foreign.end());
-    if (foreign.size() > 3) foreign.resize(3), foreign.push_back("...");
-    return absl::FailedPreconditionError(absl::StrCat(
-        "output_directory: '", spec.output_directory(), "' already holds shards of another build (",
-        absl::StrJoin(foreign, ", "),
-        ") that readers would mix in; use an empty directory or remove them"));
-  }
-  return absl::OkStatus();
-}
-
-// The spec with its defaults filled in and its paths resolved, and the
-// labels in `plan`.
+// The spec with its defaults filled in and its paths lexically normal
+// under the data roots.
 absl::StatusOr<v1::DatasetBuildSpec> ValidateBuildSpec(const v1::DatasetBuildSpec& in,
-                                                       const DataRoots& roots,
-                                                       v1::BuildPlan* plan) {
+                                                       const DataRoots& roots) {
   v1::DatasetBuildSpec spec = in;
   if (in.train_directory().empty() && in.validation_directory().empty()) {
     return absl::InvalidArgumentError(
@@ -122,74 +67,24 @@ absl::StatusOr<v1::DatasetBuildSpec> ValidateBuildSpec(const v1::DatasetBuildSpe
   }
   if (!in.has_seed()) spec.set_seed(12345);
 
-  if (!in.train_directory().empty()) {
-    ASSIGN_OR_RETURN(*spec.mutable_train_directory(),
-                     roots.Resolve("train_directory", in.train_directory()));
-    RETURN_IF_ERROR(CheckDirectory("train_directory", spec.train_directory()));
+  // Paths by their spelling: the check task confines them again on a
+  // worker's file system and reads the labels.
+  struct Path {
+    const char* field;
+    std::string* path;
+  };
+  for (const Path& p : {Path{"train_directory", spec.mutable_train_directory()},
+                        Path{"validation_directory", spec.mutable_validation_directory()},
+                        Path{"output_directory", spec.mutable_output_directory()},
+                        Path{"labels_file", spec.mutable_labels_file()}}) {
+    if (!p.path->empty()) {
+      ASSIGN_OR_RETURN(*p.path, roots.Resolve(p.field, *p.path));
+    }
   }
-  if (!in.validation_directory().empty()) {
-    ASSIGN_OR_RETURN(*spec.mutable_validation_directory(),
-                     roots.Resolve("validation_directory", in.validation_directory()));
-    RETURN_IF_ERROR(CheckDirectory("validation_directory", spec.validation_directory()));
-  }
-  ASSIGN_OR_RETURN(*spec.mutable_output_directory(),
-                   roots.Resolve("output_directory", in.output_directory()));
   if (spec.output_directory() == spec.train_directory() ||
       spec.output_directory() == spec.validation_directory()) {
     return absl::InvalidArgumentError(
         "output_directory: must differ from the train and validation directories");
-  }
-  RETURN_IF_ERROR(CheckOutputDirectory(spec));
-
-  // Labels: the labels file in order, or the sorted label directories.
-  const std::string& primary =
-      spec.train_directory().empty() ? spec.validation_directory() : spec.train_directory();
-  const char* primary_field =
-      spec.train_directory().empty() ? "validation_directory" : "train_directory";
-  std::vector<std::string> names;
-  if (!in.labels_file().empty()) {
-    ASSIGN_OR_RETURN(*spec.mutable_labels_file(), roots.Resolve("labels_file", in.labels_file()));
-    auto content = ReadFile(spec.labels_file());
-    if (!content.ok()) {
-      return absl::Status(content.status().code() == absl::StatusCode::kNotFound
-                              ? absl::StatusCode::kNotFound
-                              : absl::StatusCode::kInvalidArgument,
-                          absl::StrCat("labels_file: ", content.status().message()));
-    }
-    ASSIGN_OR_RETURN(std::vector<LabelLine> lines, ParseLabels(*content, spec.labels_file()));
-    std::vector<std::string> missing;
-    for (const auto& l : lines) {
-      struct stat st;
-      const std::string dir = primary + "/" + l.name;
-      if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        missing.push_back(absl::StrCat("line ", l.line, " '", EscapeNonUtf8(l.name), "'"));
-      }
-      names.push_back(l.name);
-    }
-    if (!missing.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "labels_file ", spec.labels_file(), ": ", absl::StrJoin(missing, ", "),
-          missing.size() == 1 ? " has" : " have", " no directory in ", primary_field, " ",
-          primary, "; fix the name or create the directory"));
-    }
-  } else {
-    auto listed = ListLabelDirectories(primary);
-    if (!listed.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(primary_field, ": ", listed.status().message()));
-    }
-    if (listed->empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          primary_field, ": '", primary,
-          "' has no label subdirectories; expected <dir>/<label>/<image files>"));
-    }
-    names = *std::move(listed);
-  }
-  const int first = spec.background_class() ? 1 : 0;
-  plan->clear_labels();
-  for (size_t i = 0; i < names.size(); ++i) {
-    auto* l = plan->add_labels();
-    l->set_id(first + static_cast<int>(i));
-    l->set_name(names[i]);
   }
   return spec;
 }
@@ -201,7 +96,7 @@ bool AllDone(const JobSnapshot& s) {
   return true;
 }
 
-// The first phase: list tasks, each for up to kLabelsPerListTask label
+// The listing phase: list tasks, each for up to kLabelsPerListTask label
 // directories of a split.
 std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::BuildPlan& plan,
                                 const DataRoots& roots) {
@@ -221,6 +116,41 @@ std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::Buil
     }
   }
   return tasks;
+}
+
+// The check task is done: the job fails with its refusal, or its labels
+// go into the plan and list tasks list their directories.
+LockedStep StartListing(const JobSnapshot& s) {
+  const v1::CheckBuildResult& checked = s.tasks.front().result().check_build();
+  v1::BuildPlan plan = s.plan;
+  std::vector<v1::Task> tasks;
+  std::string reason;
+  if (!checked.has_refusal()) {
+    const int first = s.job.dataset_build().background_class() ? 1 : 0;
+    plan.clear_labels();
+    for (int i = 0; i < checked.labels_size(); ++i) {
+      v1::LabelInfo& l = *plan.add_labels();
+      l.set_id(first + i);
+      l.set_name(checked.labels(i));
+    }
+    plan.set_phase(v1::BuildPlan::PHASE_LISTING);
+    tasks = ListTasks(s.job.dataset_build(), plan, *s.roots);
+    reason = absl::StrCat("request checked: ", plan.labels_size(), " labels; listing their files");
+  }
+  return [plan = std::move(plan), tasks = std::move(tasks), reason, refusal = checked.refusal()](
+             JobEngine& engine, v1::Job& job) mutable {
+    if (job.state() != v1::JOB_STATE_RUNNING ||
+        engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_CHECKING) {
+      return;
+    }
+    if (!refusal.message().empty()) {
+      EndRefused(engine, job, refusal);
+      return;
+    }
+    job.set_request_checked(true);
+    engine.PlanOf(job) = std::move(plan);
+    engine.ReplaceTasks(job, std::move(tasks), reason);
+  };
 }
 
 // The shard task writing shard `index` of `split`, whose good files number
@@ -435,6 +365,8 @@ class DatasetBuild : public JobKind {
   v1::JobType type() const override { return v1::JOB_TYPE_DATASET_BUILD; }
   std::string RunningPhase(const v1::BuildPlan& plan, const v1::Task*) const override {
     switch (plan.phase()) {
+      case v1::BuildPlan::PHASE_CHECKING:
+        return kCheckingPhase;
       case v1::BuildPlan::PHASE_LISTING:
         return "listing";
       case v1::BuildPlan::PHASE_PROBING:
@@ -497,6 +429,8 @@ class DatasetBuild : public JobKind {
   LockedStep RunStep(const JobSnapshot& s) const override {
     if (s.job.state() != v1::JOB_STATE_RUNNING || !AllDone(s)) return nullptr;
     switch (s.plan.phase()) {
+      case v1::BuildPlan::PHASE_CHECKING:
+        return StartListing(s);
       case v1::BuildPlan::PHASE_LISTING:
         return ValidateListing(s);
       case v1::BuildPlan::PHASE_PROBING:
@@ -531,13 +465,14 @@ const JobKind& DatasetBuildKind() {
 absl::StatusOr<PlannedJob> PlanDatasetBuild(const v1::DatasetBuildSpec& request,
                                             const DataRoots& roots) {
   PlannedJob planned;
-  // File-system checks: the engine calls this without its lock.
-  ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(request, roots, &planned.plan));
+  ASSIGN_OR_RETURN(v1::DatasetBuildSpec spec, ValidateBuildSpec(request, roots));
   planned.job.set_type(v1::JOB_TYPE_DATASET_BUILD);
-  planned.plan.set_phase(v1::BuildPlan::PHASE_LISTING);
-  planned.tasks = ListTasks(spec, planned.plan, roots);
+  planned.plan.set_phase(v1::BuildPlan::PHASE_CHECKING);
+  v1::CheckBuildTask& check = *planned.tasks.emplace_back().mutable_check_build();
+  *check.mutable_spec() = spec;
+  for (const auto& root : roots.roots()) check.add_data_roots(root);
   *planned.job.mutable_dataset_build() = std::move(spec);
-  planned.reason = absl::StrCat("dataset build submitted: ", planned.plan.labels_size(), " labels");
+  planned.reason = "dataset build submitted; a worker checks its paths and reads its labels";
   return planned;
 }
 

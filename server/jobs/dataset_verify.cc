@@ -6,7 +6,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "dataset/manifest.h"
 
 namespace retrain::server {
 
@@ -17,11 +16,30 @@ namespace {
 // Shards named in the job's failure reason; the result lists them all.
 constexpr size_t kShardsNamed = 3;
 
+// The check task is done: the job fails with its refusal, or a verify task
+// for each shard runs.
+void VerifyTheShards(JobEngine& engine, v1::Job& job, const v1::CheckVerifyResult& checked) {
+  if (checked.has_refusal()) {
+    EndRefused(engine, job, checked.refusal());
+    return;
+  }
+  job.set_request_checked(true);
+  int64_t records = 0;
+  std::vector<v1::Task> tasks;
+  for (const v1::VerifyShardTask& shard : checked.shards()) {
+    *tasks.emplace_back().mutable_verify_shard() = shard;
+    records += shard.num_records();
+  }
+  const std::string reason =
+      absl::StrCat("request checked: ", tasks.size(), " shards, ", records, " records");
+  engine.ReplaceTasks(job, std::move(tasks), reason);
+}
+
 class DatasetVerify : public JobKind {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_DATASET_VERIFY; }
-  std::string RunningPhase(const v1::BuildPlan&, const v1::Task*) const override {
-    return "verifying";
+  std::string RunningPhase(const v1::BuildPlan&, const v1::Task* task) const override {
+    return task != nullptr && task->has_check_verify() ? kCheckingPhase : "verifying";
   }
   int64_t TaskBytes(const v1::TaskResult& result) const override {
     return result.verify_shard().bytes();
@@ -31,7 +49,11 @@ class DatasetVerify : public JobKind {
   }
   std::string ProgressUnit(const v1::BuildPlan&) const override { return "records"; }
 
-  void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord&) const override {
+  void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord& done) const override {
+    if (done.result().has_check_verify()) {
+      VerifyTheShards(engine, job, done.result().check_verify());
+      return;
+    }
     if (!engine.AllTasksDone(job)) return;  // others still run
     const std::vector<const v1::TaskRecord*> tasks = engine.TasksOf(job);
     v1::DatasetVerifyResult& result = *job.mutable_dataset_verify_result();
@@ -75,34 +97,13 @@ const JobKind& DatasetVerifyKind() {
 absl::StatusOr<PlannedJob> PlanDatasetVerify(const v1::DatasetVerifySpec& spec,
                                              const DataRoots& roots) {
   ASSIGN_OR_RETURN(const std::string data_dir, roots.Resolve("spec.data_dir", spec.data_dir()));
-  dataset::Manifest manifest;
-  std::string error;
-  if (!dataset::ReadManifest(data_dir, &manifest, &error)) {
-    return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", error));
-  }
   PlannedJob planned;
   planned.job.set_type(v1::JOB_TYPE_DATASET_VERIFY);
   planned.job.mutable_dataset_verify()->set_data_dir(data_dir);
-  int64_t records = 0;
-  for (const auto& [name, split] : manifest.splits) {
-    for (const dataset::ShardInfo& shard : split.shards) {
-      v1::VerifyShardTask& t = *planned.tasks.emplace_back().mutable_verify_shard();
-      t.set_data_dir(data_dir);
-      t.set_file(shard.file);
-      t.set_index(shard.index);
-      t.set_num_records(shard.num_records);
-      t.set_num_bytes(shard.num_bytes);
-      t.set_sha256(shard.sha256);
-      t.set_num_classes(manifest.num_classes);
-      records += shard.num_records;
-    }
-  }
-  if (planned.tasks.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.data_dir: ", data_dir, "'s manifest lists no shards: nothing to verify"));
-  }
-  planned.reason = absl::StrCat("dataset verification submitted: ", planned.tasks.size(),
-                                " shards, ", records, " records");
+  v1::CheckVerifyTask& check = *planned.tasks.emplace_back().mutable_check_verify();
+  *check.mutable_spec() = planned.job.dataset_verify();
+  for (const auto& root : roots.roots()) check.add_data_roots(root);
+  planned.reason = "dataset verification submitted; a worker reads its manifest";
   return planned;
 }
 

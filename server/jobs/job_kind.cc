@@ -19,6 +19,12 @@ std::string TaskName(const retrain::v1::TaskRecord& t) {
   return absl::StrCat("task ", t.id());
 }
 
+void EndRefused(JobEngine& engine, retrain::v1::Job& job, retrain::v1::RequestRefusal refusal) {
+  job.set_request_checked(true);
+  job.set_error_code(refusal.code());
+  engine.EndJob(job, retrain::v1::JOB_STATE_FAILED, refusal.message());
+}
+
 const JobKind* FindJobKind(retrain::v1::JobType type) {
   static const std::map<retrain::v1::JobType, const JobKind*> kinds = {
       {retrain::v1::JOB_TYPE_DATASET_BUILD, &DatasetBuildKind()},

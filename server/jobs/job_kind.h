@@ -129,6 +129,16 @@ class JobKind {
   virtual void JobEnded(const retrain::v1::Job& job, retrain::v1::JobState state) const {}
 };
 
+// The phase a job shows while a worker checks its request against the file
+// system (its first task, for the kinds whose inputs the coordinator does
+// not read).
+inline constexpr char kCheckingPhase[] = "checking the request";
+
+// A worker's check refused the job's request: the job, its request now
+// checked, fails with the refusal's message and code (Job.error_code);
+// `refusal` is a copy: ending the job drops the task it came from.
+void EndRefused(JobEngine& engine, retrain::v1::Job& job, retrain::v1::RequestRefusal refusal);
+
 // "task 7 (train-00003-of-00008)": how logs and job history name a task.
 std::string TaskName(const retrain::v1::TaskRecord& task);
 

@@ -119,8 +119,9 @@ absl::StatusOr<v1::TrainTask> ValidateTrainingSpec(const v1::TrainingSpec& in,
   v1::TrainTask task;
   v1::TrainingSpec& s = *task.mutable_spec();
   s = in;
-  ASSIGN_OR_RETURN(std::string data_dir, roots.Resolve("spec.data_dir", in.data_dir()));
-  ASSIGN_OR_RETURN(std::string train_dir, roots.Resolve("spec.train_dir", in.train_dir()));
+  ASSIGN_OR_RETURN(std::string data_dir, roots.ResolveOnThisHost("spec.data_dir", in.data_dir()));
+  ASSIGN_OR_RETURN(std::string train_dir,
+                   roots.ResolveOnThisHost("spec.train_dir", in.train_dir()));
   s.set_data_dir(data_dir);
   s.set_train_dir(train_dir);
   if (s.model().empty()) s.set_model("inception_v3");
@@ -175,8 +176,8 @@ absl::StatusOr<v1::TrainTask> ValidateTrainingSpec(const v1::TrainingSpec& in,
         "least 1");
   }
   if (!s.pretrained_model_checkpoint_path().empty()) {
-    ASSIGN_OR_RETURN(std::string p, roots.Resolve("spec.pretrained_model_checkpoint_path",
-                                                  s.pretrained_model_checkpoint_path()));
+    ASSIGN_OR_RETURN(std::string p, roots.ResolveOnThisHost("spec.pretrained_model_checkpoint_path",
+                                                            s.pretrained_model_checkpoint_path()));
     s.set_pretrained_model_checkpoint_path(p);
   }
   // The dataset, and the host memory the trainer's input pipeline plans
@@ -344,6 +345,7 @@ absl::StatusOr<PlannedJob> PlanTraining(const v1::SubmitTrainingRequest& req,
   }
   PlannedJob planned;
   planned.job.set_type(v1::JOB_TYPE_TRAINING);
+  planned.job.set_request_checked(true);  // here, at submission
   *planned.job.mutable_training() = task.spec();
   // One task per worker the job spans; they start together (PlaceGangs).
   for (int node = 0; node < task.nnodes(); ++node) {
@@ -361,8 +363,9 @@ absl::StatusOr<PlannedJob> PlanEvaluation(const v1::SubmitEvaluationRequest& req
   v1::EvalTask task;
   v1::EvaluationSpec& s = *task.mutable_spec();
   s = req.spec();
-  ASSIGN_OR_RETURN(std::string data_dir, roots.Resolve("spec.data_dir", s.data_dir()));
-  ASSIGN_OR_RETURN(std::string dir, roots.Resolve("spec.checkpoint_dir", s.checkpoint_dir()));
+  ASSIGN_OR_RETURN(std::string data_dir, roots.ResolveOnThisHost("spec.data_dir", s.data_dir()));
+  ASSIGN_OR_RETURN(std::string dir,
+                   roots.ResolveOnThisHost("spec.checkpoint_dir", s.checkpoint_dir()));
   s.set_data_dir(data_dir);
   s.set_checkpoint_dir(dir);
   if (!s.subset().empty() && s.subset() != "validation" && s.subset() != "train") {
@@ -374,6 +377,7 @@ absl::StatusOr<PlannedJob> PlanEvaluation(const v1::SubmitEvaluationRequest& req
   }
   PlannedJob planned;
   planned.job.set_type(v1::JOB_TYPE_EVALUATION);
+  planned.job.set_request_checked(true);  // here, at submission
   *planned.job.mutable_evaluation() = s;
   *planned.tasks.emplace_back().mutable_eval() = task;
   planned.reason = "evaluation submitted";

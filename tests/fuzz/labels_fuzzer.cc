@@ -4,12 +4,12 @@
 #include <string>
 #include <string_view>
 
-#include "server/dataset_scan.h"
 #include "tests/fuzz/fuzz_target.h"
+#include "worker/build/labels.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  auto labels = retrain::server::ParseLabels(text, "labels.txt");
+  auto labels = retrain::worker::ParseLabels(text, "labels.txt");
   if (!labels.ok()) {
     if (labels.status().message().empty()) __builtin_trap();
     return 0;

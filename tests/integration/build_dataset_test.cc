@@ -414,20 +414,22 @@ TEST_F(BuildDatasetTest, SurvivesACoordinatorKilledMidBuild) {
   ExpectEachImageOnce(view, tree);
 }
 
+// A request changed from a good one, the code it gets and what its message
+// must name.
+struct Case {
+  std::string name;
+  std::function<void(v1::SubmitDatasetBuildRequest&)> change;
+  grpc::StatusCode code;
+  std::string mentions;
+};
+
+// What the coordinator can see in the request itself is refused at
+// submission: nothing is created.
 TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
   WriteImages(root(), {"cat", "dog"}, 1, 1);
   Cluster cluster(root());
   cluster.StartServer();
   const std::string out = root() + "/out";
-  struct Case {
-    std::string name;
-    std::function<void(v1::SubmitDatasetBuildRequest&)> change;
-    grpc::StatusCode code;
-    std::string mentions;
-  };
-  fs::create_directory_symlink("/usr", root() + "/escape");
-  WriteFile(root() + "/data/bad-labels.txt", "cat\ndog\ncat\nsub/dir\n");
-  WriteFile(root() + "/data/missing-labels.txt", "cat\nbird\n");
   std::vector<Case> cases = {
       {"no directories",
        [](auto& r) {
@@ -437,9 +439,6 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
        grpc::StatusCode::INVALID_ARGUMENT, "train_directory"},
       {"no output", [](auto& r) { r.mutable_spec()->clear_output_directory(); },
        grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
-      {"missing train dir",
-       [&](auto& r) { r.mutable_spec()->set_train_directory(root() + "/nope"); },
-       grpc::StatusCode::NOT_FOUND, "train_directory"},
       {"zero shards", [](auto& r) { r.mutable_spec()->set_train_shards(0); },
        grpc::StatusCode::INVALID_ARGUMENT, "train_shards"},
       {"negative shards", [](auto& r) { r.mutable_spec()->set_validation_shards(-3); },
@@ -449,17 +448,11 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
       {"dot-dot escape",
        [&](auto& r) { r.mutable_spec()->set_train_directory(root() + "/data/../../.."); },
        grpc::StatusCode::PERMISSION_DENIED, "train_directory"},
-      {"symlink escape",
-       [&](auto& r) { r.mutable_spec()->set_validation_directory(root() + "/escape/share"); },
-       grpc::StatusCode::PERMISSION_DENIED, "validation_directory"},
       {"relative path", [](auto& r) { r.mutable_spec()->set_output_directory("out"); },
        grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
-      {"malformed labels",
-       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/bad-labels.txt"); },
-       grpc::StatusCode::INVALID_ARGUMENT, "line 3 'cat' repeats line 1; line 4 'sub/dir'"},
-      {"label without directory",
-       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/missing-labels.txt"); },
-       grpc::StatusCode::INVALID_ARGUMENT, "line 2 'bird' has no directory"},
+      {"output is the input",
+       [&](auto& r) { r.mutable_spec()->set_output_directory(root() + "/data/train/"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
       {"jpeg quality", [](auto& r) { r.mutable_spec()->set_jpeg_quality(0); },
        grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
   };
@@ -470,17 +463,68 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
     EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
     EXPECT_THAT(s.error_message(), HasSubstr(c.mentions)) << c.name;
   }
-  // Shards of another build in the output directory would be globbed in.
-  fs::create_directories(out);
-  WriteFile(out + "/train-00000-of-00009", "old");
-  grpc::Status s = SubmitStatus(cluster, BuildRequest(root(), out));
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-  EXPECT_THAT(s.error_message(), HasSubstr("train-00000-of-00009"));
   // Nothing was created by the refused requests.
   v1::ListJobsResponse list;
   grpc::ClientContext ctx;
   ASSERT_TRUE(cluster.jobs().ListJobs(&ctx, v1::ListJobsRequest(), &list).ok());
   EXPECT_EQ(list.jobs_size(), 0);
+}
+
+// What needs the file system a worker checks first (the coordinator reads
+// no data): the job fails with the code the submission would have had,
+// naming the field, and writes nothing.
+TEST_F(BuildDatasetTest, AWorkersCheckRefusesWhatTheFileSystemShows) {
+  WriteImages(root(), {"cat", "dog"}, 1, 1);
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  const std::string out = root() + "/out";
+  fs::create_directory_symlink("/usr", root() + "/escape");
+  WriteFile(root() + "/data/bad-labels.txt", "cat\ndog\ncat\nsub/dir\n");
+  WriteFile(root() + "/data/missing-labels.txt", "cat\nbird\n");
+  std::vector<Case> cases = {
+      {"missing train dir",
+       [&](auto& r) { r.mutable_spec()->set_train_directory(root() + "/nope"); },
+       grpc::StatusCode::NOT_FOUND, "train_directory"},
+      {"symlink escape",
+       [&](auto& r) { r.mutable_spec()->set_validation_directory(root() + "/escape/share"); },
+       grpc::StatusCode::PERMISSION_DENIED, "validation_directory"},
+      {"malformed labels",
+       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/bad-labels.txt"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "line 3 'cat' repeats line 1; line 4 'sub/dir'"},
+      {"label without directory",
+       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/missing-labels.txt"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "line 2 'bird' has no directory"},
+      {"missing labels file",
+       [&](auto& r) { r.mutable_spec()->set_labels_file(root() + "/data/none.txt"); },
+       grpc::StatusCode::NOT_FOUND, "labels_file"},
+  };
+  // Shards of another build in the output directory would be globbed in.
+  fs::create_directories(root() + "/used");
+  WriteFile(root() + "/used/train-00000-of-00009", "old");
+  cases.push_back({"foreign shards",
+                   [&](auto& r) { r.mutable_spec()->set_output_directory(root() + "/used"); },
+                   grpc::StatusCode::FAILED_PRECONDITION, "train-00000-of-00009"});
+  for (const auto& c : cases) {
+    auto req = BuildRequest(root(), out);
+    c.change(req);
+    const v1::Job submitted = Submit(cluster, req);
+    const v1::Job job = cluster.WaitForEnd(submitted.id());
+    EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED) << c.name;
+    EXPECT_TRUE(job.request_checked()) << c.name;
+    EXPECT_EQ(job.error_code(), static_cast<int>(c.code)) << c.name << ": " << job.error();
+    EXPECT_THAT(job.error(), HasSubstr(c.mentions)) << c.name;
+  }
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(std::distance(fs::directory_iterator(root() + "/used"), fs::directory_iterator()), 1);
+  // The CLI reports the refusal as the submission would have: one line,
+  // the code, exit 1.
+  CommandResult cli = cluster.Cli(
+      {"build-dataset", "--train_directory", root() + "/nope", "--output_directory", out});
+  EXPECT_EQ(cli.exit_code, 1);
+  EXPECT_THAT(cli.err,
+              ::testing::MatchesRegex("retrain: error: train_directory: [^\n]*does not exist[^\n]*"
+                                      "\\[NOT_FOUND\\]\n"));
 }
 
 TEST_F(BuildDatasetTest, RetriedSubmitWithTheSameRequestIdIsOneJob) {

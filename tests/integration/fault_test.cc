@@ -181,6 +181,19 @@ TEST(NetworkFaultTest, ResultsSentAfterTheLeaseRanOutAreRefused) {
   SilentWorker silent(cluster.address());
   const std::string out = dir.path() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 2, 1));
+  // It checks the request as a worker would (the tree's labels), then
+  // leases the first list task and goes silent.
+  const v1::Task check = silent.Lease();
+  ASSERT_TRUE(check.has_check_build()) << check.DebugString();
+  v1::CompleteTaskRequest checked;
+  checked.set_worker_id(silent.id());
+  checked.set_task_id(check.id());
+  checked.set_lease_id(check.lease_id());
+  checked.mutable_result()->mutable_check_build()->add_labels("a");
+  checked.mutable_result()->mutable_check_build()->add_labels("b");
+  v1::CompleteTaskResponse checked_resp;
+  grpc::ClientContext checked_ctx;
+  ASSERT_TRUE(silent.stub().CompleteTask(&checked_ctx, checked, &checked_resp).ok());
   const v1::Task task = silent.Lease();
   ASSERT_TRUE(task.has_list()) << task.DebugString();
   cluster.StartWorker(1);

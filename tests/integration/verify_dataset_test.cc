@@ -155,6 +155,13 @@ TEST_F(VerifyDatasetTest, ARequestWithoutADatasetIsRefusedNamingTheField) {
   r = cluster_.Cli({"verify-dataset", "--data_dir", "/etc"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("spec.data_dir"));
+  // Spelled inside the roots, out of them by a symlink: the worker that
+  // reads the manifest refuses it (the coordinator reads none).
+  fs::create_directory_symlink("/usr", root() + "/escape");
+  r = cluster_.Cli({"verify-dataset", "--data_dir", root() + "/escape/share"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("spec.data_dir"));
+  EXPECT_THAT(r.err, HasSubstr("[PERMISSION_DENIED]"));
   r = cluster_.Cli({"verify-dataset", "--data_dir", built(), "--validate_only"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("request is valid"));

@@ -190,14 +190,14 @@ TEST_F(EngineTest, ALeaseNotRenewedForALeaseTimeoutGoesToAnotherWorker) {
   const std::string a = RegisterWorker(), b = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task first = Lease(a);
-  ASSERT_TRUE(first.has_list());
+  ASSERT_TRUE(first.has_check_build());
   EXPECT_EQ(first.attempt(), 1);
   // Both workers keep heartbeating, but only `b` for the lease it holds.
   clock_.Advance(milliseconds(kLeaseTimeoutMs));
   ASSERT_TRUE(Heartbeat(a, {}).ok());
   ASSERT_TRUE(Heartbeat(b, {}).ok());
   engine().Tick();
-  EXPECT_FALSE(Lease(b, 0).has_list()) << "expired at the deadline, not after it";
+  EXPECT_FALSE(Lease(b, 0).has_check_build()) << "expired at the deadline, not after it";
 
   clock_.Advance(milliseconds(1));
   engine().Tick();
@@ -211,7 +211,7 @@ TEST_F(EngineTest, ALeaseNotRenewedForALeaseTimeoutGoesToAnotherWorker) {
   done.set_worker_id(a);
   done.set_task_id(first.id());
   done.set_lease_id(first.lease_id());
-  done.mutable_result()->mutable_list();
+  done.mutable_result()->mutable_check_build();
   EXPECT_EQ(engine().CompleteTask(done).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(ReportProgress(b, second));
 }
@@ -221,7 +221,7 @@ TEST_F(EngineTest, HeartbeatsAndProgressReportsKeepALeaseAlive) {
   const std::string a = RegisterWorker();
   SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_list());
+  ASSERT_TRUE(task.has_check_build());
   for (int i = 0; i < 5; ++i) {
     clock_.Advance(milliseconds(kLeaseTimeoutMs * 3 / 4));
     if (i % 2 == 0) {
@@ -265,7 +265,7 @@ TEST_F(EngineTest, ATaskThatFailsMaxAttemptsTimesFailsItsJob) {
   // Attempt 1 is lost (lease expiry), attempt 2 fails retryably, attempt 3
   // is lost again: the third strike ends the job.
   v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_list());
+  ASSERT_TRUE(task.has_check_build());
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
   engine().Tick();
   ASSERT_TRUE(Heartbeat(a, {}).ok());
@@ -295,7 +295,7 @@ TEST_F(EngineTest, ATaskThatCannotSucceedElsewhereFailsItsJobAtOnce) {
   const std::string a = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_list());
+  ASSERT_TRUE(task.has_check_build());
   v1::FailTaskRequest fail;
   fail.set_worker_id(a);
   fail.set_task_id(task.id());
@@ -363,7 +363,7 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   const std::string a = RegisterWorker(), b = RegisterWorker();
   const std::string job = SubmitBuild();
   const v1::Task task = Lease(a);
-  ASSERT_TRUE(task.has_list());
+  ASSERT_TRUE(task.has_check_build());
 
   Start();  // a new coordinator on the same store
   EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
@@ -372,7 +372,7 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
   ASSERT_TRUE(Heartbeat(b, {}).ok());
   engine().Tick();
-  EXPECT_FALSE(Lease(b, 0).has_list());
+  EXPECT_FALSE(Lease(b, 0).has_check_build());
   EXPECT_TRUE(ReportProgress(a, task)) << "the lease survived the restart";
   // Then it goes silent, and the task moves on.
   clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
@@ -410,10 +410,18 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   Start();
   const std::string a = RegisterWorker();
   const std::string job = SubmitBuild();
-  // A worker lists the label directory; the coordinator reads no directory.
+  // A worker checks the request and reads the labels, then lists the label
+  // directory; the coordinator reads no directory.
+  const v1::Task check = Lease(a);
+  ASSERT_TRUE(check.has_check_build());
+  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(Job(job).progress().phase(), "checking the request");
+  EXPECT_FALSE(Job(job).request_checked());
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
   const v1::Task list = Lease(a);
   ASSERT_TRUE(list.has_list());
-  EXPECT_EQ(Job(job).state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(Job(job).request_checked());
+  EXPECT_THAT(History(job), HasSubstr("request checked: 1 labels; listing their files"));
   EXPECT_EQ(Job(job).progress().phase(), "listing");
   EXPECT_EQ(Job(job).progress().unit(), "directories");
   ASSERT_TRUE(Complete(engine(), a, list, RunAsAWorker(list)).ok());
@@ -488,6 +496,14 @@ TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
   auto submitted = engine().SubmitDatasetVerify(req);
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   const std::string job = submitted->id();
+  // A worker reads the manifest (the coordinator reads none); its shards
+  // become the verify tasks.
+  const v1::Task check = Lease(a);
+  ASSERT_TRUE(check.has_check_verify());
+  EXPECT_EQ(Job(job).progress().phase(), "checking the request");
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
+  EXPECT_TRUE(Job(job).request_checked());
+  EXPECT_THAT(History(job), HasSubstr("request checked: 2 shards, 2 records"));
   const v1::Task on_a = Lease(a, 0), on_b = Lease(b, 0);
   ASSERT_TRUE(on_a.has_verify_shard());
   ASSERT_TRUE(on_b.has_verify_shard());
@@ -538,7 +554,9 @@ TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
   // The same dataset, intact this time, after a restart: the result survives it.
   auto again = engine().SubmitDatasetVerify(req);
   ASSERT_TRUE(again.ok());
-  const v1::Task first = Lease(a, 0), second = Lease(b, 0);
+  const v1::Task check_again = Lease(a);
+  ASSERT_TRUE(Complete(engine(), a, check_again, RunAsAWorker(check_again)).ok());
+  const v1::Task first = Lease(a), second = Lease(b, 0);
   ASSERT_TRUE(complete(a, first, false).ok());
   ASSERT_TRUE(complete(b, second, false).ok());
   Start();
@@ -549,13 +567,25 @@ TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
 
 TEST_F(EngineTest, AVerificationOfADirectoryWithoutAManifestIsRefused) {
   Start();
+  const std::string a = RegisterWorker();
   v1::SubmitDatasetVerifyRequest req;
-  req.mutable_spec()->set_data_dir(root() + "/images");
-  EXPECT_EQ(engine().SubmitDatasetVerify(req).status().code(),
-            absl::StatusCode::kFailedPrecondition);
+  // Outside the roots by its spelling: refused at submission.
   req.mutable_spec()->set_data_dir("/etc");
   EXPECT_EQ(engine().SubmitDatasetVerify(req).status().code(),
             absl::StatusCode::kPermissionDenied);
+  // No manifest there: the worker that reads it refuses, and the job fails
+  // with the code the submission would have had.
+  req.mutable_spec()->set_data_dir(root() + "/images");
+  auto submitted = engine().SubmitDatasetVerify(req);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  const v1::Task check = Lease(a);
+  ASSERT_TRUE(check.has_check_verify());
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
+  const v1::Job failed = Job(submitted->id());
+  EXPECT_EQ(failed.state(), v1::JOB_STATE_FAILED);
+  EXPECT_TRUE(failed.request_checked());
+  EXPECT_EQ(failed.error_code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(failed.error(), HasSubstr("spec.data_dir"));
 }
 
 }  // namespace

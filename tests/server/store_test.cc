@@ -360,7 +360,22 @@ TEST_P(PostgresStoreTest, APasswordInTheUriOrAWrongOneIsRefusedClearly) {
   auto wrong = PostgresStore::Open(options);
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kFailedPrecondition) << wrong.status();
   EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr("authentication"));
+  EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr("(SQLSTATE 28P01)"));
+  EXPECT_THAT(std::string(wrong.status().message()),
+              ::testing::Not(::testing::HasSubstr("LOCATION")));
   // Not retried: no retry can fix a password.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+
+  // No password at all (libpq refuses before asking), and a database that
+  // does not exist: told by libpq's flag and the SQLSTATE, not the text.
+  options.password.clear();
+  auto none = PostgresStore::Open(options);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition) << none.status();
+  options.password = Postgres().password();
+  options.uri = Postgres().DatabaseUri("nosuchdb");
+  auto missing = PostgresStore::Open(options);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition) << missing.status();
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("(SQLSTATE 3D000)"));
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 

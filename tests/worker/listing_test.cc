@@ -8,6 +8,7 @@
 #include <map>
 
 #include "tests/support/process.h"
+#include "tests/worker/temp_tree.h"
 #include "worker/build/workspace.h"
 
 namespace retrain::worker {
@@ -17,15 +18,7 @@ namespace fs = std::filesystem;
 namespace v1 = retrain::v1;
 using ::testing::ElementsAre;
 
-class ListingTest : public ::testing::Test {
- protected:
-  void Touch(const std::string& rel) {
-    fs::create_directories(fs::path(root_ + "/" + rel).parent_path());
-    std::ofstream(root_ + "/" + rel) << "x";
-  }
-  retrain::testing::TempDir dir_;
-  std::string root_ = fs::canonical(dir_.path()).string();
-};
+class ListingTest : public TempTreeTest {};
 
 TEST_F(ListingTest, FilesInNameOrderAndOddEntriesRefused) {
   Touch("train/dog/b.jpg");

@@ -93,7 +93,8 @@ LabelListing ListLabelDirectory(const std::string& split, const std::string& spl
 }
 
 absl::StatusOr<v1::ListResult> RunListTask(const v1::ListTask& task) {
-  const std::vector<std::string> roots(task.data_roots().begin(), task.data_roots().end());
+  const std::vector<std::string> roots =
+      CanonicalRoots({task.data_roots().begin(), task.data_roots().end()});
   const int per_chunk = std::max(1, task.files_per_chunk());
   v1::ListResult result;
   for (int k = 0; k < task.labels_size(); ++k) {

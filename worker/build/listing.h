@@ -26,9 +26,9 @@ LabelListing ListLabelDirectory(const std::string& split, const std::string& spl
                                 const std::string& label,
                                 const std::vector<std::string>& data_roots);
 
-// Runs a ListTask: lists each of its label directories and writes their
-// chunks and refused entries to the workspace (worker/build/workspace.h).
-// Errors: the workspace cannot be written.
+// Runs a ListTask (its data roots as the coordinator spells them): lists each of its label
+// directories and writes their chunks and refused entries to the workspace
+// (worker/build/workspace.h). Errors: the workspace cannot be written.
 absl::StatusOr<retrain::v1::ListResult> RunListTask(const retrain::v1::ListTask& task);
 
 }  // namespace retrain::worker

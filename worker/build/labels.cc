@@ -1,4 +1,4 @@
-#include "server/dataset_scan.h"
+#include "worker/build/labels.h"
 
 #include <sys/stat.h>
 
@@ -14,8 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "common/files.h"
 
-namespace retrain::server {
-
+namespace retrain::worker {
 
 absl::StatusOr<std::vector<LabelLine>> ParseLabels(std::string_view content,
                                                    const std::string& file) {
@@ -31,8 +30,9 @@ absl::StatusOr<std::vector<LabelLine>> ParseLabels(std::string_view content,
     const std::string shown = EscapeNonUtf8(name);
     if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
         name.find('\0') != std::string::npos) {
-      problems.push_back(absl::StrCat("line ", line_no, " '", shown,
-                                      "' contains a path separator; a label is one directory name"));
+      problems.push_back(
+          absl::StrCat("line ", line_no, " '", shown,
+                       "' contains a path separator; a label is one directory name"));
       continue;
     }
     if (name == "." || name == "..") {
@@ -71,4 +71,4 @@ absl::StatusOr<std::vector<std::string>> ListLabelDirectories(const std::string&
   return labels;
 }
 
-}  // namespace retrain::server
+}  // namespace retrain::worker

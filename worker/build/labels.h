@@ -1,6 +1,6 @@
-// Reading a dataset build's labels at submission: the labels file, or the
-// label directories. (The files are listed by the workers:
-// worker/build/listing.h.)
+// Reading a dataset build's labels in its check task (check_task.h): the
+// labels file, or the label directories. (Their files are listed by list
+// tasks: listing.h.)
 #pragma once
 
 #include <string>
@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 
-namespace retrain::server {
+namespace retrain::worker {
 
 struct LabelLine {
   std::string name;
@@ -27,4 +27,4 @@ absl::StatusOr<std::vector<LabelLine>> ParseLabels(std::string_view content,
 // file is given). Hidden directories are left out.
 absl::StatusOr<std::vector<std::string>> ListLabelDirectories(const std::string& dir);
 
-}  // namespace retrain::server
+}  // namespace retrain::worker
