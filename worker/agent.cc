@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,9 @@ using std::chrono::milliseconds;
 namespace {
 
 constexpr const char* kVersion = "0.1.0";
+// How long the coordinator stays unreachable before calls go through a new
+// channel (Agent::FreshChannelIfUnreachable).
+constexpr auto kFreshChannelAfter = std::chrono::seconds(2);
 
 std::unique_ptr<grpc::ClientContext> Context(int timeout_ms, const std::string& token) {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -85,8 +89,33 @@ AgentOptions WithDefaults(AgentOptions options) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options, std::unique_ptr<v1::WorkerService::StubInterface> stub)
-    : options_(WithDefaults(std::move(options))), stub_(std::move(stub)) {}
+Agent::Agent(AgentOptions options, std::unique_ptr<v1::WorkerService::StubInterface> stub,
+             StubFactory reconnect)
+    : options_(WithDefaults(std::move(options))),
+      reconnect_(std::move(reconnect)),
+      stub_(std::move(stub)),
+      stub_made_(std::chrono::steady_clock::now()) {}
+
+std::shared_ptr<v1::WorkerService::StubInterface> Agent::Stub() {
+  std::lock_guard<std::mutex> lock(stub_mu_);
+  return stub_;
+}
+
+void Agent::FreshChannelIfUnreachable(std::chrono::steady_clock::time_point unreachable_since) {
+  if (!reconnect_) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard<std::mutex> lock(stub_mu_);
+  if (now - unreachable_since < kFreshChannelAfter || now - stub_made_ < kFreshChannelAfter) {
+    return;
+  }
+  auto fresh = reconnect_();
+  if (fresh == nullptr) return;  // the names no longer resolve: keep trying the old channel
+  Logger("worker")->info("coordinator {} unreachable for {} ms: trying a new channel",
+                         options_.server,
+                         std::chrono::duration_cast<milliseconds>(now - unreachable_since).count());
+  stub_ = std::move(fresh);
+  stub_made_ = now;
+}
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   grpc::ChannelArguments args;
@@ -94,13 +123,20 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Connect(AgentOptions options) {
   args.SetMaxSendMessageSize(64 << 20);
   // Reconnect quickly after a coordinator restart.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  ASSIGN_OR_RETURN(
-      auto channel,
-      CoordinatorChannel("--server", options.server,
-                         options.credentials ? options.credentials
-                                             : grpc::InsecureChannelCredentials(),
-                         args));
-  return std::make_unique<Agent>(std::move(options), v1::WorkerService::NewStub(channel));
+  const auto credentials =
+      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  ASSIGN_OR_RETURN(auto channel, CoordinatorChannel("--server", options.server, credentials, args));
+  // Made again the same way on reconnection (null when the names no longer
+  // resolve).
+  const std::string server = options.server;
+  StubFactory reconnect = [server, credentials,
+                           args]() -> std::unique_ptr<v1::WorkerService::StubInterface> {
+    auto channel = CoordinatorChannel("--server", server, credentials, args);
+    if (!channel.ok()) return nullptr;
+    return v1::WorkerService::NewStub(*channel);
+  };
+  return std::make_unique<Agent>(std::move(options), v1::WorkerService::NewStub(channel),
+                                 std::move(reconnect));
 }
 
 Agent::~Agent() = default;
@@ -114,11 +150,13 @@ template <typename Call>
 grpc::Status Agent::WithRetry(const char* what, const RetryLimits& limits, Call call) {
   int backoff_ms = limits.first_backoff_ms;
   bool warned = !limits.warn;
+  const auto since = std::chrono::steady_clock::now();
   while (true) {
     grpc::Status s = call();
     if (!Unreachable(s) || stopping_ || std::chrono::steady_clock::now() > limits.give_up) {
       return s;
     }
+    FreshChannelIfUnreachable(since);
     if (!warned) {
       Logger("worker")->warn("{}: coordinator {} unreachable ({}); retrying", what,
                              options_.server, s.error_message());
@@ -149,7 +187,7 @@ absl::Status Agent::Register() {
   grpc::Status s = WithRetry("register", [&] {
     auto ctx = Context(5000, options_.token);
     ctx->set_wait_for_ready(true);
-    return stub_->RegisterWorker(ctx.get(), req, &resp);
+    return Stub()->RegisterWorker(ctx.get(), req, &resp);
   });
   if (!s.ok()) return FromGrpcStatus(s);
   std::lock_guard<std::mutex> lock(mu_);
@@ -175,7 +213,7 @@ absl::Status Agent::Run() {
     v1::LeaseTaskResponse resp;
     grpc::Status s = WithRetry("lease", [&] {
       auto ctx = Context(req.wait_ms() + 5000, options_.token);
-      return stub_->LeaseTask(ctx.get(), req, &resp);
+      return Stub()->LeaseTask(ctx.get(), req, &resp);
     });
     if (stopping_) break;
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
@@ -226,7 +264,7 @@ bool Agent::ConfirmLease(const v1::Task& task, int64_t done, int64_t bytes) {
   const grpc::Status s = WithRetry("confirm lease", limits, [&] {
     if (lease_lost_) return grpc::Status(grpc::StatusCode::ABORTED, "the lease was lost");
     auto ctx = Context(1000, options_.token);
-    return stub_->ReportProgress(ctx.get(), req, &resp);
+    return Stub()->ReportProgress(ctx.get(), req, &resp);
   });
   if (s.ok() && resp.keep_going()) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -241,6 +279,7 @@ bool Agent::ConfirmLease(const v1::Task& task, int64_t done, int64_t bytes) {
 }
 
 void Agent::HeartbeatLoop() {
+  std::optional<std::chrono::steady_clock::time_point> unreachable_since;
   while (!stopping_) {
     v1::HeartbeatRequest req;
     int interval;
@@ -253,7 +292,13 @@ void Agent::HeartbeatLoop() {
     *req.mutable_resources() = Resources(options_.threads);
     v1::HeartbeatResponse resp;
     auto ctx = Context(std::max(interval, 1000), options_.token);
-    grpc::Status s = stub_->Heartbeat(ctx.get(), req, &resp);
+    grpc::Status s = Stub()->Heartbeat(ctx.get(), req, &resp);
+    if (Unreachable(s)) {
+      if (!unreachable_since) unreachable_since = std::chrono::steady_clock::now();
+      FreshChannelIfUnreachable(*unreachable_since);
+    } else {
+      unreachable_since.reset();
+    }
     const auto fence_after = FenceAfter();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -311,7 +356,7 @@ void Agent::RunTask(const v1::Task& task) {
     req.set_bytes_done(bytes);
     v1::ReportProgressResponse resp;
     auto ctx = Context(2000, options_.token);
-    if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+    if (Stub()->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
       task_cancelled_ = true;
     }
   };
@@ -328,7 +373,7 @@ void Agent::RunTask(const v1::Task& task) {
     for (auto& l : lines) req.add_log_lines(std::move(l));
     v1::ReportProgressResponse resp;
     auto ctx = Context(5000, options_.token);
-    if (stub_->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
+    if (Stub()->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
       task_cancelled_ = true;
     }
   };
@@ -363,7 +408,7 @@ void Agent::RunTask(const v1::Task& task) {
     v1::CompleteTaskResponse resp;
     grpc::Status s = WithRetry("complete", [&] {
       auto ctx = Context(10000, options_.token);
-      return stub_->CompleteTask(ctx.get(), req, &resp);
+      return Stub()->CompleteTask(ctx.get(), req, &resp);
     });
     if (s.ok()) {
       log->info("job {} task {}: {} done in {:.2f} s", task.job_id(), task.id(), what, secs);
@@ -390,7 +435,7 @@ void Agent::RunTask(const v1::Task& task) {
     v1::FailTaskResponse resp;
     WithRetry("fail", [&] {
       auto ctx = Context(10000, options_.token);
-      return stub_->FailTask(ctx.get(), req, &resp);
+      return Stub()->FailTask(ctx.get(), req, &resp);
     });
   }
   std::lock_guard<std::mutex> lock(mu_);

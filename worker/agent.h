@@ -2,14 +2,15 @@
 // run them, report results, and keep leases alive with heartbeats.
 #pragma once
 
+#include <grpcpp/security/credentials.h>
+
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-
-#include <grpcpp/security/credentials.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -44,10 +45,14 @@ class Agent {
   // HOST:PORT or several (common/coordinator_channel.h); INVALID_ARGUMENT
   // naming --server when it is not that.
   static absl::StatusOr<std::unique_ptr<Agent>> Connect(AgentOptions options);
+  // Makes a fresh stub over a new channel; null when it cannot.
+  using StubFactory = std::function<std::unique_ptr<retrain::v1::WorkerService::StubInterface>()>;
   // Reaches the coordinator through `stub` (any implementation of the
   // generated interface: tests pass one over an in-process channel or a
-  // fake).
-  Agent(AgentOptions options, std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub);
+  // fake), and through one from `reconnect`, when given, once the
+  // coordinator has been unreachable for a while.
+  Agent(AgentOptions options, std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub,
+        StubFactory reconnect = nullptr);
   ~Agent();
 
   // Runs until Stop() or until the coordinator is unreachable for too long.
@@ -83,8 +88,19 @@ class Agent {
   // cut-off worker stops writing before the coordinator re-assigns its task.
   std::chrono::milliseconds FenceAfter();
 
+  // The stub calls go through (a copy: it may be replaced meanwhile).
+  std::shared_ptr<retrain::v1::WorkerService::StubInterface> Stub();
+  // After a call found the coordinator unreachable: replaces the stub by a
+  // fresh one once it has been unreachable for kFreshChannelAfter (and not
+  // more often). A channel's health checks back off to tens of seconds
+  // while a leader is lost; a new channel finds its successor at once.
+  void FreshChannelIfUnreachable(std::chrono::steady_clock::time_point unreachable_since);
+
   const AgentOptions options_;
-  std::unique_ptr<retrain::v1::WorkerService::StubInterface> stub_;
+  const StubFactory reconnect_;  // null: the stub is kept
+  std::mutex stub_mu_;
+  std::shared_ptr<retrain::v1::WorkerService::StubInterface> stub_;  // guarded by stub_mu_
+  std::chrono::steady_clock::time_point stub_made_;                  // guarded by stub_mu_
   std::atomic<bool> stopping_{false};
 
   std::mutex mu_;

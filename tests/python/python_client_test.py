@@ -5,9 +5,12 @@ Starts a real retrain-server (with client and worker tokens, port 0, in a
 temporary directory) and one retrain-worker, writes a small labelled image
 tree with one broken file, and runs the client as a subprocess the way a
 user would: a build that succeeds, the same build resubmitted with the same
-request id, and calls without or with a wrong token.
+request id, and calls without or with a wrong token. Then two servers on one
+PostgreSQL database (retrain-test-postgres): the client given the standby
+first goes to the leader, and after the leader is killed to its successor.
 
-Usage: python_client_test.py --stubs_dir DIR --client PATH [unittest args].
+Usage: python_client_test.py --stubs_dir DIR --client PATH --postgres PATH
+[unittest args].
 The binaries come from RETRAIN_BIN_DIR. Every wait is bounded; the server and
 worker are stopped at the end, also on failure, and die with this process.
 """
@@ -24,10 +27,13 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
+import urllib.request
 
 # Set by main().
 STUBS_DIR = None
 CLIENT = None
+POSTGRES = None  # retrain-test-postgres
 
 CLIENT_TOKEN = "client-token-for-the-test"
 WORKER_TOKEN = "worker-token-for-the-test"
@@ -37,6 +43,8 @@ IMAGES_PER_LABEL = 3
 START_TIMEOUT = 30
 CLIENT_TIMEOUT = 120
 STOP_TIMEOUT = 10
+# How long a standby waits for a silent leader (retrain-server --leader_lease_ms).
+LEADER_LEASE_MS = 2000
 
 # Log tails of the stopped clusters, printed when a test failed.
 _logs = []
@@ -96,18 +104,23 @@ def read_tfrecords(path):
 
 
 class Cluster:
-    """A retrain-server with tokens and one retrain-worker, under `root`.
-    The server's data root is `root`/data."""
+    """retrain-servers with tokens and one retrain-worker, under `root`. The
+    servers' data root is `root`/data. Their state is in `root`/state
+    (SQLite), or with `state_db` ({"uri": ..., "password_file": ...}) in
+    PostgreSQL, where one leads and the others stand by."""
 
-    def __init__(self, root):
+    def __init__(self, root, state_db=None):
         self.root = root
         self.data_root = os.path.join(root, "data")
         self.client_token_file = os.path.join(root, "client.token")
-        self.address = None
+        self.state_db = state_db
+        self.address = None  # the first server's
+        self.addresses = []
+        self.http_ports = []
         self._bin_dir = os.environ.get("RETRAIN_BIN_DIR", "")
         self._processes = []  # (name, Popen, log path)
 
-    def start(self):
+    def start(self, servers=1):
         _live_clusters.append(self)
         if not os.path.isfile(os.path.join(self._bin_dir, "retrain-server")):
             raise RuntimeError("RETRAIN_BIN_DIR=%r holds no retrain-server" % self._bin_dir)
@@ -115,26 +128,71 @@ class Cluster:
         _write_secret(self.client_token_file, CLIENT_TOKEN)
         worker_token_file = os.path.join(self.root, "worker.token")
         _write_secret(worker_token_file, WORKER_TOKEN)
-        port_file = os.path.join(self.root, "server.port")
+        for i in range(servers):
+            self._start_server(i, worker_token_file)
+            if self.state_db is not None and i == 0:
+                self.wait_for_leader()  # the first to start leads
+        self.address = self.addresses[0]
+        self._spawn("retrain-worker", "--server", ",".join(self.addresses),
+                    "--token_file", worker_token_file, "--threads", "1")
+
+    def _start_server(self, i, worker_token_file):
+        port_file = os.path.join(self.root, "server-%d.port" % i)
+        http_port_file = os.path.join(self.root, "server-%d.http-port" % i)
+        if self.state_db is None:
+            state = ["--state_dir", os.path.join(self.root, "state")]
+        else:
+            state = ["--state_db", self.state_db["uri"],
+                     "--state_db_password_file", self.state_db["password_file"],
+                     "--leader_lease_ms", str(LEADER_LEASE_MS)]
         server = self._spawn(
             "retrain-server",
             "--listen", "127.0.0.1:0", "--port_file", port_file,
-            "--state_dir", os.path.join(self.root, "state"), "--data_root", self.data_root,
+            "--http_listen", "127.0.0.1:0", "--http_port_file", http_port_file,
+            *state, "--data_root", self.data_root,
             "--client_token_file", self.client_token_file,
             "--worker_token_file", worker_token_file,
             "--lease_timeout_ms", "5000", "--heartbeat_interval_ms", "500",
+            name="retrain-server-%d" % i,
         )
         deadline = time.monotonic() + START_TIMEOUT
-        while not os.path.exists(port_file):
+        while not (os.path.exists(port_file) and os.path.exists(http_port_file)):
             if server.poll() is not None:
                 raise RuntimeError("retrain-server exited with %d at start" % server.returncode)
             if time.monotonic() > deadline:
                 raise RuntimeError("retrain-server wrote no port file in %d s" % START_TIMEOUT)
             time.sleep(0.05)
         with open(port_file) as f:
-            self.address = "127.0.0.1:%d" % int(f.read())
-        self._spawn("retrain-worker", "--server", self.address,
-                    "--token_file", worker_token_file, "--threads", "1")
+            self.addresses.append("127.0.0.1:%d" % int(f.read()))
+        with open(http_port_file) as f:
+            self.http_ports.append(int(f.read()))
+
+    def leader(self):
+        """The index of the server whose /readyz answers 200 (the one that
+        leads), or None."""
+        for i, port in enumerate(self.http_ports):
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2) as r:
+                    if r.status == 200:
+                        return i
+            except (urllib.error.URLError, OSError):
+                pass
+        return None
+
+    def wait_for_leader(self, timeout=START_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            i = self.leader()
+            if i is not None:
+                return i
+            time.sleep(0.1)
+        raise RuntimeError("no retrain-server leads after %d s" % timeout)
+
+    def kill_server(self, i):
+        """SIGKILLs server `i` (the way a machine is lost)."""
+        servers = [p for name, p, _ in self._processes if name.startswith("retrain-server")]
+        servers[i].kill()
+        servers[i].wait(timeout=STOP_TIMEOUT)
 
     def stop(self):
         """Stops every process (SIGTERM, SIGKILL after STOP_TIMEOUT) and keeps
@@ -153,29 +211,24 @@ class Cluster:
         if self in _live_clusters:
             _live_clusters.remove(self)
 
-    def _spawn(self, binary, *args):
-        log = os.path.join(self.root, binary + ".log")
+    def _spawn(self, binary, *args, name=None):
+        name = name or binary
+        log = os.path.join(self.root, name + ".log")
         with open(log, "wb") as out:
             process = subprocess.Popen(
                 [os.path.join(self._bin_dir, binary), *args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 cwd=self.root, env=_environment(), preexec_fn=_die_with_parent,
             )
-        self._processes.append((binary, process, log))
+        self._processes.append((name, process, log))
         return process
 
 
-class PythonClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls._tmp = tempfile.TemporaryDirectory(prefix="retrain-python-client-")
-        cls.addClassCleanup(cls._tmp.cleanup)
-        # The server refuses symlinks out of its data roots: no symlinked /tmp.
-        cls.cluster = Cluster(os.path.realpath(cls._tmp.name))
-        cls.addClassCleanup(cls.cluster.stop)
-        cls.cluster.start()
-        cls.train_dir = os.path.join(cls.cluster.data_root, "images", "train")
-        write_images(cls.train_dir)
+class ClientTest(unittest.TestCase):
+    """Runs the client against self.cluster on the tree at self.train_dir."""
+
+    cluster = None
+    train_dir = None
 
     def run_client(self, output_name, *args, **env):
         """Runs the client on the image tree into data/<output_name>; `env`
@@ -195,6 +248,19 @@ class PythonClientTest(unittest.TestCase):
     def assertExit(self, run, code):
         message = "exit %d\nstdout:\n%s\nstderr:\n%s" % (run.returncode, run.stdout, run.stderr)
         self.assertEqual(run.returncode, code, message)
+
+
+class PythonClientTest(ClientTest):
+    @classmethod
+    def setUpClass(cls):
+        cls._tmp = tempfile.TemporaryDirectory(prefix="retrain-python-client-")
+        cls.addClassCleanup(cls._tmp.cleanup)
+        # The server refuses symlinks out of its data roots: no symlinked /tmp.
+        cls.cluster = Cluster(os.path.realpath(cls._tmp.name))
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start()
+        cls.train_dir = os.path.join(cls.cluster.data_root, "images", "train")
+        write_images(cls.train_dir)
 
     def test_build_succeeds_and_reports_the_result(self):
         run = self.run_client("out")
@@ -281,13 +347,61 @@ class PythonClientTest(unittest.TestCase):
         self.assertIn("--token_file /nonexistent/token", run.stderr)
 
 
+class FollowTheLeaderTest(ClientTest):
+    """Two coordinators on one PostgreSQL database (retrain-test-postgres):
+    the client, given both, goes to the one that leads, and to its successor
+    once it is gone."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls._tmp = tempfile.TemporaryDirectory(prefix="retrain-python-failover-")
+        cls.addClassCleanup(cls._tmp.cleanup)
+        postgres = subprocess.Popen(
+            [POSTGRES], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=_environment(), preexec_fn=_die_with_parent,
+        )
+        # Closing its standard input stops the server (cleanups run last first).
+        cls.addClassCleanup(postgres.stdout.close)
+        cls.addClassCleanup(postgres.wait, timeout=STOP_TIMEOUT)
+        cls.addClassCleanup(postgres.stdin.close)
+        line = postgres.stdout.readline()
+        if not line:
+            raise RuntimeError("retrain-test-postgres started no server (exit %s)" % postgres.wait())
+        cls.cluster = Cluster(os.path.realpath(cls._tmp.name), state_db=json.loads(line))
+        cls.addClassCleanup(cls.cluster.stop)
+        cls.cluster.start(servers=2)
+        cls.train_dir = os.path.join(cls.cluster.data_root, "images", "train")
+        write_images(cls.train_dir)
+
+    def test_the_client_follows_the_leader_and_its_successor(self):
+        leader = self.cluster.wait_for_leader()
+        standby = 1 - leader
+        addresses = self.cluster.addresses
+        # The standby named first: it answers, but not as the leader.
+        run = self.run_client(
+            "out-standby-first", RETRAIN_SERVER=addresses[standby] + "," + addresses[leader])
+        self.assertExit(run, 0)
+        self.assertIn("SUCCEEDED", run.stdout)
+        # The leader lost: the standby takes over, and the client, given the
+        # dead one first, follows it there.
+        self.cluster.kill_server(leader)
+        run = self.run_client(
+            "out-after-failover", RETRAIN_SERVER=addresses[leader] + "," + addresses[standby])
+        self.assertExit(run, 0)
+        self.assertIn("SUCCEEDED", run.stdout)
+        self.assertEqual(self.cluster.leader(), standby)
+
+
 def main():
-    global STUBS_DIR, CLIENT
+    global STUBS_DIR, CLIENT, POSTGRES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stubs_dir", required=True, help="the generated Python stubs")
     parser.add_argument("--client", required=True, help="retrain_client.py")
+    parser.add_argument("--postgres", required=True,
+                        help="retrain-test-postgres (a PostgreSQL server for the failover test)")
     args, rest = parser.parse_known_args()
     STUBS_DIR, CLIENT = os.path.abspath(args.stubs_dir), os.path.abspath(args.client)
+    POSTGRES = os.path.abspath(args.postgres)
     if not os.path.isdir(os.path.join(STUBS_DIR, "retrain", "v1")):
         sys.exit("no stubs in %s: build the target retrain_python_stubs first" % STUBS_DIR)
     sys.path.insert(0, STUBS_DIR)
