@@ -46,6 +46,12 @@ bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roo
   return false;
 }
 
+std::string LexicallyNormalPath(const std::string& path) {
+  std::string s = std::filesystem::path(path).lexically_normal().string();
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
 std::vector<std::string> CanonicalRoots(const std::vector<std::string>& roots) {
   std::vector<std::string> canonical;
   for (const auto& root : roots) {
@@ -59,12 +65,12 @@ std::vector<std::string> CanonicalRoots(const std::vector<std::string>& roots) {
 absl::Status CheckUnderRootsOnThisHost(const std::string& field, const std::string& path,
                                        const std::vector<std::string>& roots) {
   std::error_code ec;
-  std::string resolved = std::filesystem::weakly_canonical(path, ec).lexically_normal().string();
+  const std::string resolved =
+      LexicallyNormalPath(std::filesystem::weakly_canonical(path, ec).string());
   if (ec) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": cannot resolve '", path, "': ", ec.message()));
   }
-  while (resolved.size() > 1 && resolved.back() == '/') resolved.pop_back();
   if (!PathIsUnderAny(resolved, CanonicalRoots(roots))) {
     return absl::PermissionDeniedError(absl::StrCat(
         field, ": '", path, "' leads to '", resolved, "', outside the server's data roots (",

@@ -76,6 +76,10 @@ std::string EscapeNonUtf8(std::string_view bytes);
 // at a '/' boundary; both sides already canonical).
 bool PathIsUnderAny(const std::string& path, const std::vector<std::string>& roots);
 
+// `path` with `.` and `..` applied by its spelling alone, without a
+// trailing '/' (but "/" stays "/").
+std::string LexicallyNormalPath(const std::string& path);
+
 // `roots` as this host sees them: each with its symlinks resolved where it
 // exists here, as given where it does not (it then holds nothing).
 std::vector<std::string> CanonicalRoots(const std::vector<std::string>& roots);

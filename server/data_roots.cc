@@ -10,21 +10,11 @@ namespace retrain::server {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string LexicallyNormal(const fs::path& p) {
-  std::string s = p.lexically_normal().string();
-  while (s.size() > 1 && s.back() == '/') s.pop_back();
-  return s;
-}
-
-}  // namespace
-
 absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& roots) {
   std::vector<std::string> normal;
   for (const auto& root : roots) {
     if (root.empty()) return absl::InvalidArgumentError("--data_root: empty path");
-    normal.push_back(LexicallyNormal(fs::absolute(root)));
+    normal.push_back(LexicallyNormalPath(fs::absolute(root).string()));
   }
   if (normal.empty()) return absl::InvalidArgumentError("at least one --data_root is needed");
   return DataRoots(std::move(normal));
@@ -43,7 +33,7 @@ absl::StatusOr<std::string> DataRoots::Resolve(const std::string& field,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": '", path, "' must be an absolute path"));
   }
-  std::string normal = LexicallyNormal(p);
+  std::string normal = LexicallyNormalPath(path);
   if (!Contains(normal)) {
     return absl::PermissionDeniedError(absl::StrCat(
         field, ": '", path, "' is outside the server's data roots (",

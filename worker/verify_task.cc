@@ -337,18 +337,17 @@ absl::StatusOr<v1::VerifyShardResult> RunVerifyShardTask(const v1::VerifyShardTa
 v1::CheckVerifyResult RunCheckVerifyTask(const v1::CheckVerifyTask& task) {
   v1::CheckVerifyResult result;
   const std::string& data_dir = task.spec().data_dir();
-  auto refuse = [&](absl::StatusCode code, std::string message) {
-    result.mutable_refusal()->set_code(static_cast<int32_t>(code));
-    result.mutable_refusal()->set_message(std::move(message));
+  auto refuse = [&](const absl::Status& status) {
+    *result.mutable_refusal() = RefusalOf(status);
     return result;
   };
   const absl::Status confined = CheckUnderRootsOnThisHost(
       "spec.data_dir", data_dir, {task.data_roots().begin(), task.data_roots().end()});
-  if (!confined.ok()) return refuse(confined.code(), std::string(confined.message()));
+  if (!confined.ok()) return refuse(confined);
   dataset::Manifest manifest;
   std::string error;
   if (!dataset::ReadManifest(data_dir, &manifest, &error)) {
-    return refuse(absl::StatusCode::kFailedPrecondition, absl::StrCat("spec.data_dir: ", error));
+    return refuse(absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", error)));
   }
   for (const auto& [name, split] : manifest.splits) {
     for (const dataset::ShardInfo& shard : split.shards) {
@@ -363,9 +362,8 @@ v1::CheckVerifyResult RunCheckVerifyTask(const v1::CheckVerifyTask& task) {
     }
   }
   if (result.shards().empty()) {
-    return refuse(absl::StatusCode::kFailedPrecondition,
-                  absl::StrCat("spec.data_dir: ", data_dir,
-                               "'s manifest lists no shards: nothing to verify"));
+    return refuse(absl::FailedPreconditionError(absl::StrCat(
+        "spec.data_dir: ", data_dir, "'s manifest lists no shards: nothing to verify")));
   }
   return result;
 }

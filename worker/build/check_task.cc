@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "dataset/layout.h"
 #include "worker/build/labels.h"
+#include "worker/task_runner.h"
 
 namespace retrain::worker {
 
@@ -164,8 +165,7 @@ absl::StatusOr<v1::CheckBuildResult> RunCheckBuildTask(const v1::CheckBuildTask&
   v1::CheckBuildResult result;
   if (!labels.ok()) {
     if (!IsRefusal(labels.status().code())) return labels.status();
-    result.mutable_refusal()->set_code(static_cast<int32_t>(labels.status().code()));
-    result.mutable_refusal()->set_message(std::string(labels.status().message()));
+    *result.mutable_refusal() = RefusalOf(labels.status());
     return result;
   }
   for (auto& name : *labels) result.add_labels(std::move(name));
