@@ -120,6 +120,10 @@ class Coordinator::KindHost : public JobEngine {
     c_.mu_.AssertHeld();
     c_.ScheduleStepIfWanted(*c_.FindJob(job.id()));
   }
+  absl::Status CheckSomeWorkerCouldHost(const v1::TrainTask& task) const override {
+    c_.mu_.AssertHeld();
+    return c_.CheckSomeWorkerCouldHost(task);
+  }
 
  private:
   Coordinator& c_;
@@ -740,6 +744,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
   resp.set_worker_id(id);
   resp.set_heartbeat_interval_ms(options_.heartbeat_interval_ms);
   resp.set_lease_timeout_ms(options_.lease_timeout_ms);
+  resp.set_leases_checks_only(true);
   return resp;
 }
 
@@ -795,6 +800,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
     Key best_key;
     for (int64_t id : pending_) {
       const auto& t = tasks_.at(id);
+      if (req.checks_only() && !IsRequestCheck(t.task())) continue;
       if (!CanLease(t, worker, reserved)) continue;
       const JobEntry* e = FindJob(t.job_id());
       Key key{e ? -e->job.priority() : 0, t.job_id(), id};
@@ -841,7 +847,7 @@ absl::StatusOr<v1::LeaseTaskResponse> Coordinator::LeaseTask(const v1::LeaseTask
         entry->job.mutable_progress()->set_phase(std::move(phase));
       }
       bool changed = false;
-      if (entry->job.state() == v1::JOB_STATE_QUEUED) {
+      if (entry->job.state() == v1::JOB_STATE_QUEUED && kind->LeaseStartsJob(t.task())) {
         SetState(*entry, v1::JOB_STATE_RUNNING, absl::StrCat("started on ", where));
         changed = true;
       } else if (t.attempts() > 1) {
@@ -906,10 +912,10 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   }
   for (const auto& f : req.result().probe().files()) counters_.images_skipped += f.ok() ? 0 : 1;
   counters_.images_skipped += req.result().probe().num_skipped();
-  if (auto w = workers_.find(req.worker_id()); w != workers_.end()) {
+  lease_to_task_.erase(task->lease_id());
+  if (auto w = workers_.find(req.worker_id()); w != workers_.end() && !RunsATask(w->first)) {
     w->second.set_state(v1::WORKER_STATE_IDLE);
   }
-  lease_to_task_.erase(task->lease_id());
   task_progress_.erase(task->id());
   JobEntry* entry = FindJob(task->job_id());
   StoreBatch batch;

@@ -84,11 +84,8 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(PlannedJob planned, const std::str
   *job.mutable_create_time() = TimeUtil::MillisecondsToTimestamp(Now());
   *job.mutable_update_time() = job.create_time();
   job.mutable_progress()->set_phase("queued");
-  MutexLock lock(&mu_);
-  if (!tasks.empty() && tasks[0].has_train()) {
-    RETURN_IF_ERROR(CheckSomeWorkerCouldHost(tasks[0].train()));
-  }
   if (validate_only) return job;
+  MutexLock lock(&mu_);
   if (!request_id.empty()) {
     ASSIGN_OR_RETURN(const std::string existing_id, JobIdForRequest(request_id));
     if (!existing_id.empty()) {
@@ -125,16 +122,24 @@ absl::StatusOr<v1::Job> Coordinator::AdmitJob(PlannedJob planned, const std::str
 
 bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w,
                            bool worker_is_reserved) const {
+  // A request's check reads a few files: any worker, beside any task.
+  if (IsRequestCheck(t.task())) return true;
   // A worker placed for a part of a job over several workers waits for it.
   if (worker_is_reserved && t.reserved_worker_id() != w.id()) return false;
   if (!t.task().has_train()) return true;
   // The parts of a job over several workers go where PlaceGangs put them.
   if (t.task().train().nnodes() > 1) return t.reserved_worker_id() == w.id();
   // One trainer per worker at a time: it takes the worker's cores.
-  for (const auto& [lease, task_id] : lease_to_task_) {
-    if (tasks_.at(task_id).worker_id() == w.id()) return false;
-  }
+  if (RunsATask(w.id())) return false;
   return WorkerCanHost(w, t.task().train(), /*free_now=*/true);
+}
+
+bool Coordinator::RunsATask(const std::string& worker_id) const {
+  for (const auto& [lease, task_id] : lease_to_task_) {
+    const v1::TaskRecord& t = tasks_.at(task_id);
+    if (t.worker_id() == worker_id && !IsRequestCheck(t.task())) return true;
+  }
+  return false;
 }
 
 void Coordinator::PlaceGangs() {
@@ -151,7 +156,10 @@ void Coordinator::PlaceGangs() {
            std::make_pair(-b->job.priority(), b->job.id());
   });
   std::set<std::string> taken;
-  for (const auto& [lease, task_id] : lease_to_task_) taken.insert(tasks_.at(task_id).worker_id());
+  for (const auto& [lease, task_id] : lease_to_task_) {
+    const v1::TaskRecord& t = tasks_.at(task_id);
+    if (!IsRequestCheck(t.task())) taken.insert(t.worker_id());
+  }
   for (const auto& [id, t] : tasks_) {
     if (!t.reserved_worker_id().empty()) taken.insert(t.reserved_worker_id());
   }
@@ -242,6 +250,10 @@ void Coordinator::UpdateQueuedReasons() {
     std::string reason;
     if (!t.reserved_worker_id().empty()) {
       reason = absl::StrCat("starting on ", entry.task_ids.size(), " workers");
+    } else if (IsRequestCheck(t.task())) {
+      reason = t.state() == v1::TASK_STATE_LEASED
+                   ? "queued: a worker is checking the request"
+                   : "queued: waiting for a worker to check the request";
     } else if (!t.task().has_train()) {
       reason = "queued: waiting for a free worker";
     } else {

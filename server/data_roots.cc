@@ -43,13 +43,4 @@ absl::StatusOr<std::string> DataRoots::Resolve(const std::string& field,
   return normal;
 }
 
-absl::StatusOr<std::string> DataRoots::ResolveOnThisHost(const std::string& field,
-                                                         const std::string& path) const {
-  absl::StatusOr<std::string> normal = Resolve(field, path);
-  if (!normal.ok()) return normal;
-  absl::Status on_host = CheckUnderRootsOnThisHost(field, *normal, roots_);
-  if (!on_host.ok()) return on_host;
-  return normal;
-}
-
 }  // namespace retrain::server

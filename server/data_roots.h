@@ -1,7 +1,8 @@
 // The folders a coordinator's jobs may read and write. Every path in a
 // request is confined here before it is accepted, by its spelling alone:
 // the coordinator reads no data, so the workers check each path again on
-// their file system, symlinks followed (worker/build/check_task.h).
+// their file system, symlinks followed (each job kind's first task: e.g.
+// worker/build/check_task.h).
 #pragma once
 
 #include <string>
@@ -23,13 +24,6 @@ class DataRoots {
   // errors: INVALID_ARGUMENT when empty, relative or holding a NUL byte,
   // PERMISSION_DENIED when outside the roots.
   absl::StatusOr<std::string> Resolve(const std::string& field, const std::string& path) const;
-
-  // Resolve(), then the path confined on this machine's file system too,
-  // symlinks followed (CheckUnderRootsOnThisHost): for the job kinds that
-  // still read their inputs at submission (training, evaluation,
-  // verification).
-  absl::StatusOr<std::string> ResolveOnThisHost(const std::string& field,
-                                                const std::string& path) const;
 
   // True when `normal_path` (lexically normal) lies under a root.
   bool Contains(const std::string& normal_path) const;

@@ -194,6 +194,7 @@ absl::Status Agent::Register() {
   worker_id_ = resp.worker_id();
   heartbeat_interval_ms_ = resp.heartbeat_interval_ms();
   if (resp.lease_timeout_ms() > 0) lease_timeout_ms_ = resp.lease_timeout_ms();
+  leases_checks_only_ = resp.leases_checks_only();
   Logger("worker")->info("registered with {} as {} ({} threads)", options_.server, worker_id_,
                          options_.threads);
   return absl::OkStatus();
@@ -202,6 +203,10 @@ absl::Status Agent::Register() {
 absl::Status Agent::Run() {
   if (absl::Status s = Register(); !s.ok()) return s;
   std::thread heartbeat([this] { HeartbeatLoop(); });
+  // A coordinator that leases request checks apart has them run here beside
+  // the task (an older one would lease any task to the second lane).
+  std::thread checks;
+  if (leases_checks_only_) checks = std::thread([this] { CheckLoop(); });
   absl::Status result;
   while (!stopping_) {
     v1::LeaseTaskRequest req;
@@ -232,6 +237,7 @@ absl::Status Agent::Run() {
   }
   stopping_ = true;
   heartbeat.join();
+  if (checks.joinable()) checks.join();
   return result;
 }
 
@@ -287,6 +293,7 @@ void Agent::HeartbeatLoop() {
       std::lock_guard<std::mutex> lock(mu_);
       req.set_worker_id(worker_id_);
       if (current_lease_ != 0) req.add_lease_ids(current_lease_);
+      if (check_lease_ != 0) req.add_lease_ids(check_lease_);
       interval = heartbeat_interval_ms_;
     }
     *req.mutable_resources() = Resources(options_.threads);
@@ -329,8 +336,38 @@ void Agent::HeartbeatLoop() {
   }
 }
 
+void Agent::CheckLoop() {
+  while (!stopping_) {
+    v1::LeaseTaskRequest req;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      req.set_worker_id(worker_id_);
+    }
+    req.set_wait_ms(2000);
+    req.set_checks_only(true);
+    v1::LeaseTaskResponse resp;
+    auto ctx = Context(req.wait_ms() + 5000, options_.token);
+    // The task loop registers again and reconnects when that is needed.
+    if (!Stub()->LeaseTask(ctx.get(), req, &resp).ok()) {
+      for (int slept = 0; slept < 500 && !stopping_; slept += 50) {
+        std::this_thread::sleep_for(milliseconds(50));
+      }
+      continue;
+    }
+    if (!resp.has_task()) continue;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      check_lease_ = resp.task().lease_id();
+    }
+    TaskEnvironment env;
+    env.run.cancelled = &stopping_;
+    RunAndReport(resp.task(), req.worker_id(), env);
+    std::lock_guard<std::mutex> lock(mu_);
+    check_lease_ = 0;
+  }
+}
+
 void Agent::RunTask(const v1::Task& task) {
-  auto log = Logger("worker");
   std::string worker_id;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -377,6 +414,14 @@ void Agent::RunTask(const v1::Task& task) {
       task_cancelled_ = true;
     }
   };
+  RunAndReport(task, worker_id, env);
+  std::lock_guard<std::mutex> lock(mu_);
+  current_lease_ = 0;
+}
+
+void Agent::RunAndReport(const v1::Task& task, const std::string& worker_id,
+                         const TaskEnvironment& env) {
+  auto log = Logger("worker");
   const auto start = std::chrono::steady_clock::now();
   v1::TaskResult result;
   absl::Status status;
@@ -438,8 +483,6 @@ void Agent::RunTask(const v1::Task& task) {
       return Stub()->FailTask(ctx.get(), req, &resp);
     });
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  current_lease_ = 0;
 }
 
 }  // namespace retrain::worker

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
+#include "worker/task_runners.h"
 
 namespace retrain::worker {
 
@@ -64,7 +65,16 @@ class Agent {
  private:
   absl::Status Register();
   void HeartbeatLoop();
+  // Runs a task leased by the task loop: the worker's one task at a time,
+  // with its lease fenced and its progress reported.
   void RunTask(const retrain::v1::Task& task);
+  // The check loop: leases requests' checks alone (LeaseTaskRequest.
+  // checks_only) and runs them beside the task loop's task.
+  void CheckLoop();
+  // Runs `task` with `env` and reports its result (or its failure) for
+  // `worker_id`.
+  void RunAndReport(const retrain::v1::Task& task, const std::string& worker_id,
+                    const TaskEnvironment& env);
   // How long WithRetry() goes on and how it backs off.
   struct RetryLimits {
     std::chrono::steady_clock::time_point give_up;
@@ -107,6 +117,9 @@ class Agent {
   std::string worker_id_;          // guarded by mu_
   int heartbeat_interval_ms_ = 2000;  // guarded by mu_
   int64_t current_lease_ = 0;      // guarded by mu_; 0 when idle
+  int64_t check_lease_ = 0;        // guarded by mu_; the check loop's, 0 when none
+  // Set by Register(): the coordinator leases checks apart.
+  std::atomic<bool> leases_checks_only_{false};
   int lease_timeout_ms_ = 15000;   // guarded by mu_
   // When the coordinator last acknowledged this worker's lease (a heartbeat,
   // a progress report or the lease itself); guarded by mu_.

@@ -352,11 +352,4 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
   return result;
 }
 
-v1::RequestRefusal RefusalOf(const absl::Status& status) {
-  v1::RequestRefusal refusal;
-  refusal.set_code(static_cast<int32_t>(status.code()));
-  refusal.set_message(std::string(status.message()));
-  return refusal;
-}
-
 }  // namespace retrain::worker

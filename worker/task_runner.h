@@ -26,10 +26,6 @@ struct RunContext {
   std::function<bool(int64_t done, int64_t bytes)> confirm_lease;
 };
 
-// A request refused by a worker's check (a check task's result): the
-// status's code and message.
-retrain::v1::RequestRefusal RefusalOf(const absl::Status& status);
-
 // Validates every file of the task. Per-file failures are results, not
 // errors; the status is CANCELLED only when `cancelled` was set.
 absl::StatusOr<retrain::v1::ProbeResult> RunProbeTask(const retrain::v1::ProbeTask& task,

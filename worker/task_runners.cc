@@ -8,6 +8,7 @@
 #include "worker/build/finalize_task.h"
 #include "worker/build/listing.h"
 #include "worker/build/plan_task.h"
+#include "worker/training_check.h"
 #include "worker/verify_task.h"
 
 namespace retrain::worker {
@@ -66,6 +67,18 @@ const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
         [](const v1::Task& t, const TaskEnvironment&) -> absl::StatusOr<v1::TaskResult> {
           v1::TaskResult result;
           *result.mutable_check_verify() = RunCheckVerifyTask(t.check_verify());
+          return result;
+        }}},
+      {v1::Task::kCheckTraining,
+       {[](const v1::Task& t) {
+          const auto& c = t.check_training();
+          return c.has_training()
+                     ? absl::StrCat("check the training into ", c.training().train_dir())
+                     : absl::StrCat("check the evaluation of ", c.evaluation().checkpoint_dir());
+        },
+        [](const v1::Task& t, const TaskEnvironment&) -> absl::StatusOr<v1::TaskResult> {
+          v1::TaskResult result;
+          *result.mutable_check_training() = RunCheckTrainingTask(t.check_training());
           return result;
         }}},
       {v1::Task::kList,

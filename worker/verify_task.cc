@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/files.h"
 #include "common/hashing.h"
+#include "common/request_refusal.h"
 #include "common/tfrecord.h"
 #include "dataset/example_features.h"
 #include "dataset/layout.h"

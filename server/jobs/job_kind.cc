@@ -25,6 +25,10 @@ void EndRefused(JobEngine& engine, retrain::v1::Job& job, retrain::v1::RequestRe
   engine.EndJob(job, retrain::v1::JOB_STATE_FAILED, refusal.message());
 }
 
+bool IsRequestCheck(const retrain::v1::Task& task) {
+  return task.has_check_build() || task.has_check_verify() || task.has_check_training();
+}
+
 const JobKind* FindJobKind(retrain::v1::JobType type) {
   static const std::map<retrain::v1::JobType, const JobKind*> kinds = {
       {retrain::v1::JOB_TYPE_DATASET_BUILD, &DatasetBuildKind()},

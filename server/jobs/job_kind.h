@@ -53,6 +53,10 @@ class JobEngine {
   // Queues a task of the job that was DONE again (its output turned out
   // missing), with `reason` in the job's history.
   virtual void RedoTask(retrain::v1::Job& job, int64_t task_id, const std::string& reason) = 0;
+  // OK when some registered worker has (in all) what `task` needs, or none is
+  // registered yet; FAILED_PRECONDITION with the figures and what to lower
+  // otherwise.
+  virtual absl::Status CheckSomeWorkerCouldHost(const retrain::v1::TrainTask& task) const = 0;
   // Asks for the kind's next step off the lock (JobKind::RunStep) when the
   // kind wants one (JobKind::WantsStep). SetRunning and ReplaceTasks ask by
   // themselves: a phase without tasks is complete at once.
@@ -94,6 +98,9 @@ class JobKind {
   // (TaskUnits) and reports; false: the task reports the job's progress
   // itself (the trainer's steps).
   virtual bool ProgressFromTasks() const { return true; }
+  // Whether leasing `task` starts the QUEUED job RUNNING; a kind whose
+  // request's check is part of admission keeps it QUEUED through it.
+  virtual bool LeaseStartsJob(const retrain::v1::Task& task) const { return true; }
   // Units (files, records) a task counts for in the job's progress.
   virtual int64_t TaskUnits(const retrain::v1::Task& task) const = 0;
   // What those units are in the job's current phase ("files", "records"),
@@ -133,6 +140,11 @@ class JobKind {
 // system (its first task, for the kinds whose inputs the coordinator does
 // not read).
 inline constexpr char kCheckingPhase[] = "checking the request";
+
+// Whether `task` is a request's check (a job's first task, reading a few
+// files on a worker): leased apart from the rest (LeaseTaskRequest.
+// checks_only), so that a worker runs it beside its other task.
+bool IsRequestCheck(const retrain::v1::Task& task);
 
 // A worker's check refused the job's request: the job, its request now
 // checked, fails with the refusal's message and code (Job.error_code);

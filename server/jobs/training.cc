@@ -1,23 +1,20 @@
 #include "server/jobs/training.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/request_refusal.h"
 #include "common/status_macros.h"
 #include "dataset/manifest.h"
-#include "trainer/spec/checkpoint_summary.h"
 #include "trainer/spec/memory_plan.h"
 #include "trainer/spec/model_catalog.h"
-#include "trainer/spec/safetensors_header.h"
 #include "trainer/spec/training_knobs.h"
 
 namespace retrain::server {
 
 namespace v1 = retrain::v1;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -65,63 +62,33 @@ int64_t GpuMemoryPerRank(const v1::TrainingSpec& s, const trainer::ModelInfo& mo
   return state + step + trainer::kDeviceReserveBytes;
 }
 
-// The weights a run starts from must be those of spec.model and, unless
-// spec.fine_tune starts the classifier fresh, have the dataset's classes:
-// a retrain-trainer checkpoint (judged by its summary) or a safetensors
-// file (by its header). The trainer checks every tensor again on load.
-absl::Status CheckPretrainedWeights(const v1::TrainingSpec& s, int64_t dataset_classes) {
-  const std::string& path = s.pretrained_model_checkpoint_path();
-  std::string model;
-  int64_t classes = 0;
-  if (trainer::IsSafetensorsPath(path)) {
-    trainer::SafetensorsIndex index;
-    std::string error;
-    if (trainer::ReadSafetensorsIndex(path, &index, &error) != trainer::SafetensorsRead::kOk) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("spec.pretrained_model_checkpoint_path: ", error));
-    }
-    const auto named = index.metadata.find(trainer::kSafetensorsModelKey);
-    model = named != index.metadata.end() ? named->second : s.model();
-    const auto fc = index.tensors.find("fc.weight");
-    if (fc == index.tensors.end() || fc->second.shape.size() != 2) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "spec.pretrained_model_checkpoint_path: ", path,
-          " has no classifier tensor fc.weight [classes, features]: not the weights of a "
-          "model retrain trains (scripts/weights_to_safetensors.py writes them)"));
-    }
-    classes = fc->second.shape[0];
-  } else {
-    auto pre = trainer::ReadCheckpointSummary(path);
-    if (!pre) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "spec.pretrained_model_checkpoint_path: ", path,
-          " is not a retrain-trainer checkpoint (no ", trainer::CheckpointSummaryPath(""),
-          " summary beside it) nor a .safetensors weights file"));
-    }
-    model = pre->model;
-    classes = pre->num_classes;
-  }
-  if (model != s.model()) {
+// The weights a run starts from (described by the worker's check) must be
+// those of spec.model and, unless spec.fine_tune starts the classifier
+// fresh, have the dataset's classes. The trainer checks every tensor again
+// on load.
+absl::Status CheckPretrainedWeights(const v1::TrainingSpec& s, const v1::WeightsFacts& weights,
+                                    int64_t dataset_classes) {
+  if (weights.model() != s.model()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("spec.pretrained_model_checkpoint_path: the weights are ", model,
+        absl::StrCat("spec.pretrained_model_checkpoint_path: the weights are ", weights.model(),
                      "'s and spec.model is ", s.model()));
   }
-  if (classes != dataset_classes && !s.fine_tune()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "spec.fine_tune: the pretrained weights have ", classes, " classes and the dataset ",
-        dataset_classes, "; set fine_tune so that the classifier layers start fresh"));
+  if (weights.num_classes() != dataset_classes && !s.fine_tune()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("spec.fine_tune: the pretrained weights have ", weights.num_classes(),
+                     " classes and the dataset ", dataset_classes,
+                     "; set fine_tune so that the classifier layers start fresh"));
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::TrainTask> ValidateTrainingSpec(const v1::TrainingSpec& in,
-                                                   const DataRoots& roots) {
-  v1::TrainTask task;
-  v1::TrainingSpec& s = *task.mutable_spec();
-  s = in;
-  ASSIGN_OR_RETURN(std::string data_dir, roots.ResolveOnThisHost("spec.data_dir", in.data_dir()));
-  ASSIGN_OR_RETURN(std::string train_dir,
-                   roots.ResolveOnThisHost("spec.train_dir", in.train_dir()));
+// The request's fields, and its paths spelled under the data roots: all
+// the coordinator checks before a worker reads the files.
+absl::StatusOr<v1::TrainingSpec> ValidateTrainingSpec(const v1::TrainingSpec& in,
+                                                      const DataRoots& roots) {
+  v1::TrainingSpec s = in;
+  ASSIGN_OR_RETURN(std::string data_dir, roots.Resolve("spec.data_dir", in.data_dir()));
+  ASSIGN_OR_RETURN(std::string train_dir, roots.Resolve("spec.train_dir", in.train_dir()));
   s.set_data_dir(data_dir);
   s.set_train_dir(train_dir);
   if (s.model().empty()) s.set_model("inception_v3");
@@ -176,36 +143,49 @@ absl::StatusOr<v1::TrainTask> ValidateTrainingSpec(const v1::TrainingSpec& in,
         "least 1");
   }
   if (!s.pretrained_model_checkpoint_path().empty()) {
-    ASSIGN_OR_RETURN(std::string p, roots.ResolveOnThisHost("spec.pretrained_model_checkpoint_path",
-                                                            s.pretrained_model_checkpoint_path()));
+    ASSIGN_OR_RETURN(std::string p, roots.Resolve("spec.pretrained_model_checkpoint_path",
+                                                  s.pretrained_model_checkpoint_path()));
     s.set_pretrained_model_checkpoint_path(p);
   }
-  // The dataset, and the host memory the trainer's input pipeline plans
-  // for it (the trainer prints and checks the same plan).
+  return s;
+}
+
+// The train task of a checked request: the dataset the worker read, the
+// checkpoints it found judged against the spec, and what the task needs of
+// each worker (the trainer's input pipeline plans the same host memory, and
+// prints and checks it).
+absl::StatusOr<v1::TrainTask> TrainTaskOf(const v1::TrainingSpec& s,
+                                          const v1::CheckTrainingResult& checked) {
+  const trainer::ModelInfo* model = trainer::FindModelInfo(s.model());
+  if (model == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("spec.model: unknown model '", s.model(), "'"));
+  }
   dataset::Manifest manifest;
   std::string error;
-  if (!dataset::LoadManifest(data_dir, &manifest, &error)) {
+  if (!dataset::ParseManifest(checked.manifest_json(), s.data_dir(), &manifest, &error)) {
     return absl::FailedPreconditionError(absl::StrCat("spec.data_dir: ", error));
   }
   if (!manifest.has_split("train")) {
     return absl::FailedPreconditionError(
-        absl::StrCat("spec.data_dir: ", data_dir, " has no train split; build one first"));
+        absl::StrCat("spec.data_dir: ", s.data_dir(), " has no train split; build one first"));
   }
   // Class counts and models must agree with the checkpoints the trainer
   // would resume (train_dir) or start from (pretrained_model_checkpoint_path).
-  if (auto resumed = trainer::NewestCheckpointSummary(train_dir)) {
-    if (resumed->model != s.model() || resumed->num_classes != manifest.num_classes) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "spec.train_dir: ", train_dir, " holds checkpoints of ", resumed->model, " with ",
-          resumed->num_classes, " classes (step ", resumed->step,
-          "), which training would "
-          "resume; this request is ",
-          s.model(), " on a dataset of ", manifest.num_classes, " classes: use a new train_dir"));
+  if (checked.has_resumed()) {
+    const v1::WeightsFacts& resumed = checked.resumed();
+    if (resumed.model() != s.model() || resumed.num_classes() != manifest.num_classes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("spec.train_dir: ", s.train_dir(), " holds checkpoints of ", resumed.model(),
+                       " with ", resumed.num_classes(), " classes (step ", resumed.step(),
+                       "), which training would resume; this request is ", s.model(),
+                       " on a dataset of ", manifest.num_classes, " classes: use a new train_dir"));
     }
   }
-  if (!s.pretrained_model_checkpoint_path().empty()) {
-    RETURN_IF_ERROR(CheckPretrainedWeights(s, manifest.num_classes));
+  if (checked.has_pretrained()) {
+    RETURN_IF_ERROR(CheckPretrainedWeights(s, checked.pretrained(), manifest.num_classes));
   }
+  v1::TrainTask task;
+  *task.mutable_spec() = s;
   const trainer::InputMemoryOptions input = InputMemoryOf(s, *model);
   trainer::MemoryPlan plan;
   if (!trainer::PlanInputMemory(input, manifest, &plan, &error)) {
@@ -220,6 +200,32 @@ absl::StatusOr<v1::TrainTask> ValidateTrainingSpec(const v1::TrainingSpec& in,
   task.set_nnodes(Workers(s));
   task.set_stop_grace_secs(kStopGraceSecs);
   return task;
+}
+
+// A training's check is done: the job fails with its refusal, or with what
+// its findings show (the classes, the memory no worker has), or waits for
+// the workers it needs with a train task for each.
+void TrainAfterCheck(JobEngine& engine, v1::Job& job, const v1::CheckTrainingResult& checked) {
+  if (checked.has_refusal()) {
+    EndRefused(engine, job, checked.refusal());
+    return;
+  }
+  absl::StatusOr<v1::TrainTask> task = TrainTaskOf(job.training(), checked);
+  absl::Status hostable = task.ok() ? engine.CheckSomeWorkerCouldHost(*task) : task.status();
+  if (!hostable.ok()) {
+    EndRefused(engine, job, RefusalOf(hostable));
+    return;
+  }
+  job.set_request_checked(true);
+  // One task per worker the job spans; they start together (PlaceGangs).
+  std::vector<v1::Task> tasks;
+  for (int node = 0; node < task->nnodes(); ++node) {
+    v1::Task& t = tasks.emplace_back();
+    *t.mutable_train() = *task;
+    t.mutable_train()->set_node_rank(node);
+  }
+  engine.ReplaceTasks(job, std::move(tasks),
+                      absl::StrCat("request checked: needs ", DescribeNeed(*task)));
 }
 
 // A training or evaluation job ends with the evaluation's figures.
@@ -250,6 +256,9 @@ class TrainerJob : public JobKind {
     return absl::StrCat("restarted on ", where, " from the newest checkpoint (attempt ", attempt,
                         ")");
   }
+  // The request's check is part of admission: the job stays QUEUED until
+  // the trainer starts.
+  bool LeaseStartsJob(const v1::Task& task) const override { return !task.has_check_training(); }
 };
 
 class Training : public TrainerJob {
@@ -257,9 +266,14 @@ class Training : public TrainerJob {
   v1::JobType type() const override { return v1::JOB_TYPE_TRAINING; }
   std::string RunningPhase(const v1::BuildPlan&, const v1::Task* task) const override {
     if (task == nullptr) return "";
+    if (task->has_check_training()) return kCheckingPhase;
     return task->has_train() ? "training" : "evaluating";
   }
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord& task) const override {
+    if (task.result().has_check_training()) {
+      TrainAfterCheck(engine, job, task.result().check_training());
+      return;
+    }
     if (!task.result().has_train()) {
       EndWithEvaluation(engine, job, task);
       return;
@@ -289,11 +303,23 @@ class Training : public TrainerJob {
 class Evaluation : public TrainerJob {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_EVALUATION; }
-  std::string RunningPhase(const v1::BuildPlan&, const v1::Task*) const override {
-    return "evaluating";
+  std::string RunningPhase(const v1::BuildPlan&, const v1::Task* task) const override {
+    return task != nullptr && task->has_check_training() ? kCheckingPhase : "evaluating";
   }
   void TaskDone(JobEngine& engine, v1::Job& job, const v1::TaskRecord& task) const override {
-    EndWithEvaluation(engine, job, task);
+    if (!task.result().has_check_training()) {
+      EndWithEvaluation(engine, job, task);
+      return;
+    }
+    const v1::CheckTrainingResult& checked = task.result().check_training();
+    if (checked.has_refusal()) {
+      EndRefused(engine, job, checked.refusal());
+      return;
+    }
+    job.set_request_checked(true);
+    v1::Task eval;
+    *eval.mutable_eval()->mutable_spec() = job.evaluation();
+    engine.ReplaceTasks(job, {std::move(eval)}, "request checked");
   }
 };
 
@@ -331,56 +357,47 @@ bool WorkerCanHost(const v1::Worker& w, const v1::TrainTask& t, bool free_now) {
          (memory == 0 || memory >= t.host_memory_bytes());
 }
 
+namespace {
+
+// The job's first task: a worker checks the request against its file
+// system, with the coordinator's data roots.
+v1::Task CheckTask(const DataRoots& roots) {
+  v1::Task task;
+  for (const auto& root : roots.roots()) task.mutable_check_training()->add_data_roots(root);
+  return task;
+}
+
+}  // namespace
+
 absl::StatusOr<PlannedJob> PlanTraining(const v1::SubmitTrainingRequest& req,
                                         const DataRoots& roots) {
-  ASSIGN_OR_RETURN(v1::TrainTask task, ValidateTrainingSpec(req.spec(), roots));
-  if (!req.validate_only()) {
-    // The trainer writes there; a request that is only checked creates nothing.
-    std::error_code ec;
-    fs::create_directories(task.spec().train_dir(), ec);
-    if (ec) {
-      return absl::PermissionDeniedError(absl::StrCat("spec.train_dir: cannot create ",
-                                                      task.spec().train_dir(), ": ", ec.message()));
-    }
-  }
+  ASSIGN_OR_RETURN(v1::TrainingSpec spec, ValidateTrainingSpec(req.spec(), roots));
   PlannedJob planned;
   planned.job.set_type(v1::JOB_TYPE_TRAINING);
-  planned.job.set_request_checked(true);  // here, at submission
-  *planned.job.mutable_training() = task.spec();
-  // One task per worker the job spans; they start together (PlaceGangs).
-  for (int node = 0; node < task.nnodes(); ++node) {
-    v1::Task& t = planned.tasks.emplace_back();
-    *t.mutable_train() = task;
-    t.mutable_train()->set_node_rank(node);
-  }
-  planned.reason =
-      absl::StrCat("training submitted: ", task.spec().model(), ", needs ", DescribeNeed(task));
+  *planned.job.mutable_training() = spec;
+  v1::Task& check = planned.tasks.emplace_back(CheckTask(roots));
+  *check.mutable_check_training()->mutable_training() = std::move(spec);
+  planned.reason = absl::StrCat("training submitted: ", planned.job.training().model(),
+                                "; a worker checks its dataset and checkpoints");
   return planned;
 }
 
 absl::StatusOr<PlannedJob> PlanEvaluation(const v1::SubmitEvaluationRequest& req,
                                           const DataRoots& roots) {
-  v1::EvalTask task;
-  v1::EvaluationSpec& s = *task.mutable_spec();
-  s = req.spec();
-  ASSIGN_OR_RETURN(std::string data_dir, roots.ResolveOnThisHost("spec.data_dir", s.data_dir()));
-  ASSIGN_OR_RETURN(std::string dir,
-                   roots.ResolveOnThisHost("spec.checkpoint_dir", s.checkpoint_dir()));
+  v1::EvaluationSpec s = req.spec();
+  ASSIGN_OR_RETURN(std::string data_dir, roots.Resolve("spec.data_dir", s.data_dir()));
+  ASSIGN_OR_RETURN(std::string dir, roots.Resolve("spec.checkpoint_dir", s.checkpoint_dir()));
   s.set_data_dir(data_dir);
   s.set_checkpoint_dir(dir);
   if (!s.subset().empty() && s.subset() != "validation" && s.subset() != "train") {
     return absl::InvalidArgumentError("spec.subset: must be validation or train");
   }
-  if (!fs::exists(fs::path(dir) / "checkpoint")) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("spec.checkpoint_dir: ", dir, " holds no checkpoint; train first"));
-  }
   PlannedJob planned;
   planned.job.set_type(v1::JOB_TYPE_EVALUATION);
-  planned.job.set_request_checked(true);  // here, at submission
   *planned.job.mutable_evaluation() = s;
-  *planned.tasks.emplace_back().mutable_eval() = task;
-  planned.reason = "evaluation submitted";
+  v1::Task& check = planned.tasks.emplace_back(CheckTask(roots));
+  *check.mutable_check_training()->mutable_evaluation() = std::move(s);
+  planned.reason = "evaluation submitted; a worker checks its checkpoint";
   return planned;
 }
 

@@ -1,10 +1,13 @@
 // Training and evaluation jobs (`retrain train`, `retrain eval`). A training
-// request is checked against the data roots, the dataset, the checkpoints it
-// would resume or start from and the trainer's memory plan, and becomes one
-// task per worker it spans (the engine places them together); when every
-// part has trained, the job evaluates its final checkpoint and ends with the
-// figures. An evaluation job is that last step alone. What a train task
-// needs of a worker is here too, for the engine's placement.
+// request's fields and paths are checked at submission; its first task, a
+// worker's check, reads the dataset's manifest and describes the checkpoints
+// it would resume or start from (the coordinator reads no data). Judged
+// against the spec and the trainer's memory plan, the request then becomes
+// one task per worker it spans (the engine places them together); the job
+// stays QUEUED until they start. When every part has trained, the job
+// evaluates its final checkpoint and ends with the figures. An evaluation
+// job is its check and that last step. What a train task needs of a worker
+// is here too, for the engine's placement.
 #pragma once
 
 #include <cstdint>
@@ -18,10 +21,11 @@
 
 namespace retrain::server {
 
-// The job and its tasks: INVALID_ARGUMENT naming the field of a bad spec,
-// PERMISSION_DENIED for a path outside the data roots, FAILED_PRECONDITION
-// when the dataset, the checkpoints or the weights disagree with the spec.
-// Unless the request is validate_only, creates spec.train_dir.
+// The job and its check task: INVALID_ARGUMENT naming the field of a bad
+// spec, PERMISSION_DENIED for a path spelled outside the data roots. What
+// the files show (FAILED_PRECONDITION when the dataset, the checkpoints or
+// the weights disagree with the spec, or no worker has the memory) fails the
+// job after the check, with the code in Job.error_code.
 absl::StatusOr<PlannedJob> PlanTraining(const retrain::v1::SubmitTrainingRequest& request,
                                         const DataRoots& roots);
 absl::StatusOr<PlannedJob> PlanEvaluation(const retrain::v1::SubmitEvaluationRequest& request,

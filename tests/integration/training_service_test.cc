@@ -82,6 +82,28 @@ grpc::Status Submit(Cluster& cluster, const v1::TrainingSpec& spec, v1::Job* job
   return cluster.jobs().SubmitTraining(&ctx, req, job);
 }
 
+// Submits `spec` and waits for the workers' check of it, which reads the
+// dataset and the checkpoints: the status the submission answered, or the
+// refusal the job failed with (Job.error_code).
+grpc::Status SubmitChecked(Cluster& cluster, const v1::TrainingSpec& spec, v1::Job* job) {
+  grpc::Status s = Submit(cluster, spec, job);
+  if (!s.ok()) return s;
+  *job = cluster.WaitForJob(
+      job->id(), [](const v1::Job& j) { return j.request_checked() || IsFinalState(j.state()); });
+  if (job->error_code() != 0) {
+    return grpc::Status(static_cast<grpc::StatusCode>(job->error_code()), job->error());
+  }
+  return grpc::Status::OK;
+}
+
+void Cancel(Cluster& cluster, const std::string& job_id) {
+  v1::CancelJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(cluster.jobs().CancelJob(&ctx, req, &job).ok());
+}
+
 // The value of one series ("name{labels}") in a Prometheus text page, -1
 // when it is not there.
 double MetricValue(const std::string& text, const std::string& series) {
@@ -385,11 +407,12 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   cluster.StartWorker(1);
   BuildDigits(cluster, dir.path(), 1000);
 
-  // A memory plan no worker can hold is refused at submit, with the figures.
+  // A memory plan no worker can hold is refused once a worker has read the
+  // dataset, with the figures.
   v1::TrainingSpec huge = DigitsSpec(dir.path(), "huge", 10);
   huge.set_input_queue_memory_factor(50000000);
   v1::Job refused;
-  grpc::Status s = Submit(cluster, huge, &refused);
+  grpc::Status s = SubmitChecked(cluster, huge, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("of host memory on one worker"));
   EXPECT_THAT(s.error_message(), HasSubstr("input_queue_memory_factor"));
@@ -439,10 +462,10 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 20) << "the cancelled run kept no checkpoint";
 
   // Its checkpoints belong to the small model: another model in the same
-  // train_dir is refused at submit, not after a worker tried.
+  // train_dir is refused by the check, before any trainer starts.
   v1::TrainingSpec other = DigitsSpec(dir.path(), "a", 10);
   other.set_model("linear");
-  s = Submit(cluster, other, &refused);
+  s = SubmitChecked(cluster, other, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("spec.train_dir"));
   EXPECT_THAT(s.error_message(), HasSubstr("holds checkpoints of small with 11 classes"));
@@ -451,13 +474,13 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   from.set_pretrained_model_checkpoint_path(
       dir.path() + "/a/model.ckpt-" + std::to_string(NewestCheckpointStep(dir.path() + "/a")));
   from.set_model("linear");
-  s = Submit(cluster, from, &refused);
+  s = SubmitChecked(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("the weights are small's and spec.model is linear"));
 
   // The same weights exported as a safetensors file (as torchvision's are)
   // are judged by its header: another model's, or another class count
-  // without fine_tune, or a damaged file, are refused at submit ...
+  // without fine_tune, or a damaged file, are refused by the check ...
   const std::string exported = dir.path() + "/a.safetensors";
   auto export_a = [&] {
     return RunCommand({BinDir() + "/retrain-trainer", "export", "--checkpoint_dir",
@@ -466,20 +489,20 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   CommandResult x = export_a();
   ASSERT_EQ(x.exit_code, 0) << x.err;
   from.set_pretrained_model_checkpoint_path(exported);
-  s = Submit(cluster, from, &refused);
+  s = SubmitChecked(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("the weights are small's and spec.model is linear"));
   const std::string five = dir.path() + "/five.safetensors";
   WriteClassifierOnlySafetensors(five, 5);
   from.set_model("small");
   from.set_pretrained_model_checkpoint_path(five);
-  s = Submit(cluster, from, &refused);
+  s = SubmitChecked(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("spec.fine_tune: the pretrained weights have 5 classes "
                                            "and the dataset 11"));
   fs::resize_file(exported, fs::file_size(exported) - 4);
   from.set_pretrained_model_checkpoint_path(exported);
-  s = Submit(cluster, from, &refused);
+  s = SubmitChecked(cluster, from, &refused);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(s.error_message(), HasSubstr("spec.pretrained_model_checkpoint_path: " + exported));
   EXPECT_THAT(s.error_message(), HasSubstr("truncated"));
@@ -534,19 +557,27 @@ TEST(TrainingServiceTest, GpuJobsAreAdmittedByDeviceMemory) {
   setenv("PATH", path.c_str(), 1);
   BuildDigits(cluster, dir.path(), 200);
 
+  // A CPU run keeps the worker's task loop busy, so that the requests below
+  // are checked (beside it) but none starts a trainer.
+  v1::Job blocker;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "blocker", 100000), &blocker).ok());
+  cluster.WaitForJob(blocker.id(), [](const v1::Job& j) { return j.progress().step() >= 1; });
   v1::TrainingSpec spec = DigitsSpec(dir.path(), "gpu", 10);
   spec.set_model("inception_v3");
   spec.set_num_gpus(1);
+  int runs = 0;
+  // The status of such a request once a worker has checked it; an accepted
+  // one is cancelled.
   auto validate = [&](int batch, int num_gpus, const std::string& precision) {
-    v1::SubmitTrainingRequest req;
-    *req.mutable_spec() = spec;
-    req.mutable_spec()->set_batch_size(batch);
-    req.mutable_spec()->set_num_gpus(num_gpus);
-    req.mutable_spec()->set_precision(precision);
-    req.set_validate_only(true);
+    v1::TrainingSpec s = spec;
+    s.set_train_dir(dir.path() + "/gpu-" + std::to_string(++runs));
+    s.set_batch_size(batch);
+    s.set_num_gpus(num_gpus);
+    s.set_precision(precision);
     v1::Job job;
-    grpc::ClientContext ctx;
-    return cluster.jobs().SubmitTraining(&ctx, req, &job);
+    grpc::Status st = SubmitChecked(cluster, s, &job);
+    if (st.ok()) Cancel(cluster, job.id());
+    return st;
   };
   // Inception-v3 at 299 px keeps tens of MiB per example: 32 fit on 16
   // GiB, 1024 on one GPU do not, and neither do 512 per GPU on two.
@@ -558,15 +589,22 @@ TEST(TrainingServiceTest, GpuJobsAreAdmittedByDeviceMemory) {
   EXPECT_THAT(s.error_message(), HasSubstr("the largest GPU has 16.0 GiB"));
   EXPECT_THAT(s.error_message(), HasSubstr("spec.batch_size"));
   EXPECT_EQ(validate(1024, 2, "fp32").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  // bf16 keeps about half as much per example.
-  int fp32_limit = 0, bf16_limit = 0;
-  for (int batch = 32; batch <= 1024; batch += 32) {
-    if (validate(batch, 1, "fp32").ok()) fp32_limit = batch;
-    if (validate(batch, 1, "bf16").ok()) bf16_limit = batch;
-  }
+  // bf16 keeps about half as much per example: the largest batch (a
+  // multiple of 32 up to 1024) that fits, by bisection.
+  auto limit = [&](const std::string& precision) {
+    int fits = 0, fails = 1024 / 32 + 1;  // in units of 32
+    while (fails - fits > 1) {
+      const int mid = (fits + fails) / 2;
+      (validate(mid * 32, 1, precision).ok() ? fits : fails) = mid;
+    }
+    return fits * 32;
+  };
+  const int fp32_limit = limit("fp32"), bf16_limit = limit("bf16");
   EXPECT_GT(bf16_limit, fp32_limit * 3 / 2);
   // More GPUs than any worker has: refused too.
   EXPECT_EQ(validate(48, 3, "fp32").error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  Cancel(cluster, blocker.id());
+  cluster.WaitForEnd(blocker.id());
 
   // Two GPUs of which one is nearly full: the job waits and says why ...
   spec.set_batch_size(2 * fp32_limit);

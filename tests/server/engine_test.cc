@@ -15,10 +15,10 @@
 
 #include "common/clock.h"
 #include "server/coordinator.h"
-#include "tests/support/test_images.h"
-#include "worker/build/dataset_manifest.h"
-#include "worker/task_runners.h"
 #include "tests/support/process.h"
+#include "tests/support/test_images.h"
+#include "tests/worker/tiny_dataset.h"
+#include "worker/task_runners.h"
 
 namespace retrain::server {
 namespace {
@@ -30,38 +30,28 @@ using std::chrono::milliseconds;
 constexpr int kLeaseTimeoutMs = 10000;
 constexpr int64_t kGiB = int64_t{1} << 30;
 
-void WriteFile(const std::string& path, const std::string& content) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << content;
+using retrain::testing::WriteFile;
+
+// Ends a leased task of `worker` with `result`.
+absl::Status Complete(Coordinator& engine, const std::string& worker, const v1::Task& task,
+                      v1::TaskResult result) {
+  v1::CompleteTaskRequest done;
+  done.set_worker_id(worker);
+  done.set_task_id(task.id());
+  done.set_lease_id(task.lease_id());
+  *done.mutable_result() = std::move(result);
+  return engine.CompleteTask(done);
 }
 
-// A dataset.json over `shards` one-record train shards of two classes, with
-// the shard and index files it names, as a finished build leaves them.
-void WriteDataset(const std::string& dir, int shards) {
-  v1::Job job;
-  job.set_id("j-000001");
-  job.mutable_dataset_build()->set_train_directory("/in/train");
-  job.mutable_dataset_build()->set_background_class(true);
-  v1::DatasetBuildResult result;
-  for (const char* name : {"cat", "dog"}) {
-    auto* label = result.add_labels();
-    label->set_id(result.labels_size());
-    label->set_name(name);
-  }
-  auto* train = result.mutable_train();
-  for (int i = 0; i < shards; ++i) {
-    const std::string file = "train-0000" + std::to_string(i) + "-of-0000" + std::to_string(shards);
-    const std::string bytes(4096, 'x');
-    WriteFile(dir + "/" + file, bytes);
-    WriteFile(dir + "/index/" + file + ".idx", "0 4096\n");
-    auto* shard = train->add_shards();
-    shard->set_file(file);
-    shard->set_num_records(1);
-    shard->set_num_bytes(static_cast<int64_t>(bytes.size()));
-    shard->set_sha256(std::string(64, '0'));
-  }
-  train->set_num_records(shards);
-  WriteFile(dir + "/dataset.json", worker::DatasetManifestJson(job, result));
+// Runs a leased task as a worker would, in this process.
+v1::TaskResult RunAsAWorker(const v1::Task& task) {
+  const worker::TaskRunner* runner = worker::FindTaskRunner(task.kind_case());
+  EXPECT_NE(runner, nullptr) << task.DebugString();
+  if (runner == nullptr) return {};
+  worker::TaskEnvironment env;
+  auto result = runner->run(task, env);
+  EXPECT_TRUE(result.ok()) << result.status();
+  return result.ok() ? *result : v1::TaskResult();
 }
 
 class EngineTest : public ::testing::Test {
@@ -70,7 +60,7 @@ class EngineTest : public ::testing::Test {
     // One label directory: one list task, then one probe task.
     WriteFile(root() + "/images/train/cat/1.jpg", test_images::MakeJpeg(16, 16, 90, 1));
     WriteFile(root() + "/images/train/cat/2.jpg", test_images::MakeJpeg(16, 16, 90, 2));
-    WriteDataset(root() + "/dataset", 2);
+    retrain::testing::WriteTinyDataset(root() + "/dataset", 2);
   }
 
   const std::string& root() const { return dir_.path(); }
@@ -114,7 +104,7 @@ class EngineTest : public ::testing::Test {
     return job.ok() ? job->id() : "";
   }
 
-  std::string SubmitTraining(int priority, int workers = 1) {
+  v1::SubmitTrainingRequest TrainingRequest(int priority, int workers = 1) {
     v1::SubmitTrainingRequest req;
     req.set_priority(priority);
     auto& spec = *req.mutable_spec();
@@ -124,9 +114,34 @@ class EngineTest : public ::testing::Test {
     spec.set_max_steps(10);
     spec.set_batch_size(4);
     spec.set_num_workers(workers);
+    return req;
+  }
+
+  std::string SubmitTraining(const v1::SubmitTrainingRequest& req) {
     auto job = engine().SubmitTraining(req);
     EXPECT_TRUE(job.ok()) << job.status();
     return job.ok() ? job->id() : "";
+  }
+
+  // A request's check, leased as a worker's check loop leases it (beside
+  // any task the worker runs); an unset task when none came.
+  v1::Task LeaseCheck(const std::string& worker) {
+    v1::LeaseTaskRequest req;
+    req.set_worker_id(worker);
+    req.set_checks_only(true);
+    auto resp = engine().LeaseTask(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? resp->task() : v1::Task();
+  }
+
+  // Submits a training job and has `checker` check it, as a worker would.
+  std::string SubmitCheckedTraining(const std::string& checker, int priority, int workers = 1) {
+    const std::string job = SubmitTraining(TrainingRequest(priority, workers));
+    const v1::Task check = LeaseCheck(checker);
+    EXPECT_TRUE(check.has_check_training()) << check.DebugString();
+    EXPECT_TRUE(Complete(engine(), checker, check, RunAsAWorker(check)).ok());
+    EXPECT_TRUE(Job(job).request_checked()) << Job(job).DebugString();
+    return job;
   }
 
   // Leases a task for `worker`, waiting (in real time) up to 5 s for the
@@ -309,12 +324,13 @@ TEST_F(EngineTest, ATaskThatCannotSucceedElsewhereFailsItsJobAtOnce) {
 
 TEST_F(EngineTest, HigherPriorityTrainingIsLeasedFirstThenOlderJobsFirst) {
   Start();
-  const std::string low = SubmitTraining(0);
-  const std::string older = SubmitTraining(5);
-  const std::string newer = SubmitTraining(5);
+  const std::vector<std::string> workers = {RegisterWorker(), RegisterWorker(), RegisterWorker()};
+  const std::string low = SubmitCheckedTraining(workers[0], 0);
+  const std::string older = SubmitCheckedTraining(workers[0], 5);
+  const std::string newer = SubmitCheckedTraining(workers[0], 5);
   std::vector<std::string> order;
   for (int i = 0; i < 3; ++i) {
-    const std::string w = RegisterWorker();
+    const std::string& w = workers[i];
     const v1::Task t = Lease(w, 0);
     ASSERT_TRUE(t.has_train()) << "worker " << i;
     order.push_back(t.job_id());
@@ -326,7 +342,7 @@ TEST_F(EngineTest, HigherPriorityTrainingIsLeasedFirstThenOlderJobsFirst) {
 TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhole) {
   Start();
   const std::string a = RegisterWorker();
-  const std::string job = SubmitTraining(0, /*workers=*/2);
+  const std::string job = SubmitCheckedTraining(a, 0, /*workers=*/2);
   engine().Tick();
   EXPECT_FALSE(Lease(a, 0).has_train()) << "placed on one worker of the two it needs";
   EXPECT_EQ(Job(job).state(), v1::JOB_STATE_QUEUED);
@@ -358,6 +374,54 @@ TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhol
   EXPECT_EQ(again_a.attempt() + again_c.attempt(), 4);
 }
 
+// A training's first task is a worker's check of its dataset and
+// checkpoints, which the coordinator does not read. It runs beside the
+// worker's trainer and the job stays QUEUED through it; what its findings
+// show fails the job with the code a submission would have had.
+TEST_F(EngineTest, ATrainingIsCheckedBesideARunningTrainerAndStaysQueuedThroughIt) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string running = SubmitCheckedTraining(a, 0);
+  const v1::Task trainer = Lease(a, 0);
+  ASSERT_TRUE(trainer.has_train());
+
+  const std::string next = SubmitTraining(TrainingRequest(0));
+  EXPECT_FALSE(Job(next).request_checked());
+  const v1::Task check = LeaseCheck(a);
+  ASSERT_TRUE(check.has_check_training());
+  EXPECT_EQ(Job(next).state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(Worker(a).task_ids_size(), 2);
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
+  const v1::Job checked = Job(next);
+  EXPECT_EQ(checked.state(), v1::JOB_STATE_QUEUED);
+  EXPECT_TRUE(checked.request_checked());
+  EXPECT_THAT(History(next), HasSubstr("request checked: needs 1 CPU core(s) and "));
+  EXPECT_EQ(Worker(a).state(), v1::WORKER_STATE_BUSY) << "its trainer still runs";
+  EXPECT_TRUE(fs::is_directory(root() + "/runs/2")) << "the check creates train_dir";
+  engine().Tick();
+  EXPECT_THAT(Job(next).progress().phase(), HasSubstr("the 1 worker(s) that have it are busy"));
+
+  // Refused by what the worker found: no dataset there ...
+  v1::SubmitTrainingRequest missing = TrainingRequest(0);
+  missing.mutable_spec()->set_data_dir(root() + "/no-dataset");
+  const std::string no_data = SubmitTraining(missing);
+  const v1::Task check_missing = LeaseCheck(a);
+  ASSERT_TRUE(Complete(engine(), a, check_missing, RunAsAWorker(check_missing)).ok());
+  EXPECT_EQ(Job(no_data).state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(Job(no_data).error_code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Job(no_data).error(), HasSubstr("spec.data_dir: "));
+  // ... or by what the coordinator judged from it: memory no worker has.
+  v1::SubmitTrainingRequest huge = TrainingRequest(0);
+  huge.mutable_spec()->set_input_queue_memory_factor(50000000);
+  const std::string too_big = SubmitTraining(huge);
+  const v1::Task check_huge = LeaseCheck(a);
+  ASSERT_TRUE(Complete(engine(), a, check_huge, RunAsAWorker(check_huge)).ok());
+  EXPECT_EQ(Job(too_big).state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(Job(too_big).error_code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Job(too_big).error(), HasSubstr("of host memory on one worker"));
+  EXPECT_EQ(Job(running).state(), v1::JOB_STATE_RUNNING);
+}
+
 TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   Start();
   const std::string a = RegisterWorker(), b = RegisterWorker();
@@ -382,28 +446,6 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   EXPECT_EQ(moved.id(), task.id());
   EXPECT_EQ(moved.attempt(), 2);
   EXPECT_GT(moved.lease_id(), task.lease_id()) << "lease ids are not reused after a restart";
-}
-
-// Ends a leased task of `worker` with `result`.
-absl::Status Complete(Coordinator& engine, const std::string& worker, const v1::Task& task,
-                      v1::TaskResult result) {
-  v1::CompleteTaskRequest done;
-  done.set_worker_id(worker);
-  done.set_task_id(task.id());
-  done.set_lease_id(task.lease_id());
-  *done.mutable_result() = std::move(result);
-  return engine.CompleteTask(done);
-}
-
-// Runs a leased task as a worker would, in this process.
-v1::TaskResult RunAsAWorker(const v1::Task& task) {
-  const worker::TaskRunner* runner = worker::FindTaskRunner(task.kind_case());
-  EXPECT_NE(runner, nullptr) << task.DebugString();
-  if (runner == nullptr) return {};
-  worker::TaskEnvironment env;
-  auto result = runner->run(task, env);
-  EXPECT_TRUE(result.ok()) << result.status();
-  return result.ok() ? *result : v1::TaskResult();
 }
 
 TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {

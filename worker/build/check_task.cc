@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/files.h"
+#include "common/request_refusal.h"
 #include "common/status_macros.h"
 #include "dataset/layout.h"
 #include "worker/build/labels.h"
