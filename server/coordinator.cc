@@ -108,6 +108,7 @@ class Coordinator::KindHost : public JobEngine {
     v1::TaskRecord& t = c_.tasks_.at(task_id);
     t.set_state(v1::TASK_STATE_PENDING);
     t.clear_result();
+    entry.done_counted = false;
     c_.pending_.insert(task_id);
     c_.AddEvent(entry, reason);
     StoreBatch batch;
@@ -347,6 +348,7 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
     tasks_.erase(it);
   }
   entry.task_ids.clear();
+  entry.done_counted = false;
   if (const JobKind* kind = FindJobKind(entry.job.type())) kind->JobEnded(entry.job, state);
   if (state == v1::JOB_STATE_FAILED) entry.job.set_error(reason);
   SetState(entry, state, reason);
@@ -356,13 +358,38 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
   Persist(batch);
 }
 
-bool Coordinator::PhaseComplete(const JobEntry& entry) const {
-  if (entry.task_ids.empty()) return true;
+bool Coordinator::PhaseComplete(JobEntry& entry) {
+  if (!entry.done_counted) RecountDone(entry);
+  return entry.done.tasks == static_cast<int32_t>(entry.task_ids.size());
+}
+
+namespace {
+
+// Adds what a DONE task counts for in its job's progress.
+void CountDone(const JobKind* kind, const v1::TaskRecord& t, int64_t* units, int64_t* bytes,
+               int64_t* found, int64_t* skipped) {
+  if (kind == nullptr) return;
+  *units += kind->TaskUnits(t.task());
+  *bytes += kind->TaskBytes(t.result());
+  *found += kind->TaskFound(t.result());
+  *skipped += kind->TaskSkipped(t.result());
+}
+
+}  // namespace
+
+void Coordinator::RecountDone(JobEntry& entry) {
+  const JobKind* kind = FindJobKind(entry.job.type());
+  JobEntry::DoneTally& d = entry.done;
+  d = {};
   for (int64_t id : entry.task_ids) {
     auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second.state() != v1::TASK_STATE_DONE) return false;
+    if (it == tasks_.end()) continue;
+    if (kind != nullptr) d.total_units += kind->TaskUnits(it->second.task());
+    if (it->second.state() != v1::TASK_STATE_DONE) continue;
+    ++d.tasks;
+    CountDone(kind, it->second, &d.units, &d.bytes, &d.found, &d.skipped);
   }
-  return true;
+  entry.done_counted = true;
 }
 
 void Coordinator::RecomputeProgress(JobEntry& entry) {
@@ -370,28 +397,25 @@ void Coordinator::RecomputeProgress(JobEntry& entry) {
   const JobKind* kind = FindJobKind(entry.job.type());
   if (kind == nullptr || !kind->ProgressFromTasks()) return;
   auto* p = entry.job.mutable_progress();
-  int64_t done = 0, total = 0, bytes = 0, found = 0;
+  if (!entry.done_counted) RecountDone(entry);
+  const JobEntry::DoneTally& tally = entry.done;
+  int64_t done = tally.units, bytes = tally.bytes;
+  const int64_t total = tally.total_units, found = tally.found;
   // Files left out in earlier phases, then by this phase's finished tasks.
-  int64_t skipped = std::max<int64_t>(entry.plan.num_skipped(), entry.plan.skipped_size());
-  int32_t tasks_done = 0, tasks_running = 0;
-  for (int64_t id : entry.task_ids) {
-    const auto& t = tasks_.at(id);
-    const int64_t units = kind->TaskUnits(t.task());
-    total += units;
-    if (t.state() == v1::TASK_STATE_DONE) {
-      ++tasks_done;
-      done += units;
-      bytes += kind->TaskBytes(t.result());
-      found += kind->TaskFound(t.result());
-    } else if (t.state() == v1::TASK_STATE_LEASED) {
-      ++tasks_running;
-      auto pit = task_progress_.find(id);
-      if (pit != task_progress_.end()) {
-        done += std::min(pit->second.done, units);
-        bytes += pit->second.bytes;
-      }
+  const int64_t skipped =
+      std::max<int64_t>(entry.plan.num_skipped(), entry.plan.skipped_size()) + tally.skipped;
+  const int32_t tasks_done = tally.tasks;
+  // The running tasks, from the leases (a few, whatever the job's size).
+  int32_t tasks_running = 0;
+  for (const auto& [lease, id] : lease_to_task_) {
+    const v1::TaskRecord& t = tasks_.at(id);
+    if (t.job_id() != entry.job.id()) continue;
+    ++tasks_running;
+    auto pit = task_progress_.find(id);
+    if (pit != task_progress_.end()) {
+      done += std::min(pit->second.done, kind->TaskUnits(t.task()));
+      bytes += pit->second.bytes;
     }
-    skipped += kind->TaskSkipped(t.result());
   }
   if (entry.job.state() == v1::JOB_STATE_QUEUED) {
     p->set_phase("queued");
@@ -441,6 +465,7 @@ void Coordinator::ScheduleStepIfWanted(JobEntry& entry) {
 void Coordinator::AddTasks(JobEntry& entry, std::vector<v1::Task> tasks, StoreBatch& batch,
                            std::vector<v1::TaskRecord*>& keep) {
   entry.task_ids.clear();
+  entry.done_counted = false;
   for (auto& task : tasks) {
     const int64_t id = next_task_id_++;
     auto& rec = tasks_[id];
@@ -905,6 +930,13 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
   }
   task->set_state(v1::TASK_STATE_DONE);
   *task->mutable_result() = req.result();
+  JobEntry* entry = FindJob(task->job_id());
+  const JobKind* kind = entry != nullptr ? FindJobKind(entry->job.type()) : nullptr;
+  if (entry != nullptr && entry->done_counted) {
+    JobEntry::DoneTally& d = entry->done;
+    ++d.tasks;
+    CountDone(kind, *task, &d.units, &d.bytes, &d.found, &d.skipped);
+  }
   if (req.result().has_shard()) {
     counters_.images_written += req.result().shard().shard().num_records();
     counters_.images_converted += req.result().shard().num_converted();
@@ -917,11 +949,9 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
     w->second.set_state(v1::WORKER_STATE_IDLE);
   }
   task_progress_.erase(task->id());
-  JobEntry* entry = FindJob(task->job_id());
   StoreBatch batch;
   batch.tasks.push_back(task);
   Persist(batch);
-  const JobKind* kind = entry != nullptr ? FindJobKind(entry->job.type()) : nullptr;
   if (kind != nullptr) {
     if (kind->ProgressFromTasks()) {
       RecomputeProgress(*entry);

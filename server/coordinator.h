@@ -142,6 +142,16 @@ class Coordinator {
     retrain::v1::BuildPlan plan;
     uint64_t version = 1;
     std::vector<int64_t> task_ids;  // the current phase's tasks
+    // What the current phase's DONE tasks add to the job's progress, and its
+    // tasks' units in all: kept as tasks finish, so that a lease or a result
+    // costs the job's running tasks, not all of its tasks. Counted afresh
+    // (RecountDone) whenever `done_counted` is false: tasks added or
+    // dropped, or a DONE task queued again.
+    struct DoneTally {
+      int64_t units = 0, bytes = 0, found = 0, skipped = 0, total_units = 0;
+      int32_t tasks = 0;
+    } done;
+    bool done_counted = false;
     // Recent (time in ms, done) samples for the rate estimate.
     std::deque<std::pair<int64_t, int64_t>> samples;
     // Notified (with mu_) when version changes: wakes this job's watchers
@@ -235,7 +245,9 @@ class Coordinator {
   void EndJob(JobEntry& entry, retrain::v1::JobState state, const std::string& reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecomputeProgress(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool PhaseComplete(const JobEntry& entry) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool PhaseComplete(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts entry.done from its tasks.
+  void RecountDone(JobEntry& entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<retrain::v1::TaskRecord*> FindLease(const std::string& worker_id, int64_t task_id,
                                                      int64_t lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -239,6 +239,7 @@ void Coordinator::RequeueGang(JobEntry& entry, const v1::TaskRecord& cause,
     t.set_worker_id("");
     pending_.insert(id);
   }
+  entry.done_counted = false;  // parts that had finished run again
   AddEvent(entry, absl::StrCat("every part of the job stops and is placed again: ", why));
   Persist(batch);
 }

@@ -1,8 +1,11 @@
 // retrain-worker: runs the coordinator's tasks on this machine.
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -12,6 +15,28 @@
 #include "worker/agent.h"
 #include "worker/image/image_library.h"
 
+namespace {
+
+// A worker's conversions and trainers are batch work: by default they yield
+// the CPU to the machine's other processes (a coordinator, a shell, the CLI)
+// when they share it, and take all of it when nothing else wants it.
+constexpr int kDefaultNice = 10;
+
+// Lowers this process's CPU priority to nice value `nice` unless it already
+// runs lower. Called before any thread starts: Linux keeps a nice value per
+// thread, and new threads and child processes (the trainers) inherit it.
+void LowerPriority(int nice) {
+  errno = 0;
+  const int now = getpriority(PRIO_PROCESS, 0);
+  if (errno != 0 || now >= nice) return;
+  if (setpriority(PRIO_PROCESS, 0, nice) != 0) {
+    std::cerr << "retrain-worker: cannot set --nice " << nice << ": " << std::strerror(errno)
+              << "\n";
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   retrain::worker::AgentOptions options;
   if (const char* env = std::getenv("RETRAIN_SERVER")) options.server = env;
@@ -19,6 +44,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string log_format = "text";
   std::string token_file;
+  int nice = kDefaultNice;
   retrain::TlsFiles tls;
   CLI::App app{"retrain-worker: registers with a retrain coordinator and runs its tasks "
                "(image validation and shard writing).\n"
@@ -29,6 +55,11 @@ int main(int argc, char** argv) {
   app.add_option("--threads", options.threads, "Image conversion threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
+  app.add_option("--nice", nice,
+                 "CPU priority of the worker and its trainers as nice(1) gives it (0-19): higher "
+                 "yields more to the machine's other processes when they share its cores")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 19));
   app.add_option("--unreachable_timeout_s", options.unreachable_timeout_s,
                  "Exit when the coordinator is unreachable this long")
       ->capture_default_str();
@@ -48,6 +79,7 @@ int main(int argc, char** argv) {
   app.add_option("--log_level", log_level, "trace, debug, info, warn or error")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  LowerPriority(nice);
   if (options.server.empty()) {
     std::cerr << "retrain-worker: --server (or RETRAIN_SERVER) is required\n";
     return 2;

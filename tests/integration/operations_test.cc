@@ -10,14 +10,15 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <thread>
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
@@ -684,6 +685,44 @@ TEST(OperationsTest, LimitsRefuseWithTheFlagToRaise) {
 
 // Every CLI command with --output json prints protobuf's JSON mapping of
 // its reply on stdout, and a failure a JSON error on stderr.
+// The nice value (field 19 of /proc/PID/stat) of every thread of `pid`.
+std::vector<int> NiceOfEachThread(pid_t pid) {
+  std::vector<int> nice;
+  for (const auto& t :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the command, which is in parentheses and may hold spaces.
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+    }
+    nice.push_back(std::stoi(field));
+  }
+  return nice;
+}
+
+// A worker's batch work yields the cores to the coordinator and the CLI on
+// a shared machine: every thread of it runs at nice 10 by default (--nice).
+TEST(OperationsTest, AWorkerYieldsTheCpuToTheMachinesOtherProcesses) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  const pid_t worker = cluster.StartWorker(1).pid();
+  // Registered: its loops have started.
+  v1::ListWorkersResponse workers;
+  for (int i = 0; i < 200 && workers.workers_size() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(cluster.jobs().ListWorkers(&ctx, v1::ListWorkersRequest(), &workers).ok());
+  }
+  ASSERT_EQ(workers.workers_size(), 1);
+  const std::vector<int> nice = NiceOfEachThread(worker);
+  EXPECT_GT(nice.size(), 2u) << "the task, heartbeat and check loops, and gRPC's";
+  EXPECT_THAT(nice, ::testing::Each(10));
+  EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 0) << "the test itself is not lowered";
+}
+
 TEST(OperationsTest, EveryCommandPrintsJson) {
   TempDir dir;
   Cluster cluster(dir.path(), WithHttpAndTokens());

@@ -490,6 +490,15 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   ASSERT_TRUE(Complete(engine(), a, first, RunAsAWorker(first)).ok());
   const v1::Task second = Lease(a, 0);
   ASSERT_TRUE(second.has_shard());
+  // Progress, counted as tasks finish: one shard of a file written, the
+  // other being written.
+  const v1::JobProgress writing = Job(job).progress();
+  EXPECT_EQ(writing.tasks_done(), 1);
+  EXPECT_EQ(writing.tasks_running(), 1);
+  EXPECT_EQ(writing.tasks_total(), 2);
+  EXPECT_EQ(writing.done(), 1);
+  EXPECT_EQ(writing.total(), 2);
+  EXPECT_GT(writing.bytes_done(), 0);
 
   // A restart with the last shard reported but gone from disk: the
   // finalizing worker finds it missing and it is written again.
