@@ -165,7 +165,8 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
 }
 
 // How long a submit waits for the workers' check of the request (a
-// build's paths and labels) before it reports the job as submitted.
+// build's paths and labels, a training's dataset and checkpoints) before it
+// reports the job as submitted.
 constexpr auto kCheckWait = std::chrono::seconds(15);
 
 // Follows a job until its request has been checked (Job.request_checked),

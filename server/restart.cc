@@ -1,6 +1,8 @@
 #include "server/restart.h"
 
 #include <dirent.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -36,7 +38,15 @@ void RestartAsStandby(const std::string& why) {
   auto log = Logger("server");
   log->critical("no longer leading: {}; starting again as a standby", why);
   log->flush();
-  for (int fd : DescriptorsAboveStderr()) close(fd);
+  const std::vector<int> fds = DescriptorsAboveStderr();
+  // Connections end first, as a peer sees a crash end them: a client's call
+  // fails UNAVAILABLE, which it retries, and gRPC, losing its poller below,
+  // has no socket left to send its calls' cancellation on.
+  for (int fd : fds) {
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) shutdown(fd, SHUT_RDWR);
+  }
+  for (int fd : fds) close(fd);
   if (saved_argv != nullptr) execv("/proc/self/exe", saved_argv);
   _exit(1);
 }
