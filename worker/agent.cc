@@ -71,9 +71,14 @@ v1::WorkerResources Resources(int threads) {
   return r;
 }
 
+// Whether a call failed for want of a coordinator to answer it, and is worth
+// retrying. The worker never cancels its own calls: CANCELLED comes from a
+// coordinator that stopped serving while the call was on its way (a standby
+// that takes over closes its refusing front-end under calls in flight).
 bool Unreachable(const grpc::Status& s) {
   return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+         s.error_code() == grpc::StatusCode::CANCELLED;
 }
 
 // The options, with retrain-trainer beside this program unless named.

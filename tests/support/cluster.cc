@@ -194,8 +194,7 @@ Process& Cluster::StartWorker(int threads, int uid, const std::string& server) {
     if (uid >= 0) chown(file.c_str(), static_cast<uid_t>(uid), static_cast<gid_t>(-1));
     argv.insert(argv.end(), {"--token_file", file});
   }
-  workers_.push_back(
-      Process::Start(argv, root_ + "/worker-" + std::to_string(n) + ".log", uid));
+  workers_.push_back(Process::Start(argv, WorkerLogPath(n), uid));
   return *workers_.back();
 }
 
@@ -225,7 +224,7 @@ v1::Job Cluster::WaitForJob(const std::string& job_id,
   }
   ADD_FAILURE() << "job " << job_id << " did not reach the expected point; last state "
                 << StateName(job.state()) << "; server log:\n"
-                << ServerLog();
+                << ServerLog() << WorkerLogTails();
   return job;
 }
 
@@ -239,6 +238,21 @@ CommandResult Cluster::Cli(std::vector<std::string> args) {
     args.insert(args.end(), {"--token_file", TokenFile(root_, "cli", options_.client_token)});
   }
   return RunCommand(args);
+}
+
+std::string Cluster::WorkerLogPath(int n) const {
+  return root_ + "/worker-" + std::to_string(n) + ".log";
+}
+
+std::string Cluster::WorkerLogTails() const {
+  constexpr size_t kTailBytes = 4000;
+  std::string all;
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    const std::string log = ReadAll(WorkerLogPath(static_cast<int>(i)));
+    all += "--- worker " + std::to_string(i) + ", last " + std::to_string(kTailBytes) +
+           " bytes ---\n" + log.substr(log.size() > kTailBytes ? log.size() - kTailBytes : 0);
+  }
+  return all;
 }
 
 std::string Cluster::ServerLog() const {

@@ -103,6 +103,8 @@ class Cluster {
   CommandResult Cli(std::vector<std::string> args);
 
   std::string ServerLog() const;
+  // The end of each worker's log, for a failure's message.
+  std::string WorkerLogTails() const;
 
  private:
   std::string root_;
@@ -110,6 +112,7 @@ class Cluster {
   // Starts coordinator `i` on `port` and waits for its port file.
   void StartOne(int i, int port);
   std::string ServerFile(int i, const std::string& suffix) const;
+  std::string WorkerLogPath(int n) const;
   // Whether coordinator `i` answers as the leader.
   bool Leads(int i);
 
