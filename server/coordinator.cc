@@ -343,7 +343,10 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
     pending_.erase(id);
-    lease_to_task_.erase(it->second.lease_id());
+    if (lease_to_task_.erase(it->second.lease_id()) > 0) {
+      ended_leases_[it->second.lease_id()] = {entry.job.id(), it->second.worker_id(),
+                                              Now() + options_.lease_timeout_ms};
+    }
     task_progress_.erase(id);
     tasks_.erase(it);
   }
@@ -547,6 +550,9 @@ void Coordinator::Tick() {
   for (int64_t id : expired) {
     auto& t = tasks_.at(id);
     RequeueOrFail(t, absl::StrCat("lease on worker ", t.worker_id(), " expired"));
+  }
+  for (auto it = ended_leases_.begin(); it != ended_leases_.end();) {
+    it = it->second.deadline_ms < now ? ended_leases_.erase(it) : std::next(it);
   }
   for (auto& [id, w] : workers_) {
     if (w.state() == v1::WORKER_STATE_LOST) continue;
@@ -898,6 +904,11 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
   v1::ReportProgressResponse resp;
   auto task = FindLease(req.worker_id(), req.task_id(), req.lease_id());
   if (!task.ok()) {
+    auto ended = ended_leases_.find(req.lease_id());
+    if (ended != ended_leases_.end() && ended->second.worker_id == req.worker_id()) {
+      ended->second.deadline_ms = Now() + options_.lease_timeout_ms;
+      AppendJobLog(ended->second.job_id, req.log_lines());
+    }
     resp.set_keep_going(false);
     return resp;
   }

@@ -286,6 +286,16 @@ class Coordinator {
   std::map<int64_t, TaskProgress> task_progress_ ABSL_GUARDED_BY(mu_);
   std::set<int64_t> pending_ ABSL_GUARDED_BY(mu_);
   std::map<int64_t, int64_t> lease_to_task_ ABSL_GUARDED_BY(mu_);
+  // The leases of tasks whose job ended while they ran (cancelled, or failed
+  // by another part), by lease id: what the task logs while its worker stops
+  // it (a trainer's last checkpoint) still reaches the job's log. Each report
+  // keeps one a lease timeout longer, as it would a live lease.
+  struct EndedLease {
+    std::string job_id;
+    std::string worker_id;
+    int64_t deadline_ms = 0;
+  };
+  std::map<int64_t, EndedLease> ended_leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, retrain::v1::Worker> workers_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> planner_queue_ ABSL_GUARDED_BY(mu_);
   int64_t next_job_seq_ ABSL_GUARDED_BY(mu_) = 1;

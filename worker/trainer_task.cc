@@ -92,6 +92,11 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
     // elsewhere from the checkpoint, never twice at once.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(1);
+    // The worker blocks SIGTERM and SIGINT for its signal thread; the
+    // trainer must get them (SIGTERM: checkpoint and exit).
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
     execv(cargv[0], cargv.data());

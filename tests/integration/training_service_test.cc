@@ -73,6 +73,10 @@ v1::TrainingSpec DigitsSpec(const std::string& root, const std::string& run, int
   return s;
 }
 
+// The steps of a run that a test interrupts (at step 30 or checkpoint 40):
+// enough that it is still training then.
+constexpr int64_t kInterruptedRunSteps = 150;
+
 grpc::Status Submit(Cluster& cluster, const v1::TrainingSpec& spec, v1::Job* job,
                     int priority = 0) {
   v1::SubmitTrainingRequest req;
@@ -243,7 +247,7 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   cluster.StartWorker(1);
   cluster.StartWorker(1);
   BuildDigits(cluster, dir.path(), 2000);
-  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 400);
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", kInterruptedRunSteps);
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
   // Past a checkpoint, and the trainer's progress has reached the coordinator.
@@ -267,7 +271,7 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   EXPECT_GE(MetricValue(metrics, "retrain_tasks_retried_total{kind=\"train\"}"), 1);
   EXPECT_EQ(MetricValue(metrics, "retrain_training_step" + series), -1)
       << "a job that ended still has training figures";
-  EXPECT_EQ(job.training_result().steps(), 400);
+  EXPECT_EQ(job.training_result().steps(), kInterruptedRunSteps);
   EXPECT_GE(job.training_result().restarts(), 1);
   EXPECT_TRUE(HistorySays(job, "restarted on worker")) << job.DebugString();
   // The second run resumed from a checkpoint at or after the one on disk at the kill.
@@ -286,7 +290,7 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
   cluster.StartServer();
   for (int i = 0; i < 3; ++i) cluster.StartWorker(1);
   BuildDigits(cluster, dir.path(), 2000);
-  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 300);
+  v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", kInterruptedRunSteps);
   spec.set_num_workers(2);
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
@@ -297,7 +301,7 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
   ASSERT_NE(KillAWorkerWithATask(cluster), 0);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(400));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.DebugString();
-  EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_EQ(job.training_result().steps(), kInterruptedRunSteps);
   EXPECT_TRUE(HistorySays(job, "every part of the job stops and is placed again"))
       << job.DebugString();
   int placements = 0;
@@ -308,13 +312,13 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
 }
 
 // Starts the cluster and one worker, builds 2,000 digits and submits a
-// 300-step run; returns once it is past step 30.
+// kInterruptedRunSteps run; returns once it is past step 30.
 void StartTrainingToInterrupt(Cluster& cluster, const std::string& root, v1::TrainingSpec* spec,
                               v1::Job* job) {
   cluster.StartServer();
   cluster.StartWorker(1);
   BuildDigits(cluster, root, 2000);
-  *spec = DigitsSpec(root, "run", 300);
+  *spec = DigitsSpec(root, "run", kInterruptedRunSteps);
   ASSERT_TRUE(Submit(cluster, *spec, job).ok());
   cluster.WaitForJob(job->id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
                      std::chrono::seconds(180));
@@ -332,7 +336,7 @@ TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
   cluster.StartServer(port);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
-  EXPECT_EQ(job.training_result().steps(), 300);
+  EXPECT_EQ(job.training_result().steps(), kInterruptedRunSteps);
   EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
 }
 
@@ -365,8 +369,8 @@ TEST(TrainingServiceTest, ALeaderKilledMidTrainingIsReplacedAndTheJobFinishes) {
             << " ms after the leader was killed" << std::endl;
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error() << cluster.ServerLog();
-  EXPECT_EQ(job.training_result().steps(), 300);
-  EXPECT_EQ(NewestCheckpointStep(spec.train_dir()), 300);
+  EXPECT_EQ(job.training_result().steps(), kInterruptedRunSteps);
+  EXPECT_EQ(NewestCheckpointStep(spec.train_dir()), kInterruptedRunSteps);
   EXPECT_GT(job.training_result().evaluation().num_examples(), 0);
 }
 
@@ -460,6 +464,14 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   v1::Job cancelled = cluster.WaitForEnd(a.id());
   EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
   EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 20) << "the cancelled run kept no checkpoint";
+  // It stopped on the worker's SIGTERM (not on the SIGKILL after the
+  // grace), with a checkpoint of the step it had reached.
+  CommandResult log = cluster.Cli({"logs", a.id()});
+  const std::string stopped_at = "stopped on request at step ";
+  const size_t stopped = log.out.rfind(stopped_at);
+  ASSERT_NE(stopped, std::string::npos) << log.out;
+  EXPECT_EQ(NewestCheckpointStep(dir.path() + "/a"),
+            std::stoll(log.out.substr(stopped + stopped_at.size())));
 
   // Its checkpoints belong to the small model: another model in the same
   // train_dir is refused by the check, before any trainer starts.

@@ -374,6 +374,49 @@ TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhol
   EXPECT_EQ(again_a.attempt() + again_c.attempt(), 4);
 }
 
+// A cancelled training's trainer writes its checkpoint and says so as it
+// stops: those last lines reach the job's log from the worker that held the
+// lease, for as long as it keeps reporting (a lease timeout each time).
+TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
+  Start();
+  const std::string a = RegisterWorker(), b = RegisterWorker();
+  const std::string job = SubmitCheckedTraining(a, 0);
+  engine().Tick();
+  const v1::Task task = Lease(a, 0);
+  ASSERT_TRUE(task.has_train());
+  ASSERT_TRUE(engine().CancelJob(job, "").ok());
+  auto report = [&](const std::string& worker, const std::string& line) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(worker);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    req.add_log_lines(line);
+    auto resp = engine().ReportProgress(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    EXPECT_FALSE(resp.ok() && resp->keep_going()) << "a cancelled task goes on";
+  };
+  auto log = [&] {
+    v1::GetJobLogsRequest req;
+    req.set_job_id(job);
+    auto resp = engine().GetJobLogs(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? std::vector<std::string>(resp->lines().begin(), resp->lines().end())
+                     : std::vector<std::string>();
+  };
+  clock_.Advance(milliseconds(kLeaseTimeoutMs));
+  engine().Tick();
+  report(a, "checkpoint model.ckpt-7");
+  report(b, "not the holder");
+  clock_.Advance(milliseconds(kLeaseTimeoutMs));
+  engine().Tick();
+  report(a, "stopped on request at step 7");
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  engine().Tick();
+  report(a, "after a lease timeout of silence");
+  EXPECT_THAT(log(),
+              ::testing::ElementsAre("checkpoint model.ckpt-7", "stopped on request at step 7"));
+}
+
 // A training's first task is a worker's check of its dataset and
 // checkpoints, which the coordinator does not read. It runs beside the
 // worker's trainer and the job stays QUEUED through it; what its findings

@@ -3,6 +3,7 @@
 // whole batch does, forward and backward.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <thread>
 
 #include "tests/support/process.h"
@@ -41,6 +42,10 @@ std::vector<Outcome> RunOnTwoRanks(const torch::Tensor& input, const torch::Tens
                                    bool synchronised) {
   const int port = FreePort();
   std::vector<Outcome> out(2);
+  // Each rank's connection outlives both threads: unsynchronised, a rank
+  // that is done would otherwise close its side while the other still
+  // connects to it.
+  std::vector<std::unique_ptr<Communicator>> comms(2);
   std::vector<std::thread> ranks;
   for (int rank = 0; rank < 2; ++rank) {
     ranks.emplace_back([&, rank] {
@@ -49,10 +54,10 @@ std::vector<Outcome> RunOnTwoRanks(const torch::Tensor& input, const torch::Tens
       options.world_size = 2;
       options.master_port = port;
       options.collective_timeout_secs = 60;
-      auto comm = Communicator::Connect(options);
+      comms[rank] = Communicator::Connect(options);
       Norm2d layer = MakeLayer();
       if (synchronised) {
-        SynchroniseBatchNorm(*layer, std::make_shared<CommunicatorBatchNormSync>(*comm));
+        SynchroniseBatchNorm(*layer, std::make_shared<CommunicatorBatchNormSync>(*comms[rank]));
       }
       out[rank] = RunLayer(layer, input.chunk(2)[rank], grad.chunk(2)[rank]);
     });
