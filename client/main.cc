@@ -21,6 +21,7 @@
 #include "client/training_flags.h"
 #include "common/bearer_token.h"
 #include "common/coordinator_channel.h"
+#include "common/grpc_status.h"
 #include "common/job_states.h"
 #include "common/tls_credentials.h"
 #include "retrain/v1/job_service.grpc.pb.h"
@@ -154,7 +155,7 @@ int Watch(v1::JobService::Stub& stub, const std::string& job_id, const Globals& 
     if (tty) std::cerr << "\r\033[K";
     if (s.ok() && retrain::IsFinalState(last.state())) break;
     // The coordinator went away (restart): follow the job again once it is back.
-    if ((s.error_code() == grpc::StatusCode::UNAVAILABLE || s.ok()) && ++reconnects <= 60) {
+    if ((retrain::CoordinatorWentAway(s) || s.ok()) && ++reconnects <= 60) {
       std::this_thread::sleep_for(std::chrono::seconds(1));
       continue;
     }
@@ -189,10 +190,7 @@ v1::Job WaitForCheck(v1::JobService::Stub& stub, v1::Job job,
     const grpc::Status st = reader->Finish();
     // Only a coordinator away for a while (a restart) is waited out; Watch
     // reports anything else.
-    if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED &&
-        st.error_code() != grpc::StatusCode::UNAVAILABLE) {
-      break;
-    }
+    if (!st.ok() && !retrain::CoordinatorWentAway(st)) break;
     if (!job.request_checked() && !retrain::IsFinalState(job.state())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     }
@@ -215,7 +213,7 @@ int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_
     auto ctx = Context(g.timeout_s);
     ctx->set_wait_for_ready(attempt > 0);
     st = call(ctx.get(), &job);
-    if (st.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    if (!retrain::CoordinatorWentAway(st)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(500 << attempt));
   }
   if (!st.ok()) return ReportError(st, g);
@@ -258,7 +256,7 @@ int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, con
     v1::GetJobLogsResponse resp;
     auto ctx = Context(g.timeout_s);
     if (auto st = stub.GetJobLogs(ctx.get(), req, &resp); !st.ok()) {
-      if (follow && st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      if (follow && retrain::CoordinatorWentAway(st)) {
         std::this_thread::sleep_for(std::chrono::seconds(1));
         continue;
       }

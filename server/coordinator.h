@@ -209,7 +209,10 @@ class Coordinator {
   // part of a job over several workers is placed on it.
   bool CanLease(const retrain::v1::TaskRecord& task, const retrain::v1::Worker& worker,
                 bool worker_is_reserved) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Whether the worker holds a lease on a task other than a request's check.
+  // The workers that hold a lease on a task other than a request's check
+  // (which runs beside a worker's task and does not count as one).
+  std::set<std::string> WorkersRunningATask() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the worker is among them.
   bool RunsATask(const std::string& worker_id) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateQueuedReasons() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places jobs that span several workers when enough are free.

@@ -134,12 +134,17 @@ bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w,
   return WorkerCanHost(w, t.task().train(), /*free_now=*/true);
 }
 
-bool Coordinator::RunsATask(const std::string& worker_id) const {
+std::set<std::string> Coordinator::WorkersRunningATask() const {
+  std::set<std::string> running;
   for (const auto& [lease, task_id] : lease_to_task_) {
     const v1::TaskRecord& t = tasks_.at(task_id);
-    if (t.worker_id() == worker_id && !IsRequestCheck(t.task())) return true;
+    if (!IsRequestCheck(t.task())) running.insert(t.worker_id());
   }
-  return false;
+  return running;
+}
+
+bool Coordinator::RunsATask(const std::string& worker_id) const {
+  return WorkersRunningATask().count(worker_id) > 0;
 }
 
 void Coordinator::PlaceGangs() {
@@ -155,11 +160,7 @@ void Coordinator::PlaceGangs() {
     return std::make_pair(-a->job.priority(), a->job.id()) <
            std::make_pair(-b->job.priority(), b->job.id());
   });
-  std::set<std::string> taken;
-  for (const auto& [lease, task_id] : lease_to_task_) {
-    const v1::TaskRecord& t = tasks_.at(task_id);
-    if (!IsRequestCheck(t.task())) taken.insert(t.worker_id());
-  }
+  std::set<std::string> taken = WorkersRunningATask();
   for (const auto& [id, t] : tasks_) {
     if (!t.reserved_worker_id().empty()) taken.insert(t.reserved_worker_id());
   }

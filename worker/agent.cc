@@ -71,14 +71,10 @@ v1::WorkerResources Resources(int threads) {
   return r;
 }
 
-// Whether a call failed for want of a coordinator to answer it, and is worth
-// retrying. The worker never cancels its own calls: CANCELLED comes from a
-// coordinator that stopped serving while the call was on its way (a standby
-// that takes over closes its refusing front-end under calls in flight).
+// Whether a call failed for want of a coordinator to answer it in time, and
+// is worth retrying (the worker never cancels its own calls).
 bool Unreachable(const grpc::Status& s) {
-  return s.error_code() == grpc::StatusCode::UNAVAILABLE ||
-         s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         s.error_code() == grpc::StatusCode::CANCELLED;
+  return CoordinatorWentAway(s) || s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
 // The options, with retrain-trainer beside this program unless named.
@@ -215,16 +211,8 @@ absl::Status Agent::Run() {
   absl::Status result;
   while (!stopping_) {
     v1::LeaseTaskRequest req;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      req.set_worker_id(worker_id_);
-    }
-    req.set_wait_ms(2000);
     v1::LeaseTaskResponse resp;
-    grpc::Status s = WithRetry("lease", [&] {
-      auto ctx = Context(req.wait_ms() + 5000, options_.token);
-      return Stub()->LeaseTask(ctx.get(), req, &resp);
-    });
+    grpc::Status s = WithRetry("lease", [&] { return Lease(false, &req, &resp); });
     if (stopping_) break;
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
       if (absl::Status r = Register(); !r.ok()) {
@@ -318,7 +306,8 @@ void Agent::HeartbeatLoop() {
       if (s.ok()) {
         last_ack_ = now;
         for (int64_t lease : resp.revoked_lease_ids()) {
-          if (lease == current_lease_) {
+          // Said once: a trainer may take a while to write its checkpoint.
+          if (lease == current_lease_ && !task_cancelled_) {
             Logger("worker")->warn("lease {} revoked by the coordinator; stopping its task",
                                    lease);
             task_cancelled_ = true;
@@ -341,19 +330,25 @@ void Agent::HeartbeatLoop() {
   }
 }
 
+grpc::Status Agent::Lease(bool checks_only, v1::LeaseTaskRequest* req,
+                          v1::LeaseTaskResponse* resp) {
+  req->Clear();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    req->set_worker_id(worker_id_);
+  }
+  req->set_wait_ms(2000);
+  req->set_checks_only(checks_only);
+  auto ctx = Context(req->wait_ms() + 5000, options_.token);
+  return Stub()->LeaseTask(ctx.get(), *req, resp);
+}
+
 void Agent::CheckLoop() {
   while (!stopping_) {
     v1::LeaseTaskRequest req;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      req.set_worker_id(worker_id_);
-    }
-    req.set_wait_ms(2000);
-    req.set_checks_only(true);
     v1::LeaseTaskResponse resp;
-    auto ctx = Context(req.wait_ms() + 5000, options_.token);
     // The task loop registers again and reconnects when that is needed.
-    if (!Stub()->LeaseTask(ctx.get(), req, &resp).ok()) {
+    if (!Lease(true, &req, &resp).ok()) {
       for (int slept = 0; slept < 500 && !stopping_; slept += 50) {
         std::this_thread::sleep_for(milliseconds(50));
       }

@@ -71,6 +71,10 @@ class Agent {
   // The check loop: leases requests' checks alone (LeaseTaskRequest.
   // checks_only) and runs them beside the task loop's task.
   void CheckLoop();
+  // One LeaseTask call for this worker, waiting up to 2 s on the
+  // coordinator for a task (for a check alone with `checks_only`).
+  grpc::Status Lease(bool checks_only, retrain::v1::LeaseTaskRequest* req,
+                     retrain::v1::LeaseTaskResponse* resp);
   // Runs `task` with `env` and reports its result (or its failure) for
   // `worker_id`.
   void RunAndReport(const retrain::v1::Task& task, const std::string& worker_id,

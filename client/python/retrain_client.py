@@ -114,6 +114,13 @@ def channel_target(servers):
                     ("grpc.ssl_target_name_override", host)]
 
 
+# The codes of a call no coordinator answered, worth making again:
+# UNAVAILABLE, or CANCELLED from a coordinator that stopped serving while the
+# call was on its way (one that steps down, or a standby that takes over).
+# This client cancels none of its own calls.
+COORDINATOR_WENT_AWAY = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
 class TokenError(Exception):
     """A token file that cannot be used; the message names it."""
 
@@ -235,7 +242,7 @@ class RetrainClient:
                 expired = deadline is not None and time.monotonic() >= deadline
                 if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED and expired:
                     raise WaitTimeout("job %s did not end within %g s" % (job_id, timeout_s))
-                if error.code() != grpc.StatusCode.UNAVAILABLE or reconnects <= 0:
+                if error.code() not in COORDINATOR_WENT_AWAY or reconnects <= 0:
                     raise
                 reconnects -= 1
                 time.sleep(1.5)
@@ -254,10 +261,8 @@ class RetrainClient:
                 return method(request, metadata=self._metadata, timeout=self._timeout_s,
                               wait_for_ready=self._wait_for_ready)
             except grpc.RpcError as error:
-                retryable = error.code() in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                )
+                retryable = (error.code() in COORDINATOR_WENT_AWAY or
+                             error.code() == grpc.StatusCode.DEADLINE_EXCEEDED)
                 if not retryable or attempt + 1 == attempts:
                     raise
                 time.sleep(0.5 * 2**attempt)

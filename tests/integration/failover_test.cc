@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 
+#include "common/grpc_status.h"
 #include "common/job_states.h"
 #include "tests/integration/build_fixtures.h"
 #include "tests/integration/dataset_check.h"
@@ -198,7 +199,8 @@ TEST_F(FailoverTest, APostgresRestartUnderLoadLosesNoJobAndAnswersNoInternalErro
       v1::SubmitDatasetBuildRequest req =
           BuildRequest(root(), root() + "/out-" + std::to_string(i));
       req.set_request_id("load-" + std::to_string(i));
-      // A client retries UNAVAILABLE with the same request id, as the CLI does.
+      // A client retries a call no coordinator answered with the same
+      // request id, as the CLI does.
       for (int attempt = 0; attempt < 100; ++attempt) {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -208,7 +210,7 @@ TEST_F(FailoverTest, APostgresRestartUnderLoadLosesNoJobAndAnswersNoInternalErro
           admitted.push_back(job.id());
           break;
         }
-        if (s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+        if (!retrain::CoordinatorWentAway(s)) {
           errors.push_back(std::to_string(s.error_code()) + ": " + s.error_message());
           break;
         }

@@ -440,9 +440,12 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   // One worker: the first job runs, the others wait and say why; the
   // higher priority goes first.
   v1::Job a, low, high;
+  // `a` runs until cancelled; by step 80 it has learned enough that its
+  // weights tell from a fresh model's (below).
   ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "a", 100000), &a).ok());
-  cluster.WaitForJob(a.id(), [](const v1::Job& j) { return j.progress().step() >= 20; },
-                     std::chrono::seconds(120));
+  cluster.WaitForJob(
+      a.id(), [](const v1::Job& j) { return j.progress().step() >= 80; },
+      std::chrono::seconds(120));
   ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "low", 20), &low, 0).ok());
   ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "high", 20), &high, 5).ok());
   low = cluster.WaitForJob(low.id(), [](const v1::Job& j) {
@@ -463,7 +466,7 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
             low.end_time().seconds() * 1000 + low.end_time().nanos() / 1000000);
   v1::Job cancelled = cluster.WaitForEnd(a.id());
   EXPECT_EQ(cancelled.state(), v1::JOB_STATE_CANCELLED);
-  EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 20) << "the cancelled run kept no checkpoint";
+  EXPECT_GE(NewestCheckpointStep(dir.path() + "/a"), 80) << "the cancelled run kept no checkpoint";
   // It stopped on the worker's SIGTERM (not on the SIGKILL after the
   // grace), with a checkpoint of the step it had reached.
   CommandResult log = cluster.Cli({"logs", a.id()});
