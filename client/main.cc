@@ -189,7 +189,8 @@ v1::Job WaitForCheck(v1::JobService::Stub& stub, v1::Job job,
     }
     const grpc::Status st = reader->Finish();
     // Only a coordinator away for a while (a restart) is waited out; Watch
-    // reports anything else.
+    // reports anything else. The stream cancelled above ends CANCELLED too:
+    // the loop's condition ends the wait then.
     if (!st.ok() && !retrain::CoordinatorWentAway(st)) break;
     if (!job.request_checked() && !retrain::IsFinalState(job.state())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -134,17 +134,27 @@ bool Coordinator::CanLease(const v1::TaskRecord& t, const v1::Worker& w,
   return WorkerCanHost(w, t.task().train(), /*free_now=*/true);
 }
 
+namespace {
+// Whether a leased task keeps its worker busy: a request's check runs beside
+// a worker's task and does not.
+bool OccupiesItsWorker(const v1::TaskRecord& leased) { return !IsRequestCheck(leased.task()); }
+}  // namespace
+
 std::set<std::string> Coordinator::WorkersRunningATask() const {
   std::set<std::string> running;
   for (const auto& [lease, task_id] : lease_to_task_) {
     const v1::TaskRecord& t = tasks_.at(task_id);
-    if (!IsRequestCheck(t.task())) running.insert(t.worker_id());
+    if (OccupiesItsWorker(t)) running.insert(t.worker_id());
   }
   return running;
 }
 
 bool Coordinator::RunsATask(const std::string& worker_id) const {
-  return WorkersRunningATask().count(worker_id) > 0;
+  for (const auto& [lease, task_id] : lease_to_task_) {
+    const v1::TaskRecord& t = tasks_.at(task_id);
+    if (t.worker_id() == worker_id && OccupiesItsWorker(t)) return true;
+  }
+  return false;
 }
 
 void Coordinator::PlaceGangs() {

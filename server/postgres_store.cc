@@ -45,7 +45,7 @@ const std::vector<std::vector<const char*>>& Migrations() {
 constexpr const char* kSchemaLock = "SELECT pg_advisory_xact_lock(7270373761)";
 
 // The final states (IsFinalState) as $1..$3.
-constexpr const char* kFinalStates = "($1, $2, $3)";
+constexpr const char* kPostgresFinalStates = "($1, $2, $3)";
 std::vector<P> FinalStates() {
   return {P::Int(retrain::v1::JOB_STATE_SUCCEEDED), P::Int(retrain::v1::JOB_STATE_FAILED),
           P::Int(retrain::v1::JOB_STATE_CANCELLED)};
@@ -117,26 +117,28 @@ absl::StatusOr<StoreContents> PostgresStore::LoadState(int64_t keep_finished) {
         db_->Exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").status());
     ASSIGN_OR_RETURN(
         PostgresRows unfinished,
-        db_->Exec(absl::StrCat("SELECT job FROM jobs WHERE state NOT IN ", kFinalStates).c_str(),
-                  FinalStates()));
+        db_->Exec(
+            absl::StrCat("SELECT job FROM jobs WHERE state NOT IN ", kPostgresFinalStates).c_str(),
+            FinalStates()));
     RETURN_IF_ERROR(ParseRows(unfinished, 0, "jobs", &out.jobs));
     auto params = FinalStates();
     params.push_back(P::Int(keep));
     ASSIGN_OR_RETURN(PostgresRows newest,
-                     db_->Exec(absl::StrCat("SELECT job FROM jobs WHERE state IN ", kFinalStates,
-                                            " ORDER BY seq DESC LIMIT $4")
+                     db_->Exec(absl::StrCat("SELECT job FROM jobs WHERE state IN ",
+                                            kPostgresFinalStates, " ORDER BY seq DESC LIMIT $4")
                                    .c_str(),
                                params));
     RETURN_IF_ERROR(ParseRows(newest, 0, "jobs", &out.jobs));
     const int64_t oldest_loaded = SortLoadedJobs(out, unfinished.size(), keep);
     if (oldest_loaded >= 0) {
       params.back() = P::Int(oldest_loaded);
-      ASSIGN_OR_RETURN(PostgresRows older,
-                       db_->Exec(absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
-                                              "WHERE state IN ",
-                                              kFinalStates, " AND seq < $4 GROUP BY type, state")
-                                     .c_str(),
-                                 params));
+      ASSIGN_OR_RETURN(
+          PostgresRows older,
+          db_->Exec(absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
+                                 "WHERE state IN ",
+                                 kPostgresFinalStates, " AND seq < $4 GROUP BY type, state")
+                        .c_str(),
+                    params));
       for (int i = 0; i < older.size(); ++i) {
         const auto type = static_cast<retrain::v1::JobType>(older.Int(i, 0));
         const auto state = static_cast<retrain::v1::JobState>(older.Int(i, 1));

@@ -46,7 +46,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_request_id ON jobs(request_id) WHERE request_
 )sql";
 
 // The final states (IsFinalState), as the parameters ?1..?3 of a query.
-constexpr const char* kFinalStates = "(?1, ?2, ?3)";
+constexpr const char* kSqliteFinalStates = "(?1, ?2, ?3)";
 
 // A prepared statement, finalised on scope exit.
 class Statement {
@@ -109,7 +109,7 @@ absl::Status Query(sqlite3* db, const char* sql, const RowReader& row) {
   return ReadRows(st, row);
 }
 
-// Binds the final states to ?1..?3 (kFinalStates).
+// Binds the final states to ?1..?3 (kSqliteFinalStates).
 void BindFinalStates(Statement& st) {
   st.BindInt(1, retrain::v1::JOB_STATE_SUCCEEDED);
   st.BindInt(2, retrain::v1::JOB_STATE_FAILED);
@@ -227,15 +227,15 @@ absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   // Through the state index: the table's rows are read only for these jobs.
   Statement unfinished(db_, absl::StrCat("SELECT job FROM jobs WHERE seq IN (SELECT seq FROM jobs "
                                          "WHERE state NOT IN ",
-                                         kFinalStates, ")")
+                                         kSqliteFinalStates, ")")
                                 .c_str());
   BindFinalStates(unfinished);
   RETURN_IF_ERROR(ReadRows(unfinished, parse_job));
   const size_t unfinished_count = out.jobs.size();
   // Newest first along the key ("+state" keeps the state index out): the
   // scan stops at the last one wanted, having passed only unfinished jobs.
-  Statement newest_finished(db_, absl::StrCat("SELECT job FROM jobs WHERE +state IN ", kFinalStates,
-                                              " ORDER BY seq DESC LIMIT ?4")
+  Statement newest_finished(db_, absl::StrCat("SELECT job FROM jobs WHERE +state IN ",
+                                              kSqliteFinalStates, " ORDER BY seq DESC LIMIT ?4")
                                      .c_str());
   const int64_t keep = std::max<int64_t>(0, keep_finished);
   BindFinalStates(newest_finished);
@@ -245,7 +245,7 @@ absl::StatusOr<StoreContents> SqliteStore::LoadState(int64_t keep_finished) {
   if (oldest_loaded >= 0) {
     Statement older(db_, absl::StrCat("SELECT type, state, COUNT(*), MAX(seq) FROM jobs "
                                       "WHERE state IN ",
-                                      kFinalStates, " AND seq < ?4 GROUP BY type, state")
+                                      kSqliteFinalStates, " AND seq < ?4 GROUP BY type, state")
                              .c_str());
     BindFinalStates(older);
     older.BindInt(4, oldest_loaded);

@@ -210,9 +210,8 @@ absl::Status Agent::Run() {
   if (leases_checks_only_) checks = std::thread([this] { CheckLoop(); });
   absl::Status result;
   while (!stopping_) {
-    v1::LeaseTaskRequest req;
     v1::LeaseTaskResponse resp;
-    grpc::Status s = WithRetry("lease", [&] { return Lease(false, &req, &resp); });
+    grpc::Status s = WithRetry("lease", [&] { return Lease(false, &resp, nullptr); });
     if (stopping_) break;
     if (s.error_code() == grpc::StatusCode::NOT_FOUND) {
       if (absl::Status r = Register(); !r.ok()) {
@@ -330,25 +329,25 @@ void Agent::HeartbeatLoop() {
   }
 }
 
-grpc::Status Agent::Lease(bool checks_only, v1::LeaseTaskRequest* req,
-                          v1::LeaseTaskResponse* resp) {
-  req->Clear();
+grpc::Status Agent::Lease(bool checks_only, v1::LeaseTaskResponse* resp, std::string* leased_as) {
+  v1::LeaseTaskRequest req;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    req->set_worker_id(worker_id_);
+    req.set_worker_id(worker_id_);
   }
-  req->set_wait_ms(2000);
-  req->set_checks_only(checks_only);
-  auto ctx = Context(req->wait_ms() + 5000, options_.token);
-  return Stub()->LeaseTask(ctx.get(), *req, resp);
+  if (leased_as != nullptr) *leased_as = req.worker_id();
+  req.set_wait_ms(2000);
+  req.set_checks_only(checks_only);
+  auto ctx = Context(req.wait_ms() + 5000, options_.token);
+  return Stub()->LeaseTask(ctx.get(), req, resp);
 }
 
 void Agent::CheckLoop() {
   while (!stopping_) {
-    v1::LeaseTaskRequest req;
     v1::LeaseTaskResponse resp;
+    std::string leased_as;
     // The task loop registers again and reconnects when that is needed.
-    if (!Lease(true, &req, &resp).ok()) {
+    if (!Lease(true, &resp, &leased_as).ok()) {
       for (int slept = 0; slept < 500 && !stopping_; slept += 50) {
         std::this_thread::sleep_for(milliseconds(50));
       }
@@ -361,7 +360,7 @@ void Agent::CheckLoop() {
     }
     TaskEnvironment env;
     env.run.cancelled = &stopping_;
-    RunAndReport(resp.task(), req.worker_id(), env);
+    RunAndReport(resp.task(), leased_as, env);
     std::lock_guard<std::mutex> lock(mu_);
     check_lease_ = 0;
   }

@@ -72,9 +72,11 @@ class Agent {
   // checks_only) and runs them beside the task loop's task.
   void CheckLoop();
   // One LeaseTask call for this worker, waiting up to 2 s on the
-  // coordinator for a task (for a check alone with `checks_only`).
-  grpc::Status Lease(bool checks_only, retrain::v1::LeaseTaskRequest* req,
-                     retrain::v1::LeaseTaskResponse* resp);
+  // coordinator for a task (for a check alone with `checks_only`);
+  // `leased_as` (may be null): the worker id the call was made with, which
+  // the task's reports must carry.
+  grpc::Status Lease(bool checks_only, retrain::v1::LeaseTaskResponse* resp,
+                     std::string* leased_as);
   // Runs `task` with `env` and reports its result (or its failure) for
   // `worker_id`.
   void RunAndReport(const retrain::v1::Task& task, const std::string& worker_id,

@@ -19,10 +19,7 @@ constexpr size_t kShardsNamed = 3;
 // The check task is done: the job fails with its refusal, or a verify task
 // for each shard runs.
 void VerifyTheShards(JobEngine& engine, v1::Job& job, const v1::CheckVerifyResult& checked) {
-  if (checked.has_refusal()) {
-    EndRefused(engine, job, checked.refusal());
-    return;
-  }
+  if (EndIfRefused(engine, job, checked)) return;
   job.set_request_checked(true);
   int64_t records = 0;
   std::vector<v1::Task> tasks;

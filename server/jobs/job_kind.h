@@ -150,6 +150,14 @@ bool IsRequestCheck(const retrain::v1::Task& task);
 // checked, fails with the refusal's message and code (Job.error_code);
 // `refusal` is a copy: ending the job drops the task it came from.
 void EndRefused(JobEngine& engine, retrain::v1::Job& job, retrain::v1::RequestRefusal refusal);
+// The result of a check (CheckTrainingResult, CheckVerifyResult): if it
+// holds a refusal, the job ends with it (EndRefused) and this returns true.
+template <typename CheckResult>
+bool EndIfRefused(JobEngine& engine, retrain::v1::Job& job, const CheckResult& checked) {
+  if (!checked.has_refusal()) return false;
+  EndRefused(engine, job, checked.refusal());
+  return true;
+}
 
 // "task 7 (train-00003-of-00008)": how logs and job history name a task.
 std::string TaskName(const retrain::v1::TaskRecord& task);

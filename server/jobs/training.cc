@@ -206,10 +206,7 @@ absl::StatusOr<v1::TrainTask> TrainTaskOf(const v1::TrainingSpec& s,
 // its findings show (the classes, the memory no worker has), or waits for
 // the workers it needs with a train task for each.
 void TrainAfterCheck(JobEngine& engine, v1::Job& job, const v1::CheckTrainingResult& checked) {
-  if (checked.has_refusal()) {
-    EndRefused(engine, job, checked.refusal());
-    return;
-  }
+  if (EndIfRefused(engine, job, checked)) return;
   absl::StatusOr<v1::TrainTask> task = TrainTaskOf(job.training(), checked);
   absl::Status hostable = task.ok() ? engine.CheckSomeWorkerCouldHost(*task) : task.status();
   if (!hostable.ok()) {
@@ -311,11 +308,7 @@ class Evaluation : public TrainerJob {
       EndWithEvaluation(engine, job, task);
       return;
     }
-    const v1::CheckTrainingResult& checked = task.result().check_training();
-    if (checked.has_refusal()) {
-      EndRefused(engine, job, checked.refusal());
-      return;
-    }
+    if (EndIfRefused(engine, job, task.result().check_training())) return;
     job.set_request_checked(true);
     v1::Task eval;
     *eval.mutable_eval()->mutable_spec() = job.evaluation();

@@ -14,7 +14,7 @@ namespace v1 = retrain::v1;
 
 namespace {
 
-dataset::SplitInfo Split(const std::string& name, const v1::SplitResult& result) {
+dataset::SplitInfo SplitInfoOf(const std::string& name, const v1::SplitResult& result) {
   dataset::SplitInfo split;
   split.name = name;
   split.num_records = result.num_records();
@@ -48,9 +48,9 @@ dataset::Manifest DatasetManifest(const v1::Job& job, const v1::DatasetBuildResu
   m.num_classes = result.labels_size() + (spec.background_class() ? 1 : 0);
   m.background_class = spec.background_class();
   for (const auto& l : result.labels()) m.labels.push_back({l.id(), l.name()});
-  if (!spec.train_directory().empty()) m.splits["train"] = Split("train", result.train());
+  if (!spec.train_directory().empty()) m.splits["train"] = SplitInfoOf("train", result.train());
   if (!spec.validation_directory().empty()) {
-    m.splits["validation"] = Split("validation", result.validation());
+    m.splits["validation"] = SplitInfoOf("validation", result.validation());
   }
   for (const auto& s : result.skipped()) {
     m.skipped.push_back({s.path(), s.split(), SkipReasonName(s.reason()), s.detail()});

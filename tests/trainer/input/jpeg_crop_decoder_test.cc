@@ -20,8 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 
-const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
-
 TEST(JpegCropDecoderTest, ChoosesTheLargestReductionThatKeepsTheOutputSize) {
   EXPECT_EQ(ChooseDctScale(500, 375, 299, 299), 8);    // no room to reduce
   EXPECT_EQ(ChooseDctScale(598, 598, 299, 299), 4);    // exactly 1/2
@@ -36,7 +34,7 @@ TEST(JpegCropDecoderTest, FullDecodeMatchesTheEncodedImage) {
   const auto img = testing::MakePhotoImage(120, 90, 1);
   const std::string jpeg = testing::EncodeJpeg(img, 95);
   JpegCropDecoder decoder;
-  const auto h = decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+  const auto h = decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
   EXPECT_EQ(h.width, 120);
   EXPECT_EQ(h.height, 90);
   EXPECT_EQ(h.components, 3);
@@ -55,11 +53,11 @@ TEST(JpegCropDecoderTest, FullScaleCropEqualsFullDecodeCropped) {
   const std::string jpeg = testing::EncodeJpeg(img, 90);
   JpegCropDecoder decoder;
   DecodedImage full, crop;
-  decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+  decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
   decoder.DecodeFull(&full);
   for (const CropRect rect : {CropRect{37, 51, 301, 250}, CropRect{0, 0, 500, 375},
                               CropRect{200, 300, 300, 75}, CropRect{1, 1, 17, 9}}) {
-    decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+    decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
     decoder.DecodeCrop(rect, 299, 299, true, &crop);
     ASSERT_EQ(crop.scale_num, 8);
     ASSERT_EQ(crop.roi.width, rect.width);
@@ -102,10 +100,10 @@ TEST(JpegCropDecoderTest, DctScaledCropMatchesFullDecodeCropResizeAndIsFaster) {
   DecodedImage scaled, full;
   ResizeScratch scratch;
 
-  decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+  decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
   decoder.DecodeCrop(rect, out, out, true, &scaled);
   EXPECT_EQ(scaled.scale_num, 2);  // 1/4: 400 x 312.5 >= 299 x 299
-  decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+  decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
   decoder.DecodeFull(&full);
 
   // 1) The decoded region against the full decode box-averaged (area) to the
@@ -143,7 +141,7 @@ TEST(JpegCropDecoderTest, DctScaledCropMatchesFullDecodeCropResizeAndIsFaster) {
     const int reps = 10;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < reps; ++i) {
-      decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "test");
+      decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "test");
       if (dct) {
         decoder.DecodeCrop(rect, out, out, true, &scaled);
         Resize(scaled.pixels.data(), scaled.width, scaled.height, scaled.stride, scaled.roi, out,
@@ -172,17 +170,17 @@ TEST(JpegCropDecoderTest, DamagedDataIsADataErrorNamingTheRecord) {
   JpegCropDecoder decoder;
   DecodedImage out;
   try {
-    decoder.ReadHeader(Bytes(jpeg), 3, "shard-x: record at offset 77");
+    decoder.ReadHeader(testing::Bytes(jpeg), 3, "shard-x: record at offset 77");
     FAIL();
   } catch (const TrainerError& e) {
     EXPECT_EQ(e.kind(), TrainerError::Kind::kData);
     EXPECT_THAT(e.what(), HasSubstr("shard-x: record at offset 77"));
   }
   const std::string png = "\x89PNG\r\n\x1a\nxxxxxxxxxxxxxxxx";
-  EXPECT_THROW(decoder.ReadHeader(Bytes(png), png.size(), "w"), TrainerError);
+  EXPECT_THROW(decoder.ReadHeader(testing::Bytes(png), png.size(), "w"), TrainerError);
   // Cut in the middle of the scan: libjpeg would pad it with grey.
   const std::string cut = jpeg.substr(0, jpeg.size() / 2);
-  decoder.ReadHeader(Bytes(cut), cut.size(), "cut");
+  decoder.ReadHeader(testing::Bytes(cut), cut.size(), "cut");
   try {
     decoder.DecodeCrop({0, 0, 64, 64}, 32, 32, true, &out);
     FAIL();
@@ -190,7 +188,7 @@ TEST(JpegCropDecoderTest, DamagedDataIsADataErrorNamingTheRecord) {
     EXPECT_THAT(e.what(), HasSubstr("cut: cannot decode"));
   }
   // The decoder is still usable.
-  decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "ok");
+  decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "ok");
   decoder.DecodeCrop({8, 8, 40, 40}, 32, 32, true, &out);
   EXPECT_EQ(out.height, 40);
 }
@@ -223,7 +221,7 @@ TEST(JpegCropDecoderTest, GrayscaleDecodesToRgb) {
 
   JpegCropDecoder decoder;
   DecodedImage out;
-  EXPECT_EQ(decoder.ReadHeader(Bytes(jpeg), jpeg.size(), "g").components, 1);
+  EXPECT_EQ(decoder.ReadHeader(testing::Bytes(jpeg), jpeg.size(), "g").components, 1);
   decoder.DecodeCrop({10, 5, 20, 20}, 16, 16, true, &out);
   const uint8_t* p = out.pixels.data() + 3 * static_cast<int>(out.roi.x);
   EXPECT_EQ(p[0], p[1]);

@@ -11,8 +11,6 @@
 namespace retrain::trainer {
 namespace {
 
-const uint8_t* Bytes(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
-
 TEST(SampleDistortedBoundingBoxTest, CropsFollowTheConstraints) {
   const DistortedBoxOptions options;  // the reference's
   int whole = 0;
@@ -269,11 +267,11 @@ TEST(ImagePreprocessorTest, TrainingOutputShapeRangeAndDeterminism) {
   const size_t n = 3 * 299 * 299;
   std::vector<float> a(n), b(n), c(n);
   for (int variant = 0; variant < 4; ++variant) {
-    pre.Train(Bytes(jpeg), jpeg.size(), 1000 + variant, variant, a.data(), "t");
+    pre.Train(testing::Bytes(jpeg), jpeg.size(), 1000 + variant, variant, a.data(), "t");
     for (float v : a) ASSERT_TRUE(v >= -1.0f && v <= 1.0f) << v;
-    pre.Train(Bytes(jpeg), jpeg.size(), 1000 + variant, variant, b.data(), "t");
+    pre.Train(testing::Bytes(jpeg), jpeg.size(), 1000 + variant, variant, b.data(), "t");
     EXPECT_EQ(a, b);
-    pre.Train(Bytes(jpeg), jpeg.size(), 2000 + variant, variant, c.data(), "t");
+    pre.Train(testing::Bytes(jpeg), jpeg.size(), 2000 + variant, variant, c.data(), "t");
     EXPECT_NE(a, c);
     // Not a constant image.
     const auto [lo, hi] = std::minmax_element(a.begin(), a.end());
@@ -302,8 +300,8 @@ TEST(ImagePreprocessorTest, EvalIsTheCentralCropBilinearAndDeterministic) {
   ImagePreprocessor pre(o);
   const size_t n = 3 * 64 * 64;
   std::vector<float> a(n), b(n);
-  pre.Eval(Bytes(jpeg), jpeg.size(), a.data(), "e");
-  pre.Eval(Bytes(jpeg), jpeg.size(), b.data(), "e");
+  pre.Eval(testing::Bytes(jpeg), jpeg.size(), a.data(), "e");
+  pre.Eval(testing::Bytes(jpeg), jpeg.size(), b.data(), "e");
   EXPECT_EQ(a, b);
   for (float v : a) ASSERT_TRUE(v >= -1.0f && v <= 1.0f);
 
@@ -331,9 +329,9 @@ TEST(ImagePreprocessorTest, TrainWithFixedDistortionFlipMirrors) {
   d.crop = {20, 10, 200, 150};
   d.method = ResizeMethod::kBicubic;
   std::vector<float> a(3 * 50 * 50), b(a.size());
-  pre.TrainWith(Bytes(jpeg), jpeg.size(), d, a.data(), "t");
+  pre.TrainWith(testing::Bytes(jpeg), jpeg.size(), d, a.data(), "t");
   d.flip = true;
-  pre.TrainWith(Bytes(jpeg), jpeg.size(), d, b.data(), "t");
+  pre.TrainWith(testing::Bytes(jpeg), jpeg.size(), d, b.data(), "t");
   for (int c = 0; c < 3; ++c) {
     for (int y = 0; y < 50; ++y) {
       for (int x = 0; x < 50; ++x) {

@@ -33,6 +33,11 @@ void IdColor(int id, uint8_t rgb[3]);
 // not near one.
 int IdFromColor(float r, float g, float b);
 
+// The bytes of `s`, as the decoders take them.
+inline const uint8_t* Bytes(const std::string& s) {
+  return reinterpret_cast<const uint8_t*>(s.data());
+}
+
 // Baseline JPEG, 4:2:0, at `quality`.
 std::string EncodeJpeg(const RgbImage& image, int quality = 90);
 
