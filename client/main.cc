@@ -24,6 +24,7 @@
 #include "common/grpc_status.h"
 #include "common/job_states.h"
 #include "common/tls_credentials.h"
+#include "dataset/layout.h"
 #include "retrain/v1/job_service.grpc.pb.h"
 
 namespace {
@@ -307,14 +308,15 @@ int main(int argc, char** argv) {
 
   // build-dataset
   v1::DatasetBuildSpec spec;
-  std::string train_dir, validation_dir, output_dir, labels_file, request_id;
+  std::string train_dir, validation_dir, output_dir, labels_file, shard_format, request_id;
   int train_shards = 0, validation_shards = 0, num_threads = 0, jpeg_quality = 0;
   int64_t max_pixels = 0;
   uint64_t seed = 0;
   bool no_background = false, wait = false, validate_only = false;
   auto* build = app.add_subcommand(
       "build-dataset",
-      "Convert TRAIN_DIR/<label>/* and VALIDATION_DIR/<label>/* into sharded TFRecord files.\n"
+      "Convert TRAIN_DIR/<label>/* and VALIDATION_DIR/<label>/* into sharded TFRecord (or "
+      "WebDataset) files.\n"
       "Example: retrain build-dataset --train_directory data/train --validation_directory "
       "data/validation --output_directory data/out --labels_file data/labels.txt "
       "--train_shards 128 --validation_shards 24 --wait");
@@ -336,6 +338,11 @@ int main(int argc, char** argv) {
   auto* mp = build->add_option("--max_pixels", max_pixels,
                                "Refuse images with more pixels (default 100000000)");
   auto* sd = build->add_option("--seed", seed, "Shuffle seed (default 12345)");
+  build->add_option(
+      "--format", shard_format,
+      absl::StrCat("Shard format, one of ", retrain::dataset::ShardFormatNames(), " (default ",
+                   retrain::dataset::ShardFormatName(retrain::dataset::ShardFormat::kTfRecord),
+                   ")"));
   build->add_option("--request_id", request_id,
                     "Idempotency key: resubmitting with it returns the same job");
   build->add_flag("--validate_only", validate_only, "Check the request; create no job");
@@ -451,6 +458,7 @@ int main(int argc, char** argv) {
     if (jq->count()) s->set_jpeg_quality(jpeg_quality);
     if (mp->count()) s->set_max_pixels(max_pixels);
     if (sd->count()) s->set_seed(seed);
+    s->set_format(shard_format);
     req.set_validate_only(validate_only);
     // A retried submit (the server restarting) must not create a second job.
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);

@@ -5,14 +5,40 @@
 
 namespace retrain::dataset {
 
-std::string ShardFileName(const std::string& split, int index, int count) {
+namespace {
+constexpr const char* kTfRecordName = "tfrecord";
+constexpr const char* kWebDatasetName = "webdataset";
+}  // namespace
+
+const char* ShardFormatName(ShardFormat format) {
+  return format == ShardFormat::kWebDataset ? kWebDatasetName : kTfRecordName;
+}
+
+bool ParseShardFormat(std::string_view name, ShardFormat* format) {
+  if (name == kTfRecordName) {
+    *format = ShardFormat::kTfRecord;
+  } else if (name == kWebDatasetName) {
+    *format = ShardFormat::kWebDataset;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string ShardFormatNames() { return std::string(kTfRecordName) + ", " + kWebDatasetName; }
+
+std::string ShardFileName(const std::string& split, int index, int count, ShardFormat format) {
   char numbers[48];
-  std::snprintf(numbers, sizeof(numbers), "-%05d-of-%05d", index, count);
+  if (format == ShardFormat::kWebDataset) {
+    std::snprintf(numbers, sizeof(numbers), "-%06d.tar", index);
+  } else {
+    std::snprintf(numbers, sizeof(numbers), "-%05d-of-%05d", index, count);
+  }
   return split + numbers;
 }
 
 std::string IndexFileFor(const std::string& shard_file) {
-  return std::string(kIndexDirectory) + "/" + shard_file + ".idx";
+  return std::string(kIndexDirectory) + "/" + shard_file.substr(0, shard_file.find('.')) + ".idx";
 }
 
 std::string IndexLine(const IndexEntry& entry) {

@@ -5,8 +5,10 @@
 //
 //   <data_dir>/dataset.json                    the manifest (manifest.h)
 //   <data_dir>/labels.txt                      "<id>:<name>" per line
-//   <data_dir>/train-00000-of-00128            TFRecord shards
+//   <data_dir>/train-00000-of-00128            TFRecord shards, or
+//   <data_dir>/train-000000.tar                WebDataset shards
 //   <data_dir>/index/train-00000-of-00128.idx  DALI index, one per shard
+//                   (index/train-000000.idx)
 //   <data_dir>/skipped.jsonl                   every file left out, one JSON
 //                                              object per line
 //   <data_dir>/duplicates.jsonl                every group of identical files,
@@ -33,20 +35,37 @@ inline constexpr char kSkippedFile[] = "skipped.jsonl";
 inline constexpr char kDuplicatesFile[] = "duplicates.jsonl";
 inline constexpr char kConversionCacheDirectory[] = ".retrain-cache";
 inline constexpr char kBuildWorkspaceDirectory[] = ".retrain-build";
-// The format the manifest declares; readers refuse a newer one.
+// The format the manifest declares; readers refuse a newer one. Version 2
+// is a dataset of WebDataset shards (the manifest's shard_format says so);
+// a TFRecord dataset's manifest says version 1, which readers that know
+// only TFRecord shards read, as they refuse version 2.
 inline constexpr char kFormatPrefix[] = "retrain-dataset/";
 inline constexpr char kFormat[] = "retrain-dataset/1";
+inline constexpr char kWebDatasetFormat[] = "retrain-dataset/2";
 
-// "train-00003-of-00128": shard `index` (from 0) of `count` in `split`.
-std::string ShardFileName(const std::string& split, int index, int count);
+// What a dataset's shards hold: TFRecord files of tf.Example records
+// (example_features.h), or WebDataset tar files (webdataset.h).
+enum class ShardFormat { kTfRecord, kWebDataset };
+// "tfrecord", "webdataset": the manifest's shard_format, the build's
+// DatasetBuildSpec.format and the CLI's --format.
+const char* ShardFormatName(ShardFormat format);
+// False when `name` is neither ("" is not a name).
+bool ParseShardFormat(std::string_view name, ShardFormat* format);
+// "tfrecord, webdataset": for errors that list the choices.
+std::string ShardFormatNames();
 
-// "index/train-00003-of-00128.idx": a shard's index file, relative to the
-// data directory, as the manifest records it.
+// Shard `index` (from 0) of `count` in `split`: "train-00003-of-00128"
+// (TFRecord, as the reference names them) or "train-000003.tar" (WebDataset,
+// as its tools do).
+std::string ShardFileName(const std::string& split, int index, int count, ShardFormat format);
+
+// "index/train-00003-of-00128.idx", "index/train-000003.idx": a shard's
+// index file, relative to the data directory, as the manifest records it.
 std::string IndexFileFor(const std::string& shard_file);
 
-// One line of a shard's index file per record, in shard order (DALI's
-// TFRecord index): "<offset> <size>\n", the record's byte offset in the
-// shard and its framed size.
+// One line of a TFRecord shard's index file per record, in shard order
+// (DALI's TFRecord index): "<offset> <size>\n", the record's byte offset in
+// the shard and its framed size. (WebDataset's index: webdataset.h.)
 struct IndexEntry {
   int64_t offset = 0;
   int64_t size = 0;

@@ -271,6 +271,20 @@ bool ParseLabels(Reader& r, const json& j, Manifest* m) {
   return true;
 }
 
+// shard_format: absent in manifests written before WebDataset shards
+// (TFRecord), and "webdataset" exactly when the format is version 2.
+bool ParseShardFormatField(Reader& r, const json& j, Manifest* m) {
+  std::string name = ShardFormatName(ShardFormat::kTfRecord);
+  if (!r.Optional(j, "shard_format", "manifest", &name, &Reader::String)) return false;
+  if (!ParseShardFormat(name, &m->shard_format)) {
+    return r.Fail("shard_format \"" + name + "\" is none of " + ShardFormatNames());
+  }
+  if (m->format != ManifestFormatFor(m->shard_format)) {
+    return r.Fail("shard_format \"" + name + "\" does not go with format \"" + m->format + "\"");
+  }
+  return true;
+}
+
 bool StatFile(const std::string& path, int64_t* size) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
@@ -322,6 +336,10 @@ std::string DuplicatesLine(const std::vector<std::string>& group) {
   return json(group).dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+const char* ManifestFormatFor(ShardFormat shard_format) {
+  return shard_format == ShardFormat::kWebDataset ? kWebDatasetFormat : kFormat;
+}
+
 std::string ManifestJson(const Manifest& m) {
   json labels = json::array();
   for (const auto& l : m.labels) labels.push_back({{"id", l.id}, {"name", l.name}});
@@ -333,7 +351,8 @@ std::string ManifestJson(const Manifest& m) {
   for (const auto& group : m.duplicates) duplicates.push_back(json(group));
   const BuildOptions& o = m.options;
   json manifest = {
-      {"format", m.format.empty() ? std::string(kFormat) : m.format},
+      {"format", ManifestFormatFor(m.shard_format)},
+      {"shard_format", ShardFormatName(m.shard_format)},
       {"job_id", m.job_id},
       {"created", m.created},
       {"num_classes", m.num_classes},
@@ -378,11 +397,11 @@ bool ParseManifest(std::string_view json_text, const std::string& data_dir, Mani
   } else if (!r.String(j, "format", "manifest", &m.format)) {
   } else if (m.format.rfind(kFormatPrefix, 0) != 0) {
     r.Fail("format \"" + m.format + "\" is not a retrain dataset");
-  } else if (m.format != kFormat) {
+  } else if (m.format != kFormat && m.format != kWebDatasetFormat) {
     return Failed(error, path + ": dataset format \"" + m.format +
-                             "\" is newer than this reader reads (" + kFormat +
+                             "\" is newer than this reader reads (" + kWebDatasetFormat +
                              "); use a newer retrain or " + kRebuild);
-  } else if (r.Int(j, "num_classes", "manifest", &num_classes) &&
+  } else if (ParseShardFormatField(r, j, &m) && r.Int(j, "num_classes", "manifest", &num_classes) &&
              r.Bool(j, "background_class", "manifest", &m.background_class)) {
     m.num_classes = static_cast<int>(num_classes);
     ok = ParseLabels(r, j, &m);

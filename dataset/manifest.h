@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dataset/layout.h"
+
 namespace retrain::dataset {
 
 struct ShardInfo {
@@ -21,7 +23,7 @@ struct ShardInfo {
   std::string index;       // relative to the data directory: IndexFileFor(file)
   std::string index_path;  // <data_dir>/<index> (reader only)
   int64_t num_records = 0;
-  int64_t num_bytes = 0;  // size of the shard file: records with their TFRecord framing
+  int64_t num_bytes = 0;  // size of the shard file: records with their framing
   std::string sha256;     // lower-case hex of the whole file; "" when not recorded
 };
 
@@ -74,7 +76,8 @@ inline constexpr int kManifestListLimit = 100;
 
 struct Manifest {
   std::string data_dir;  // where it was read from (reader only)
-  std::string format;    // kFormat
+  std::string format;    // as read: kFormat or kWebDatasetFormat (the writer derives it)
+  ShardFormat shard_format = ShardFormat::kTfRecord;
   std::string job_id;
   std::string created;   // RFC 3339 time the build finished
   int num_classes = 0;   // logits a model needs: labels + 1 when background_class
@@ -106,6 +109,10 @@ std::string NoSplitError(const std::string& data_dir, const std::string& split);
 // and of duplicates.jsonl (a JSON array of "split/path"), with the newline.
 std::string SkippedLine(const SkippedFile& file);
 std::string DuplicatesLine(const std::vector<std::string>& group);
+
+// The manifest format that describes a dataset of `shard_format` shards:
+// kFormat, or kWebDatasetFormat.
+const char* ManifestFormatFor(ShardFormat shard_format);
 
 // The manifest as JSON (two-space indent, keys sorted, a final newline);
 // bytes that are not UTF-8 become U+FFFD.

@@ -24,7 +24,6 @@ clang_build() {
             flags=(-DRETRAIN_TSAN=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1 -DNDEBUG") ;;
     *) echo "clang_build: unknown sanitizer '$mode' (address or thread)" >&2; return 2 ;;
   esac
-  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
   CC=clang CXX=clang++ cmake -S . -B "$CLANG_BUILD_DIR" -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" -DRETRAIN_BUILD_TRAINER=OFF \
     -DRETRAIN_BUILD_BENCH=OFF -DRETRAIN_STATIC_CLI=OFF >/dev/null

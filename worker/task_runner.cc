@@ -12,6 +12,7 @@
 #include "common/status_macros.h"
 #include "common/tfrecord.h"
 #include "dataset/layout.h"
+#include "dataset/webdataset.h"
 #include "worker/build/workspace.h"
 #include "worker/example_encoder.h"
 #include "worker/image/image_format.h"
@@ -215,8 +216,63 @@ absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task, const Ru
   return counts;
 }
 
+// A shard's records as they go into it, in its format, and its index file.
+class ShardFraming {
+ public:
+  ShardFraming(dataset::ShardFormat format, std::string file_name)
+      : format_(format), file_name_(std::move(file_name)) {}
+
+  // One record: a serialized tf.Example (TFRecord), or the image with its
+  // entry's label and name (WebDataset). `at`: where `out` starts in the
+  // shard; `out` is replaced by the record's bytes.
+  void Frame(std::string_view example, const image::RecordImage& image, const v1::ShardEntry& entry,
+             int64_t at, std::string* out) {
+    out->clear();
+    if (format_ == dataset::ShardFormat::kTfRecord) {
+      AppendTfRecord(example, out);
+      index_ += dataset::IndexLine({at, static_cast<int64_t>(out->size())});
+    } else {
+      dataset::Sample sample;
+      sample.key = dataset::SampleKey(file_name_, records_);
+      sample.jpeg = image.jpeg;
+      sample.label = entry.label();
+      sample.label_name = entry.label_text();
+      sample.filename = BaseName(entry.relative_path());
+      sample.height = image.height;
+      sample.width = image.width;
+      std::vector<dataset::TarMember> members;
+      dataset::AppendSample(sample, at, out, &members);
+      index_ += dataset::WebDatasetIndexLine(members);
+    }
+    ++records_;
+  }
+  // The bytes after the last record: the end of a tar file.
+  std::string Trailer() const {
+    std::string end;
+    if (format_ == dataset::ShardFormat::kWebDataset) dataset::AppendTarEnd(&end);
+    return end;
+  }
+  std::string IndexText() const {
+    return format_ == dataset::ShardFormat::kWebDataset
+               ? dataset::WebDatasetIndexHeader(records_) + index_
+               : index_;
+  }
+
+ private:
+  const dataset::ShardFormat format_;
+  const std::string file_name_;
+  int64_t records_ = 0;
+  std::string index_;
+};
+
 absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const RunContext& context) {
   RETURN_IF_ERROR(RequireWorkspace("shard", task.workspace()));
+  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
+  if (!task.format().empty() && !dataset::ParseShardFormat(task.format(), &format)) {
+    return absl::InvalidArgumentError(absl::StrCat("shard format '", task.format(),
+                                                   "' is unknown to this worker (it writes ",
+                                                   dataset::ShardFormatNames(), ")"));
+  }
   v1::ShardEntries entries;
   RETURN_IF_ERROR(
       ReadWorkspaceFile(ShardEntriesFile(task.workspace(), task.file_name()), &entries));
@@ -240,13 +296,14 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
   struct Item {
     bool ok = false;
     FileFailure failure;
-    std::string record;  // serialized Example
+    std::string example;       // the serialized tf.Example (TFRecord)
+    image::RecordImage image;  // its image (WebDataset)
     bool converted = false;
   };
   v1::ShardResult result;
   Sha256 sha;
   std::string framed;
-  std::string index_text;
+  ShardFraming framing(format, task.file_name());
   absl::Status write_status;
   int64_t records = 0;
   std::map<int, std::pair<std::string, int64_t>> per_label;  // id -> name, records
@@ -287,16 +344,20 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
           item.failure = {made.reason, made.detail};
           return item;
         }
-        ExampleFields fields;
-        fields.jpeg = made.image.jpeg;
-        fields.height = made.image.height;
-        fields.width = made.image.width;
-        fields.label = entry.label();
-        fields.text = entry.label_text();
-        const std::string base = BaseName(entry.relative_path());
-        fields.filename = base;
-        item.record = EncodeExample(fields);
         item.converted = from_cache || made.image.converted;
+        if (format == dataset::ShardFormat::kTfRecord) {
+          ExampleFields fields;
+          fields.jpeg = made.image.jpeg;
+          fields.height = made.image.height;
+          fields.width = made.image.width;
+          fields.label = entry.label();
+          fields.text = entry.label_text();
+          const std::string base = BaseName(entry.relative_path());
+          fields.filename = base;
+          item.example = EncodeExample(fields);
+        } else {
+          item.image = std::move(made.image);
+        }
         item.ok = true;
         return item;
       },
@@ -310,10 +371,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
           s->set_detail(item.failure.detail);
           return true;
         }
-        framed.clear();
-        AppendTfRecord(item.record, &framed);
-        index_text += dataset::IndexLine({static_cast<int64_t>(shard.bytes_written()),
-                                          static_cast<int64_t>(framed.size())});
+        framing.Frame(item.example, item.image, entries.entries(i), shard.bytes_written(), &framed);
         sha.Update(framed);
         write_status = shard.Append(framed);
         ++records;
@@ -326,7 +384,10 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
       });
   if (Cancelled(context)) return absl::CancelledError("task cancelled");
   RETURN_IF_ERROR(write_status);
-  RETURN_IF_ERROR(index.Append(index_text));
+  const std::string trailer = framing.Trailer();
+  sha.Update(trailer);
+  RETURN_IF_ERROR(shard.Append(trailer));
+  RETURN_IF_ERROR(index.Append(framing.IndexText()));
   if (context.confirm_lease &&
       !context.confirm_lease(static_cast<int64_t>(n), shard.bytes_written())) {
     return absl::CancelledError("the coordinator did not confirm the lease; output dropped");

@@ -17,7 +17,8 @@
 #include "dataset/manifest.h"
 #include "tensorflow/core/example/example.pb.h"
 #include "worker/image/image_probe.h"
-#include "worker/ordered_parallel.h"
+#include "worker/shard_check.h"
+#include "worker/verify_webdataset.h"
 
 namespace retrain::worker {
 
@@ -25,79 +26,11 @@ namespace v1 = retrain::v1;
 
 namespace {
 
-// Records checked per progress report.
-constexpr int64_t kProgressEvery = 256;
-// Records read ahead and checked together: what a shard costs in memory
-// (a few MiB of JPEGs), however large the shard.
-constexpr size_t kRecordsPerBatch = 256;
-
 struct Record {
   int64_t offset = 0;  // of its length field in the shard
   int64_t size = 0;    // framed: kTfRecordOverhead + data
   std::string data;
 };
-
-// Collects problems, at most kMaxDamagePerShard of them, then counts. The
-// whole file's problems (its size, its SHA-256) go first, ahead of those of
-// its records, whenever they are found.
-class DamageList {
- public:
-  explicit DamageList(v1::VerifyShardResult* result) : result_(result) {}
-  // Adds the count of what did not fit.
-  void Finish() {
-    if (dropped_ > 0) {
-      Append(result_->file(), -1, absl::StrCat("and ", dropped_, " more problems"));
-    }
-    dropped_ = 0;
-  }
-  void Add(const std::string& file, int64_t offset, std::string problem) {
-    if (result_->damage_size() >= kMaxDamagePerShard) {
-      ++dropped_;
-      return;
-    }
-    Append(file, offset, std::move(problem));
-  }
-  // A problem of the whole file: after the others of its kind, ahead of the
-  // records'; one of theirs makes room for it when the list is full.
-  void AddFileProblem(const std::string& file, std::string problem) {
-    auto* list = result_->mutable_damage();
-    if (list->size() >= kMaxDamagePerShard) {
-      list->RemoveLast();
-      ++dropped_;
-    }
-    Append(file, -1, std::move(problem));
-    for (int i = list->size() - 1; i > file_problems_; --i) list->SwapElements(i, i - 1);
-    ++file_problems_;
-  }
-
- private:
-  void Append(const std::string& file, int64_t offset, std::string problem) {
-    auto* d = result_->add_damage();
-    d->set_file(file);
-    d->set_offset(offset);
-    d->set_problem(std::move(problem));
-  }
-
-  v1::VerifyShardResult* result_;
-  int64_t dropped_ = 0;
-  int file_problems_ = 0;
-};
-
-// Adds the file's bytes from `offset` to its end to `hash`; false when they
-// cannot be read.
-bool HashFrom(const std::string& path, int64_t offset, Sha256& hash) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return false;
-  bool ok = std::fseek(f, offset, SEEK_SET) == 0;
-  std::string buffer(1 << 20, '\0');
-  size_t got;
-  while (ok && (got = std::fread(buffer.data(), 1, buffer.size(), f)) > 0) {
-    hash.Update(std::string_view(buffer.data(), got));
-  }
-  ok = ok && std::ferror(f) == 0;
-  std::fclose(f);
-  return ok;
-}
 
 // Reads a shard's records in order, up to a batch at a time, until the end
 // or the first damaged frame, which is reported: past it the framing cannot
@@ -120,7 +53,7 @@ class RecordBatches {
   // The next records (none at the end) into `batch`.
   void Next(std::vector<Record>* batch) {
     batch->clear();
-    while (!done_ && batch->size() < kRecordsPerBatch) {
+    while (!done_ && batch->size() < kVerifyRecordsPerBatch) {
       Record r;
       r.offset = reader_.offset();
       const TfRecordReader::Result result = reader_.Next(&r.data);
@@ -207,19 +140,7 @@ std::string CheckExample(const std::string& data, int num_classes) {
     return "its height, width, channels, colorspace or format feature is missing or not what "
            "a retrain shard holds (3, RGB, JPEG)";
   }
-  image::ProbeOptions options;
-  options.max_pixels = height * width;  // what the record claims, and no more
-  const image::ProbeOutcome probe = image::ProbeImage(jpeg, options);
-  if (!probe.ok) return absl::StrCat("its JPEG is damaged: ", probe.detail);
-  if (probe.info.format != image::ImageFormat::kJpeg || !probe.info.passthrough) {
-    return absl::StrCat("its image is not a baseline RGB JPEG (",
-                        probe.info.conversion.empty() ? "not a JPEG" : probe.info.conversion, ")");
-  }
-  if (probe.info.height != height || probe.info.width != width) {
-    return absl::StrCat("its JPEG is ", probe.info.width, "x", probe.info.height,
-                        " but the record says ", width, "x", height);
-  }
-  return "";
+  return CheckRecordJpeg(jpeg, height, width);
 }
 
 // Compares the index file with the records read.
@@ -261,10 +182,21 @@ void CheckIndex(const v1::VerifyShardTask& task, const std::vector<dataset::Inde
 absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& context,
                          DamageList& damage, v1::VerifyShardResult& result) {
   const std::string path = dataset::JoinPath(task.data_dir(), task.file());
+  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
+  if (!task.format().empty() && !dataset::ParseShardFormat(task.format(), &format)) {
+    return absl::InvalidArgumentError(absl::StrCat("shard format '", task.format(),
+                                                   "' is unknown to this worker (it reads ",
+                                                   dataset::ShardFormatNames(), ")"));
+  }
+  const bool webdataset = format == dataset::ShardFormat::kWebDataset;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     damage.Add(task.file(), -1, "missing");
-    CheckIndex(task, {}, /*framing_damaged=*/true, damage);
+    if (webdataset) {
+      CheckMissingWebDatasetShardIndex(task, damage);
+    } else {
+      CheckIndex(task, {}, /*framing_damaged=*/true, damage);
+    }
     return absl::OkStatus();
   }
   const int64_t size = st.st_size;
@@ -273,6 +205,7 @@ absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& cont
     damage.AddFileProblem(task.file(),
                           absl::StrCat("is ", size, " bytes; the manifest says ", task.num_bytes()));
   }
+  if (webdataset) return VerifyWebDatasetShard(task, path, context, damage, result);
   // The records, a batch at a time: each batch's examples checked on the
   // task's threads; only their places are kept, for the index.
   Sha256 hash;
@@ -282,22 +215,10 @@ absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& cont
   const auto cancelled = [&] { return context.cancelled != nullptr && context.cancelled->load(); };
   for (reader.Next(&batch); !batch.empty() && !cancelled(); reader.Next(&batch)) {
     const size_t first = records.size();
-    const std::function<std::string(size_t)> check = [&](size_t i) {
-      return CheckExample(batch[i].data, task.num_classes());
-    };
-    const std::function<bool(size_t, std::string&&)> report = [&](size_t i,
-                                                                   std::string&& problem) {
-      const size_t n = first + i;
-      if (!problem.empty()) {
-        damage.Add(task.file(), batch[i].offset, absl::StrCat("record ", n, ": ", problem));
-      }
-      result.set_records(static_cast<int64_t>(n) + 1);
-      if (context.progress && (n + 1) % kProgressEvery == 0) {
-        context.progress(static_cast<int64_t>(n) + 1, batch[i].offset);
-      }
-      return !cancelled();
-    };
-    RunOrdered<std::string>(batch.size(), context.threads, 4 * context.threads + 4, check, report);
+    CheckRecords(
+        batch.size(), first, "record",
+        [&](size_t i) { return CheckExample(batch[i].data, task.num_classes()); },
+        [&](size_t i) { return batch[i].offset; }, context, task.file(), damage, result);
     for (const Record& r : batch) records.push_back({r.offset, r.size});
   }
   if (cancelled()) return absl::CancelledError("cancelled");
@@ -360,6 +281,7 @@ v1::CheckVerifyResult RunCheckVerifyTask(const v1::CheckVerifyTask& task) {
       t.set_num_bytes(shard.num_bytes);
       t.set_sha256(shard.sha256);
       t.set_num_classes(manifest.num_classes);
+      t.set_format(dataset::ShardFormatName(manifest.shard_format));
     }
   }
   if (result.shards().empty()) {

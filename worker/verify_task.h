@@ -8,15 +8,13 @@
 
 namespace retrain::worker {
 
-// Most problems one shard reports; past it, one last entry counts the rest.
-inline constexpr int kMaxDamagePerShard = 20;
-
 // Re-reads the shard and its index as the task's manifest entry describes
 // them: the file's size and SHA-256, every record's TFRecord framing and
 // CRC-32C, the record count, each record's tf.Example (its JPEG's header
 // and entropy-coded data, fully decoded by libjpeg-turbo; height and width
 // as the JPEG says; the label below num_classes; the fixed features), and
-// each index entry's offset and size. A damaged or missing file is a
+// each index entry's offset and size. A WebDataset shard is read as
+// verify_webdataset.h says. A damaged or missing file is a
 // result (each problem with the file and byte offset), not an error; the
 // status is CANCELLED only when `context.cancelled` was set.
 absl::StatusOr<retrain::v1::VerifyShardResult> RunVerifyShardTask(

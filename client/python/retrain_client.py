@@ -356,6 +356,7 @@ def _parse_args(argv):
     )
     parser.add_argument("--train_shards", type=int, help="default 2")
     parser.add_argument("--validation_shards", type=int, help="default 2")
+    parser.add_argument("--format", default="", help="tfrecord (default) or webdataset")
     parser.add_argument("--request_id", default="", help="idempotency key (default: a random one)")
     parser.add_argument("--token_file", help="file holding the client token (else RETRAIN_TOKEN)")
     parser.add_argument(
@@ -396,6 +397,7 @@ def main(argv=None):
         validation_directory=args.validation_directory,
         output_directory=args.output_directory,
         labels_file=args.labels_file,
+        format=args.format,
     )
     if args.train_shards is not None:
         spec.train_shards = args.train_shards

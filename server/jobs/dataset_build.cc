@@ -66,6 +66,12 @@ absl::StatusOr<v1::DatasetBuildSpec> ValidateBuildSpec(const v1::DatasetBuildSpe
         absl::StrCat("max_pixels: must be positive, got ", spec.max_pixels()));
   }
   if (!in.has_seed()) spec.set_seed(12345);
+  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
+  if (in.format().empty()) spec.set_format(dataset::ShardFormatName(format));
+  if (!dataset::ParseShardFormat(spec.format(), &format)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "format: must be one of ", dataset::ShardFormatNames(), ", got '", spec.format(), "'"));
+  }
 
   // Paths by their spelling: the check task confines them again on a
   // worker's file system and reads the labels.
@@ -163,7 +169,8 @@ v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, in
   shard.set_directory(split.directory);
   shard.set_split(split.name);
   shard.set_output_directory(spec.output_directory());
-  shard.set_file_name(ShardFileName(split.name, index, split.shards));
+  shard.set_file_name(split.ShardFile(index));
+  shard.set_format(dataset::ShardFormatName(split.format));
   shard.set_jpeg_quality(spec.jpeg_quality());
   shard.set_max_pixels(spec.max_pixels());
   shard.set_num_threads(spec.num_threads());
@@ -326,7 +333,7 @@ LockedStep EndWithTheResult(const JobSnapshot& s) {
   std::vector<v1::Task> rewrites;
   for (const auto& split : BuildSplits(spec)) {
     for (int i = 0; i < split.shards; ++i) {
-      const std::string file = ShardFileName(split.name, i, split.shards);
+      const std::string file = split.ShardFile(i);
       for (const auto& missing : finalized.missing_shards()) {
         if (missing == file) rewrites.push_back(ShardTask(spec, split, i, 0));
       }

@@ -30,7 +30,7 @@ Manifest FullManifest() {
     split.num_converted = 1;
     for (int i = 0; i < 2; ++i) {
       ShardInfo& shard = split.shards.emplace_back();
-      shard.file = ShardFileName(name, i, 2);
+      shard.file = ShardFileName(name, i, 2, ShardFormat::kTfRecord);
       shard.index = IndexFileFor(shard.file);
       shard.num_records = 3 + i;
       shard.num_bytes = 1000 + i;
@@ -121,9 +121,47 @@ TEST(ManifestTest, LoadingChecksThatEveryShardAndIndexIsThere) {
   EXPECT_TRUE(ReadManifest(dir.path(), &loaded, &error)) << "reading does not look at shards";
 }
 
+TEST(ManifestTest, AWebDatasetManifestSaysVersionTwoAndItsShardFormat) {
+  Manifest written = FullManifest();
+  written.shard_format = ShardFormat::kWebDataset;
+  const std::string json = ManifestJson(written);
+  EXPECT_THAT(json, HasSubstr("\"format\": \"retrain-dataset/2\""));
+  EXPECT_THAT(json, HasSubstr("\"shard_format\": \"webdataset\""));
+  Manifest read;
+  std::string error;
+  ASSERT_TRUE(ParseManifest(json, "/d", &read, &error)) << error;
+  EXPECT_EQ(read.shard_format, ShardFormat::kWebDataset);
+  EXPECT_EQ(ManifestJson(read), json);
+  // A TFRecord dataset's manifest stays at version 1, which older readers read.
+  EXPECT_THAT(ManifestJson(FullManifest()), HasSubstr("\"format\": \"retrain-dataset/1\""));
+  // Written before WebDataset shards: no shard_format, TFRecord.
+  std::string old = ManifestJson(FullManifest());
+  const std::string line = "  \"shard_format\": \"tfrecord\",\n";
+  old.erase(old.find(line), line.size());
+  ASSERT_EQ(old.find("shard_format"), std::string::npos);
+  ASSERT_TRUE(ParseManifest(old, "/d", &read, &error)) << error;
+  EXPECT_EQ(read.shard_format, ShardFormat::kTfRecord);
+  // The two must agree, and the format must be one of ours.
+  std::string mixed = json;
+  mixed.replace(mixed.find("retrain-dataset/2"), 17, "retrain-dataset/1");
+  EXPECT_FALSE(ParseManifest(mixed, "/d", &read, &error));
+  EXPECT_THAT(error, HasSubstr("shard_format \"webdataset\" does not go with format"));
+  std::string unknown = json;
+  unknown.replace(unknown.find("\"webdataset\""), 12, "\"parquet\"");
+  EXPECT_FALSE(ParseManifest(unknown, "/d", &read, &error));
+  EXPECT_THAT(error, HasSubstr("shard_format \"parquet\" is none of tfrecord, webdataset"));
+}
+
 TEST(LayoutTest, NamesAsTheReferenceWritesThem) {
-  EXPECT_EQ(ShardFileName("train", 3, 128), "train-00003-of-00128");
+  EXPECT_EQ(ShardFileName("train", 3, 128, ShardFormat::kTfRecord), "train-00003-of-00128");
   EXPECT_EQ(IndexFileFor("validation-00000-of-00024"), "index/validation-00000-of-00024.idx");
+  EXPECT_EQ(ShardFileName("train", 3, 128, ShardFormat::kWebDataset), "train-000003.tar");
+  EXPECT_EQ(IndexFileFor("train-000003.tar"), "index/train-000003.idx");
+  ShardFormat format = ShardFormat::kTfRecord;
+  ASSERT_TRUE(ParseShardFormat(ShardFormatName(ShardFormat::kWebDataset), &format));
+  EXPECT_EQ(format, ShardFormat::kWebDataset);
+  EXPECT_FALSE(ParseShardFormat("", &format));
+  EXPECT_FALSE(ParseShardFormat("TFRecord", &format));
   EXPECT_EQ(JoinPath("/a/", "b"), "/a/b");
   EXPECT_EQ(JoinPath("/a", "b"), "/a/b");
   EXPECT_EQ(JoinPath("", "b"), "b");

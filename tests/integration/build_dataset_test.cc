@@ -13,6 +13,7 @@
 #include <set>
 
 #include "common/files.h"
+#include "common/hashing.h"
 #include "common/job_states.h"
 #include "tests/integration/build_fixtures.h"
 #include "tests/integration/dataset_check.h"
@@ -455,6 +456,8 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
        grpc::StatusCode::INVALID_ARGUMENT, "output_directory"},
       {"jpeg quality", [](auto& r) { r.mutable_spec()->set_jpeg_quality(0); },
        grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
+      {"shard format", [](auto& r) { r.mutable_spec()->set_format("parquet"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "format: must be one of tfrecord, webdataset"},
   };
   for (const auto& c : cases) {
     auto req = BuildRequest(root(), out);
@@ -468,6 +471,69 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
   grpc::ClientContext ctx;
   ASSERT_TRUE(cluster.jobs().ListJobs(&ctx, v1::ListJobsRequest(), &list).ok());
   EXPECT_EQ(list.jobs_size(), 0);
+}
+
+// A WebDataset build holds the records a TFRecord build of the same files
+// holds, in the same order, in tar shards that Python's tarfile and Pillow
+// read (tests/integration/webdataset_check.py: none of retrain's code) with
+// the index DALI's tools would make; and its bytes depend on the files and
+// the seed alone.
+TEST_F(BuildDatasetTest, WebDatasetShardsHoldTheSameRecordsAsTfRecordShards) {
+  WriteImages(root(), {"cat", "dog", "fish"}, 12, 4);
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(2);
+  const auto build = [&](const std::string& out, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"build-dataset",
+                                     "--train_directory",
+                                     root() + "/data/train",
+                                     "--validation_directory",
+                                     root() + "/data/validation",
+                                     "--output_directory",
+                                     out,
+                                     "--train_shards",
+                                     "3",
+                                     "--validation_shards",
+                                     "2",
+                                     "--wait"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CommandResult r = cluster.Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err << cluster.ServerLog();
+    return r;
+  };
+  const std::string tfrecord = root() + "/tfrecord", wds = root() + "/wds";
+  build(tfrecord, {});
+  EXPECT_THAT(build(wds, {"--format", "webdataset"}).out, HasSubstr("train-000002.tar"));
+  CommandResult check =
+      RunCommand({"/usr/bin/python3", SourceDir() + "/tests/integration/webdataset_check.py", wds});
+  ASSERT_EQ(check.exit_code, 0) << check.err;
+  const nlohmann::json read = nlohmann::json::parse(check.out);
+  const DatasetView view = ReadDataset(tfrecord);
+  ASSERT_EQ(read["records"], view.records.size());
+  ASSERT_EQ(view.records.size(), 48u);
+  for (size_t i = 0; i < view.records.size(); ++i) {
+    const RecordView& want = view.records[i];
+    const nlohmann::json& got = read["samples"][i];
+    Sha256 jpeg;
+    jpeg.Update(want.bytes.at("image/encoded"));
+    EXPECT_EQ(got["jpeg_sha256"], jpeg.HexDigest()) << i;
+    EXPECT_EQ(got["label"], want.ints.at("image/class/label")) << i;
+    EXPECT_EQ(got["label_name"], want.bytes.at("image/class/text")) << i;
+    EXPECT_EQ(got["filename"], want.bytes.at("image/filename")) << i;
+    EXPECT_EQ(got["height"], want.ints.at("image/height")) << i;
+    EXPECT_EQ(want.shard.substr(0, want.shard.find('-')),
+              got["shard"].get<std::string>().substr(0, got["shard"].get<std::string>().find('-')));
+  }
+  const nlohmann::json manifest = nlohmann::json::parse(*ReadFile(wds + "/dataset.json"));
+  EXPECT_EQ(manifest["format"], "retrain-dataset/2");
+  EXPECT_EQ(manifest["splits"]["validation"]["shards"][1]["index"], "index/validation-000001.idx");
+
+  // Again with one thread: the same bytes.
+  const std::string again = root() + "/again";
+  build(again, {"--format", "webdataset", "--num_threads", "1"});
+  for (const char* file : {"train-000000.tar", "index/train-000002.idx", "validation-000001.tar"}) {
+    EXPECT_EQ(*ReadFile(again + "/" + file), *ReadFile(wds + "/" + file)) << file;
+  }
 }
 
 // What needs the file system a worker checks first (the coordinator reads

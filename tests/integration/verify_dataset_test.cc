@@ -8,12 +8,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/tfrecord.h"
 #include "dataset/layout.h"
+#include "dataset/webdataset.h"
 #include "tensorflow/core/example/example.pb.h"
 #include "tests/integration/build_fixtures.h"
 #include "tests/support/cluster.h"
@@ -57,10 +59,10 @@ class VerifyDatasetTest : public ::testing::Test {
   const std::string& root() const { return dir_.path(); }
   std::string built() const { return root() + "/built"; }
 
-  // A copy of the built dataset to damage.
-  std::string Copy(const std::string& name) {
+  // A copy of the built dataset (or of `from`) to damage.
+  std::string Copy(const std::string& name, const std::string& from = "") {
     const std::string dir = root() + "/" + name;
-    fs::copy(built(), dir, fs::copy_options::recursive);
+    fs::copy(from.empty() ? built() : from, dir, fs::copy_options::recursive);
     return dir;
   }
 
@@ -145,6 +147,80 @@ TEST_F(VerifyDatasetTest, AnIntactDatasetPassesAndEachDamageIsNamedWithFileAndOf
   EXPECT_THAT(r.out, HasSubstr("index/validation-00000-of-00001.idx: missing"));
   EXPECT_THAT(r.out, HasSubstr("train-00002-of-00003: missing"));
   EXPECT_THAT(r.out, HasSubstr("train-00000-of-00003: SHA-256 is "));
+}
+
+// The members of each sample of a WebDataset shard, from its index file.
+std::vector<std::vector<dataset::TarMember>> Samples(const std::string& dir,
+                                                     const std::string& shard) {
+  std::istringstream index(ReadAll(dir + "/" + dataset::IndexFileFor(shard)));
+  std::vector<std::vector<dataset::TarMember>> samples;
+  std::string line;
+  std::getline(index, line);  // "v1.2 <samples>"
+  while (std::getline(index, line)) {
+    EXPECT_TRUE(dataset::ParseWebDatasetIndexLine(line, &samples.emplace_back())) << line;
+  }
+  return samples;
+}
+
+// A WebDataset shard is read member by member: tar keeps no checksum of the
+// data, so a changed label or image is found by reading the sample (and by
+// the shard's SHA-256); a damaged header, a shard cut short and an index
+// that disagrees are each named with the file and the offset.
+TEST_F(VerifyDatasetTest, WebDatasetShardsAreReadMemberByMember) {
+  const std::string wds = root() + "/wds";
+  CommandResult r = cluster_.Cli({"build-dataset", "--train_directory", root() + "/data/train",
+                                  "--validation_directory", root() + "/data/validation",
+                                  "--output_directory", wds, "--train_shards", "3",
+                                  "--validation_shards", "1", "--format", "webdataset", "--wait"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = Verify(wds);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("checked: 4 shards, 24 records"));
+  EXPECT_THAT(r.out, HasSubstr(": intact"));
+
+  const std::string shard = "train-000001.tar";
+  const auto samples = Samples(wds, shard);
+  ASSERT_GE(samples.size(), 3u);
+  const auto damaged = [&](const std::string& name, const std::function<void(std::string&)>& edit) {
+    const std::string dir = Copy(name, wds);
+    std::string bytes = ReadAll(dir + "/" + shard);
+    edit(bytes);
+    WriteBytes(dir + "/" + shard, bytes);
+    const CommandResult verified = Verify(dir);
+    EXPECT_EQ(verified.exit_code, 4) << name << ": " << verified.out << verified.err;
+    EXPECT_THAT(verified.out, HasSubstr("damaged: 1 of 4 shards (" + shard + ")")) << name;
+    return verified.out;
+  };
+  const std::string sample1 = shard + " at offset " + std::to_string(samples[1][0].offset - 512);
+  // A label out of the classes (cat, dog and the background: 0..2).
+  std::string out = damaged("label", [&](std::string& b) { b[samples[1][1].offset] = '7'; });
+  EXPECT_THAT(out, HasSubstr(sample1 + ": sample 1: its .cls '7' is not a class"));
+  EXPECT_THAT(out, HasSubstr(shard + ": SHA-256 is "));
+  // The second half of a JPEG gone (zeros, the tar layout unchanged).
+  out = damaged("jpeg", [&](std::string& b) {
+    const auto& jpg = samples[2][0];
+    std::fill(b.begin() + jpg.offset + jpg.size / 2, b.begin() + jpg.offset + jpg.size, '\0');
+  });
+  EXPECT_THAT(out, HasSubstr(": sample 2: its JPEG is damaged"));
+  // A flipped bit in a header: nothing after it can be found.
+  out = damaged("header", [&](std::string& b) { b[samples[1][1].offset - 512 + 3] ^= 0x10; });
+  EXPECT_THAT(out, HasSubstr(shard + " at offset " + std::to_string(samples[1][1].offset - 512) +
+                             ": header checksum mismatch; members after it cannot be read"));
+  // Cut inside the last sample's data: the shard ends early, and its size.
+  out = damaged("truncated", [&](std::string& b) { b.resize(b.size() - 1500); });
+  EXPECT_THAT(out, HasSubstr("the file ends inside its data"));
+  EXPECT_THAT(out, HasSubstr("bytes; the manifest says"));
+  // An index entry that is not where the sample is.
+  const std::string moved = Copy("index", wds);
+  std::string index = ReadAll(moved + "/" + dataset::IndexFileFor(shard));
+  const std::string offset = " " + std::to_string(samples[1][0].offset) + " ";
+  const size_t entry1 = index.find('\n', index.find('\n') + 1);  // after "v1.2 N" and entry 0
+  index.replace(index.find(offset, entry1), offset.size(), " 1024 ");
+  WriteBytes(moved + "/" + dataset::IndexFileFor(shard), index);
+  r = Verify(moved);
+  EXPECT_EQ(r.exit_code, 4) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("index/train-000001.idx at offset"));
+  EXPECT_THAT(r.out, HasSubstr("entry 1 is \"jpg 1024 "));
 }
 
 TEST_F(VerifyDatasetTest, ARequestWithoutADatasetIsRefusedNamingTheField) {

@@ -26,8 +26,10 @@ std::vector<std::string> Order(const std::vector<v1::ShardTask>& shards) {
 }
 
 TEST(BuildPlannerTest, ShardNamesFollowTheReference) {
-  EXPECT_EQ(ShardFileName("train", 0, 128), "train-00000-of-00128");
-  EXPECT_EQ(ShardFileName("validation", 23, 24), "validation-00023-of-00024");
+  EXPECT_EQ(ShardFileName("train", 0, 128, dataset::ShardFormat::kTfRecord),
+            "train-00000-of-00128");
+  EXPECT_EQ(ShardFileName("validation", 23, 24, dataset::ShardFormat::kTfRecord),
+            "validation-00023-of-00024");
 }
 
 TEST(BuildPlannerTest, SameSeedSameShardsOtherSeedOtherOrder) {

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "dataset/webdataset.h"
 #include "trainer/input/example_fields.h"
 #include "trainer/input/preprocess.h"
 #include "trainer/input/random.h"
@@ -58,11 +59,21 @@ bool UsesShuffleBuffer(const InputPipeline::Options& o) {
   return o.train && o.input_queue_memory_factor > 0;
 }
 
-// The two features the trainer needs, or a TrainerError(kData).
+// The two fields the trainer needs, from a tf.Example or a WebDataset
+// sample, or a TrainerError(kData).
 TrainingExampleFields ParseExample(const Record& record) {
   TrainingExampleFields fields;
   std::string error;
-  if (!ParseTrainingExample(record.data, &fields, &error)) {
+  bool parsed = false;
+  if (record.format == dataset::ShardFormat::kWebDataset) {
+    dataset::SampleView sample;
+    parsed = dataset::ParseSample(record.data, record.offset, &sample, nullptr, &error);
+    fields.encoded = sample.jpeg;
+    fields.label = sample.label;
+  } else {
+    parsed = ParseTrainingExample(record.data, &fields, &error);
+  }
+  if (!parsed) {
     throw TrainerError(TrainerError::Kind::kData,
                        record.Where() + ": " + error + "; rebuild the dataset with retrain build-dataset");
   }
@@ -132,6 +143,7 @@ void InputPipeline::Init() {
   so.rank = options_.rank;
   so.world_size = options_.world_size;
   so.skip_corrupt = options_.skip_corrupt_records;
+  so.shard_format = manifest_.shard_format;
   source_ = std::make_unique<RecordSource>(*split_, so);
   image_floats_ = 3 * static_cast<int64_t>(options_.image_size) * options_.image_size;
 }

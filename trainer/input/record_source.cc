@@ -9,6 +9,7 @@
 
 #include "common/logging.h"
 #include "dataset/layout.h"
+#include "dataset/webdataset.h"
 #include "trainer/input/random.h"
 #include "trainer/trainer_error.h"
 
@@ -21,28 +22,55 @@ namespace {
 
 constexpr const char* kRebuild = "rebuild the dataset with retrain build-dataset";
 
-// Parses "<offset> <size>" lines of a DALI index file.
-std::vector<std::pair<int64_t, int64_t>> ReadIndexFile(const ShardInfo& shard) {
+// The byte range of each record a shard's DALI index file lists: "<offset>
+// <size>" lines (TFRecord), or "v1.2 <samples>" and a line of members per
+// sample (WebDataset: the range from the first member's header to the end
+// of the last one's data).
+std::vector<std::pair<int64_t, int64_t>> ReadIndexFile(const ShardInfo& shard,
+                                                       dataset::ShardFormat format) {
   std::ifstream in(shard.index_path);
   if (!in) {
     Throw(TrainerError::Kind::kData,
           shard.index_path + ": cannot open: " + std::strerror(errno) + "; " + kRebuild);
   }
+  const bool webdataset = format == dataset::ShardFormat::kWebDataset;
   std::vector<std::pair<int64_t, int64_t>> entries;
   entries.reserve(static_cast<size_t>(shard.num_records));
   std::string line;
   int64_t line_number = 0;
+  const auto bad_line = [&](const char* expected) {
+    Throw(TrainerError::Kind::kData, shard.index_path + ":" + std::to_string(line_number) +
+                                         ": not " + expected + "; " + kRebuild);
+  };
+  if (webdataset) {
+    int64_t samples = 0;
+    ++line_number;
+    if (!std::getline(in, line) || !dataset::ParseWebDatasetIndexHeader(line, &samples)) {
+      bad_line("a WebDataset index's first line \"v1.2 <samples>\"");
+    }
+  }
   while (std::getline(in, line)) {
     ++line_number;
     if (line.empty()) continue;
-    dataset::IndexEntry entry;
-    if (!dataset::ParseIndexLine(line, &entry)) {
-      Throw(TrainerError::Kind::kData, shard.index_path + ":" + std::to_string(line_number) +
-                                           ": not an index line \"<offset> <size>\"; " + kRebuild);
+    if (webdataset) {
+      std::vector<dataset::TarMember> members;
+      if (!dataset::ParseWebDatasetIndexLine(line, &members)) {
+        bad_line("a WebDataset index line \"<ext> <offset> <size> <name> ...\"");
+      }
+      const int64_t begin = dataset::SampleBegin(members);
+      entries.emplace_back(begin, dataset::SampleEnd(members) - begin);
+      continue;
     }
+    dataset::IndexEntry entry;
+    if (!dataset::ParseIndexLine(line, &entry)) bad_line("an index line \"<offset> <size>\"");
     entries.emplace_back(entry.offset, entry.size);
   }
   return entries;
+}
+
+// The least bytes a record takes in a shard of `format`.
+int64_t SmallestRecord(dataset::ShardFormat format) {
+  return format == dataset::ShardFormat::kWebDataset ? dataset::kTarBlockSize : kTfRecordOverhead;
 }
 
 }  // namespace
@@ -70,7 +98,7 @@ RecordSource::RecordSource(const SplitInfo& split, const Options& options)
   int64_t total = 0;
   for (size_t s = 0; s < split_.shards.size(); ++s) {
     const ShardInfo& shard = split_.shards[s];
-    const auto entries = ReadIndexFile(shard);
+    const auto entries = ReadIndexFile(shard, options_.shard_format);
     if (static_cast<int64_t>(entries.size()) != shard.num_records) {
       Throw(TrainerError::Kind::kData,
             shard.index_path + " lists " + std::to_string(entries.size()) +
@@ -81,7 +109,8 @@ RecordSource::RecordSource(const SplitInfo& split, const Options& options)
     index.reserve(entries.size());
     for (size_t i = 0; i < entries.size(); ++i) {
       const auto [offset, size] = entries[i];
-      if (offset < 0 || size < kTfRecordOverhead || offset + size > shard.num_bytes) {
+      if (offset < 0 || size < SmallestRecord(options_.shard_format) ||
+          offset + size > shard.num_bytes) {
         Throw(TrainerError::Kind::kData,
               shard.index_path + ":" + std::to_string(i + 1) + ": record at offset " +
                   std::to_string(offset) + " of " + std::to_string(size) + " bytes lies outside " +
@@ -203,29 +232,60 @@ void RecordSource::Read(RecordId id, Record* out) {
   if (!ReadRecord(id, out, &error)) Throw(TrainerError::Kind::kData, error);
 }
 
-TfRecordReader* RecordSource::OpenShard(int32_t shard) {
+RecordSource::OpenFile& RecordSource::OpenShard(int32_t shard) {
   for (auto it = open_files_.begin(); it != open_files_.end(); ++it) {
     if (it->shard == shard) {
       open_files_.splice(open_files_.begin(), open_files_, it);
-      return open_files_.front().reader.get();
+      return open_files_.front();
     }
   }
-  auto reader = std::make_unique<TfRecordReader>();
-  if (!reader->Open(split_.shards[shard].path)) {
-    Throw(TrainerError::Kind::kData, reader->error() + "; restore the shard or " + kRebuild);
+  const std::string& path = split_.shards[shard].path;
+  OpenFile opened{shard, nullptr};
+  if (options_.shard_format == dataset::ShardFormat::kWebDataset) {
+    opened.file.reset(std::fopen(path.c_str(), "rb"));
+    if (opened.file == nullptr) {
+      Throw(TrainerError::Kind::kData,
+            path + ": cannot open: " + std::strerror(errno) + "; restore the shard or " + kRebuild);
+    }
+  } else {
+    opened.reader = std::make_unique<TfRecordReader>();
+    if (!opened.reader->Open(path)) {
+      Throw(TrainerError::Kind::kData,
+            opened.reader->error() + "; restore the shard or " + kRebuild);
+    }
   }
   const size_t limit = static_cast<size_t>(std::max(options_.max_open_files, options_.num_readers));
   while (open_files_.size() >= limit) open_files_.pop_back();
-  open_files_.push_front({shard, std::move(reader)});
-  return open_files_.front().reader.get();
+  open_files_.push_front(std::move(opened));
+  return open_files_.front();
+}
+
+bool RecordSource::ReadSample(RecordId id, Record* out, std::string* error) {
+  const IndexEntry& entry = index_[id.shard][id.index];
+  std::FILE* file = OpenShard(id.shard).file.get();
+  out->data.resize(static_cast<size_t>(entry.size));
+  if (::fseeko(file, entry.offset, SEEK_SET) != 0 ||
+      std::fread(out->data.data(), 1, out->data.size(), file) != out->data.size()) {
+    *error = out->Where() + ": " +
+             (std::ferror(file) ? std::string("cannot read: ") + std::strerror(errno)
+                                : std::string("the shard ends before this sample")) +
+             " (sample " + std::to_string(id.index) + " as " + out->shard->index_path +
+             " lists it; the shard or its index is damaged); " + kRebuild;
+    out->data.clear();
+    open_files_.pop_front();  // reopened at the next read: no state to trust
+    return false;
+  }
+  return true;
 }
 
 bool RecordSource::ReadRecord(RecordId id, Record* out, std::string* error) {
   const IndexEntry& entry = index_[id.shard][id.index];
-  TfRecordReader* reader = OpenShard(id.shard);
   out->id = id;
   out->shard = &split_.shards[id.shard];
   out->offset = entry.offset;
+  out->format = options_.shard_format;
+  if (options_.shard_format == dataset::ShardFormat::kWebDataset) return ReadSample(id, out, error);
+  TfRecordReader* reader = OpenShard(id.shard).reader.get();
   // Sequential reads within a shard need no seek.
   const auto result = reader->offset() == entry.offset ? reader->Next(&out->data)
                                                        : reader->ReadAt(entry.offset, &out->data);

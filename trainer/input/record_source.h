@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <list>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/tfrecord.h"
+#include "dataset/layout.h"
 #include "trainer/input/dataset_manifest.h"
 
 namespace retrain::trainer {
@@ -30,12 +32,15 @@ struct RecordId {
   bool operator<(const RecordId& o) const { return Pack() < o.Pack(); }
 };
 
-// One serialized tf.Example and where it came from.
+// One record and where it came from.
 struct Record {
   RecordId id;
-  std::string data;                  // the record's payload (a serialized tf.Example)
+  // The record's payload: a serialized tf.Example (TFRecord shards), or the
+  // sample's tar members (WebDataset shards; dataset::ParseSample).
+  std::string data;
+  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
   const ShardInfo* shard = nullptr;  // owned by the RecordSource; for messages
-  int64_t offset = 0;                // byte offset of the record's length field
+  int64_t offset = 0;  // byte offset of the record's length field, or of the sample's first header
 
   // "<shard path>: record at offset <offset>", for error messages.
   std::string Where() const;
@@ -79,6 +84,8 @@ class RecordSource {
     int world_size = 1;
     bool skip_corrupt = false;  // skip and count bad records instead of throwing
     int max_open_files = 16;    // file handles kept open (at least num_readers)
+    // The manifest's: how the shards and their index files are read.
+    dataset::ShardFormat shard_format = dataset::ShardFormat::kTfRecord;
   };
 
   struct Position {
@@ -121,9 +128,17 @@ class RecordSource {
     int64_t offset;
     int64_t size;
   };
+  // An open shard: a TFRecord reader, or the file of a WebDataset shard.
+  struct OpenFile {
+    int32_t shard;
+    std::unique_ptr<TfRecordReader> reader;
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> file{nullptr, &std::fclose};
+  };
   // Reads record `id` into `out`; false (with *error set) on a bad record.
   bool ReadRecord(RecordId id, Record* out, std::string* error);
-  TfRecordReader* OpenShard(int32_t shard);
+  // Reads the bytes of record `id`'s sample (WebDataset shards), likewise.
+  bool ReadSample(RecordId id, Record* out, std::string* error);
+  OpenFile& OpenShard(int32_t shard);
   void LoadEpoch(int64_t epoch);
 
   const SplitInfo& split_;
@@ -136,11 +151,7 @@ class RecordSource {
   std::vector<RecordId> order_;  // this rank's records of loaded_epoch_
   int64_t num_skipped_ = 0;
 
-  // Open shard readers, most recently used first.
-  struct OpenFile {
-    int32_t shard;
-    std::unique_ptr<TfRecordReader> reader;
-  };
+  // Open shards, most recently used first.
   std::list<OpenFile> open_files_;
 };
 

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/dataset_build.h"
 #include "common/files.h"
 #include "common/request_refusal.h"
 #include "common/status_macros.h"
@@ -43,24 +45,15 @@ absl::Status CheckOutputDirectory(const v1::DatasetBuildSpec& spec) {
     return absl::InvalidArgumentError(absl::StrCat("output_directory: '", spec.output_directory(),
                                                    "' exists and is not a directory"));
   }
+  std::set<std::string> ours;
+  for (const BuildSplit& split : BuildSplits(spec)) {
+    for (int i = 0; i < split.shards; ++i) ours.insert(split.ShardFile(i));
+  }
   std::vector<std::string> foreign;
   for (const auto& e : fs::directory_iterator(spec.output_directory(), ec)) {
     const std::string name = e.path().filename().string();
-    const bool train = name.rfind("train-", 0) == 0;
-    const bool validation = name.rfind("validation-", 0) == 0;
-    if (!train && !validation) continue;
-    bool ours = false;
-    if (train && !spec.train_directory().empty()) {
-      for (int i = 0; i < spec.train_shards() && !ours; ++i) {
-        ours = name == dataset::ShardFileName("train", i, spec.train_shards());
-      }
-    }
-    if (validation && !spec.validation_directory().empty()) {
-      for (int i = 0; i < spec.validation_shards() && !ours; ++i) {
-        ours = name == dataset::ShardFileName("validation", i, spec.validation_shards());
-      }
-    }
-    if (!ours) foreign.push_back(EscapeNonUtf8(name));
+    const bool shard = name.rfind("train-", 0) == 0 || name.rfind("validation-", 0) == 0;
+    if (shard && ours.count(name) == 0) foreign.push_back(EscapeNonUtf8(name));
   }
   if (!foreign.empty()) {
     std::sort(foreign.begin(), foreign.end());

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/dataset_build.h"
 #include "common/job_states.h"
 #include "dataset/layout.h"
 
@@ -42,7 +43,8 @@ std::string SkipReasonName(v1::SkipReason reason) {
 dataset::Manifest DatasetManifest(const v1::Job& job, const v1::DatasetBuildResult& result) {
   const auto& spec = job.dataset_build();
   dataset::Manifest m;
-  m.format = dataset::kFormat;
+  m.shard_format = ShardFormatOf(spec);
+  m.format = dataset::ManifestFormatFor(m.shard_format);
   m.job_id = job.id();
   m.created = google::protobuf::util::TimeUtil::ToString(job.update_time());
   m.num_classes = result.labels_size() + (spec.background_class() ? 1 : 0);

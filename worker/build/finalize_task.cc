@@ -115,7 +115,7 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
     v1::SplitResult* split_result = SplitResultOf(split.name, &result);
     std::map<int, int64_t> per_label;
     for (int i = 0; i < split.shards; ++i) {
-      const std::string file = dataset::ShardFileName(split.name, i, split.shards);
+      const std::string file = split.ShardFile(i);
       outputs.insert(file);
       outputs.insert(fs::path(dataset::IndexFileFor(file)).filename());
       v1::ShardResult written;

@@ -177,6 +177,7 @@ absl::StatusOr<v1::PlanShardsResult> RunPlanShardsTask(const v1::PlanShardsTask&
     ShardPlanOptions o;
     o.split = split.name;
     o.num_shards = split.shards;
+    o.format = split.format;
     o.seed = spec.seed();
     for (auto& shard : MakeShardTasks(std::move(split.entries), o)) {
       v1::ShardEntries entries;

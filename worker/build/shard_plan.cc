@@ -16,7 +16,8 @@ std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
     shard.set_directory(options.directory);
     shard.set_split(options.split);
     shard.set_output_directory(options.output_directory);
-    shard.set_file_name(ShardFileName(options.split, s, options.num_shards));
+    shard.set_file_name(ShardFileName(options.split, s, options.num_shards, options.format));
+    shard.set_format(dataset::ShardFormatName(options.format));
     shard.set_jpeg_quality(options.jpeg_quality);
     shard.set_max_pixels(options.max_pixels);
     shard.set_num_threads(options.num_threads);

@@ -13,7 +13,7 @@
 
 namespace retrain::worker {
 
-// "train-00003-of-00128" (the dataset's layout).
+// "train-00003-of-00128", "train-000003.tar" (the dataset's layout).
 using dataset::ShardFileName;
 
 // Shuffles `items` with a generator whose output depends only on `seed`
@@ -26,6 +26,7 @@ struct ShardPlanOptions {
   std::string directory;         // the split's source directory
   std::string output_directory;
   int num_shards = 2;
+  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
   uint64_t seed = 12345;
   int jpeg_quality = 95;
   int64_t max_pixels = 100'000'000;

@@ -98,9 +98,9 @@ TEST(DatasetManifestTest, CorruptManifestNamesFileAndField) {
   ExpectDataError([&] { LoadDatasetManifest(dir); }, {"is not a file name"});
 
   j["splits"]["train"]["shards"][0]["file"] = "train-00000-of-00003";
-  j["format"] = "retrain-dataset/2";
+  j["format"] = "retrain-dataset/3";
   WriteFile(dir + "/dataset.json", j.dump());
-  ExpectDataError([&] { LoadDatasetManifest(dir); }, {"retrain-dataset/2", "newer"});
+  ExpectDataError([&] { LoadDatasetManifest(dir); }, {"retrain-dataset/3", "newer"});
 }
 
 TEST(DatasetManifestTest, MissingOrChangedShardAndMissingIndex) {

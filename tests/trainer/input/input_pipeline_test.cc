@@ -113,6 +113,27 @@ TEST_F(InputPipelineTest, SameSeedSameBatchesWhateverTheThreadCount) {
             true);
 }
 
+// The trainer reads the same records the same way whatever the shards'
+// format: a WebDataset copy of the dataset gives the same batches, bit for
+// bit, in training (shuffled shards and buffer, crops) and evaluation.
+TEST_F(InputPipelineTest, WebDatasetShardsGiveTheBatchesTheirTfRecordTwinGives) {
+  const std::string wds = testing::MakeTempDir("pipeline-wds");
+  testing::DatasetSpec spec;
+  spec.splits = {{"train", 45, 4, 64, 48}, {"validation", 23, 3, 64, 48}};
+  spec.num_labels = 5;
+  spec.shard_format = dataset::ShardFormat::kWebDataset;
+  testing::WriteDataset(wds, spec);
+  for (auto o : {TrainOptions(), EvalOptions()}) {
+    InputPipeline tfrecord(o);
+    o.data_dir = wds;
+    InputPipeline webdataset(o);
+    EXPECT_EQ(webdataset.manifest().shard_format, dataset::ShardFormat::kWebDataset);
+    const auto a = Take(&tfrecord, o.train ? 12 : 5);
+    ASSERT_EQ(a.size(), o.train ? 12u : 5u);
+    ExpectSameBatches(a, Take(&webdataset, o.train ? 12 : 5));
+  }
+}
+
 TEST_F(InputPipelineTest, EvalPassSeesEveryRecordOnceWithItsLabel) {
   InputPipeline p(EvalOptions());
   EXPECT_EQ(p.records_per_epoch(), 23);

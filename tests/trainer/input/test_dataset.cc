@@ -19,6 +19,8 @@
 
 #include "common/proto_wire.h"
 #include "common/tfrecord.h"
+#include "dataset/manifest.h"
+#include "dataset/webdataset.h"
 
 namespace retrain::trainer::testing {
 
@@ -208,28 +210,39 @@ WrittenDataset WriteDataset(const std::string& dir, const DatasetSpec& spec) {
       const int count = ss.shard_sizes.empty()
                             ? ss.num_records / ss.num_shards + (s < ss.num_records % ss.num_shards)
                             : ss.shard_sizes.at(s);
-      char name[64];
-      std::snprintf(name, sizeof(name), "%s-%05d-of-%05d", ss.name.c_str(), s, ss.num_shards);
+      const std::string name = dataset::ShardFileName(ss.name, s, ss.num_shards, spec.shard_format);
       std::string shard, index;
       for (int k = 0; k < count; ++k, ++next) {
         const RgbImage img = ss.id_images ? MakeIdImage(ss.width, ss.height, next)
                                           : MakePhotoImage(ss.width, ss.height, next);
         const int64_t label = 1 + next % spec.num_labels;
-        const std::string example =
-            MakeExample(EncodeJpeg(img, ss.quality), ss.width, ss.height, label,
-                        "class" + std::to_string(label), "img" + std::to_string(next) + ".jpg");
+        const std::string jpeg = EncodeJpeg(img, ss.quality);
+        const std::string text = "class" + std::to_string(label);
+        const std::string filename = "img" + std::to_string(next) + ".jpg";
         const int64_t offset = static_cast<int64_t>(shard.size());
-        AppendTfRecord(example, &shard);
-        index += std::to_string(offset) + " " + std::to_string(shard.size() - offset) + "\n";
+        if (spec.shard_format == dataset::ShardFormat::kWebDataset) {
+          dataset::Sample sample{
+              dataset::SampleKey(name, k), jpeg, label, text, filename, ss.height, ss.width};
+          std::vector<dataset::TarMember> members;
+          dataset::AppendSample(sample, offset, &shard, &members);
+          index += dataset::WebDatasetIndexLine(members);
+        } else {
+          AppendTfRecord(MakeExample(jpeg, ss.width, ss.height, label, text, filename), &shard);
+          index += dataset::IndexLine({offset, static_cast<int64_t>(shard.size()) - offset});
+        }
         records.push_back({next, label, s, offset});
       }
+      if (spec.shard_format == dataset::ShardFormat::kWebDataset) {
+        dataset::AppendTarEnd(&shard);
+        index = dataset::WebDatasetIndexHeader(count) + index;
+      }
       WriteFile(dir + "/" + name, shard);
-      WriteFile(dir + "/index/" + name + ".idx", index);
+      WriteFile(dir + "/" + dataset::IndexFileFor(name), index);
       shards.push_back({{"file", name},
                         {"num_records", count},
                         {"num_bytes", shard.size()},
                         {"sha256", ""},
-                        {"index", std::string("index/") + name + ".idx"}});
+                        {"index", dataset::IndexFileFor(name)}});
     }
     splits[ss.name] = {{"num_records", ss.num_records},
                        {"num_shards", ss.num_shards},
@@ -237,7 +250,8 @@ WrittenDataset WriteDataset(const std::string& dir, const DatasetSpec& spec) {
                        {"shards", shards},
                        {"class_counts", json::array()}};
   }
-  json manifest = {{"format", "retrain-dataset/1"},
+  json manifest = {{"format", dataset::ManifestFormatFor(spec.shard_format)},
+                   {"shard_format", dataset::ShardFormatName(spec.shard_format)},
                    {"job_id", "test"},
                    {"created", "2026-01-01T00:00:00Z"},
                    {"num_classes", spec.num_labels + 1},

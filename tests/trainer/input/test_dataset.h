@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "dataset/layout.h"
+
 namespace retrain::trainer::testing {
 
 // An 8-bit RGB image, interleaved.
@@ -61,6 +63,7 @@ struct SplitSpec {
 struct DatasetSpec {
   std::vector<SplitSpec> splits;
   int num_labels = 3;  // labels 1..num_labels; record i has label 1 + i % num_labels
+  dataset::ShardFormat shard_format = dataset::ShardFormat::kTfRecord;
 };
 
 // What was written, for checks.
@@ -68,7 +71,7 @@ struct WrittenRecord {
   int id = 0;  // record number within its split
   int64_t label = 0;
   int shard = 0;
-  int64_t offset = 0;
+  int64_t offset = 0;  // of its TFRecord frame, or of its sample's first header
 };
 struct WrittenDataset {
   std::string dir;
