@@ -1,5 +1,7 @@
 #include "worker/verify_webdataset.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -37,7 +39,12 @@ class SampleBatches {
         damage_(damage),
         hash_(hash),
         f_(std::fopen(path.c_str(), "rb"), &std::fclose) {
-    if (f_ == nullptr) Damaged(-1, "cannot be opened");
+    struct stat st;
+    if (f_ == nullptr || ::fstat(::fileno(f_.get()), &st) != 0) {
+      Damaged(-1, "cannot be opened");
+    } else {
+      size_ = static_cast<int64_t>(st.st_size);
+    }
   }
 
   // The next samples (none at the end) into `batch`.
@@ -47,10 +54,15 @@ class SampleBatches {
       dataset::TarHeader header;
       const int64_t at = offset_;
       if (!ReadHeader(&header)) break;
+      // A size past the end (a shard cut short) is never allocated.
+      if (header.size > size_ - offset_) {
+        Damaged(at, absl::StrCat(header.name, ": the file ends inside its data"));
+        break;
+      }
       std::string data;
       if (!Read(static_cast<size_t>(header.size), &data) ||
           !Read(static_cast<size_t>(dataset::TarPadding(header.size)), nullptr)) {
-        Damaged(at, absl::StrCat(header.name, ": the file ends inside its data"));
+        Damaged(at, absl::StrCat(header.name, ": its data cannot be read"));
         break;
       }
       const std::string_view key = dataset::SampleKeyOf(header.name);
@@ -121,6 +133,7 @@ class SampleBatches {
   DamageList& damage_;
   Sha256& hash_;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f_;
+  int64_t size_ = 0;  // of the file
   int64_t offset_ = 0;
   SampleRead current_;
   bool done_ = false;
