@@ -190,6 +190,22 @@ std::string JobRow(const v1::Job& job) {
                          StateName(job.state()), Duration(Elapsed(job)), progress);
 }
 
+std::string PointRow(const v1::TrainingPoint& p) {
+  switch (p.kind()) {
+    case v1::TrainingPoint::KIND_STEP:
+      return absl::StrFormat("step %6d  loss %.4f  lr %.6g  %.1f examples/s  epoch %.2f", p.step(),
+                             p.loss(), p.learning_rate(), p.examples_per_sec(), p.epoch());
+    case v1::TrainingPoint::KIND_CHECKPOINT:
+      return absl::StrFormat("checkpoint at step %d: %s", p.step(), p.checkpoint());
+    case v1::TrainingPoint::KIND_EVAL:
+      return absl::StrFormat(
+          "eval at step %d: precision @ 1 = %.4f, @ 5 = %.4f on %d examples (%s)", p.step(),
+          p.precision_at_1(), p.precision_at_5(), p.num_examples(), p.checkpoint());
+    default:
+      return absl::StrFormat("point of an unknown kind at step %d", p.step());
+  }
+}
+
 std::string WorkerRow(const v1::Worker& w) {
   std::string tasks;
   for (int64_t t : w.task_ids()) absl::StrAppend(&tasks, tasks.empty() ? "" : ",", t);

@@ -21,6 +21,12 @@ std::string JobRow(const retrain::v1::Job& job);
 
 std::string WorkerRow(const retrain::v1::Worker& worker);
 
+// One line per point of a training series, e.g.
+// "step     10  loss 2.3012  lr 0.05  1013.2 examples/s  epoch 0.80",
+// "checkpoint at step 20: /runs/a/model.ckpt-20",
+// "eval at step 75: precision @ 1 = 0.9100, @ 5 = 1.0000 on 2000 examples (/runs/a/model.ckpt-75)".
+std::string PointRow(const retrain::v1::TrainingPoint& point);
+
 // The protobuf JSON mapping, field names as in the .proto files.
 std::string ToJson(const google::protobuf::Message& message);
 

@@ -247,17 +247,17 @@ int SubmitAndFollow(v1::JobService::Stub& stub, const Globals& g, bool validate_
   return Watch(stub, job.id(), g);
 }
 
-// Prints a job's trainer log from line `offset`; with `follow`, keeps
-// printing new lines until the job ends.
-int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, const Globals& g) {
+// Reads a job's log or series page by page from its start, printing each
+// page (`print` in text, the page itself as JSON); with `follow`, keeps
+// reading until the job ends. `read(offset, &page)` makes the call; `count`
+// says how many lines or points a page holds.
+template <typename Page, typename Read, typename Count, typename Print>
+int ReadFromStart(const Read& read, const Count& count, const Print& print, bool follow,
+                  const Globals& g) {
   int64_t offset = 0;
   while (true) {
-    v1::GetJobLogsRequest req;
-    req.set_job_id(job_id);
-    req.set_offset(offset);
-    v1::GetJobLogsResponse resp;
-    auto ctx = Context(g.timeout_s);
-    if (auto st = stub.GetJobLogs(ctx.get(), req, &resp); !st.ok()) {
+    Page page;
+    if (auto st = read(offset, &page); !st.ok()) {
       if (follow && retrain::CoordinatorWentAway(st)) {
         std::this_thread::sleep_for(std::chrono::seconds(1));
         continue;
@@ -265,16 +265,54 @@ int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, con
       return ReportError(st, g);
     }
     if (g.output == "json") {
-      if (resp.lines_size() > 0 || !follow) std::cout << retrain::client::ToJson(resp) << "\n";
+      if (count(page) > 0 || !follow) std::cout << retrain::client::ToJson(page) << "\n";
     } else {
-      for (const auto& line : resp.lines()) std::cout << line << "\n";
+      print(page);
     }
     std::cout << std::flush;
-    offset = resp.next_offset();
-    if (resp.lines_size() > 0) continue;
-    if (!follow || resp.job_ended()) return kOk;
+    offset = page.next_offset();
+    if (count(page) > 0) continue;
+    if (!follow || page.job_ended()) return kOk;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
+}
+
+// Prints a job's trainer log; with `follow`, keeps printing new lines until
+// the job ends.
+int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, const Globals& g) {
+  return ReadFromStart<v1::GetJobLogsResponse>(
+      [&](int64_t offset, v1::GetJobLogsResponse* page) {
+        v1::GetJobLogsRequest req;
+        req.set_job_id(job_id);
+        req.set_offset(offset);
+        auto ctx = Context(g.timeout_s);
+        return stub.GetJobLogs(ctx.get(), req, page);
+      },
+      [](const v1::GetJobLogsResponse& page) { return page.lines_size(); },
+      [](const v1::GetJobLogsResponse& page) {
+        for (const auto& line : page.lines()) std::cout << line << "\n";
+      },
+      follow, g);
+}
+
+// Prints a job's training series, a line a point; with `follow`, keeps
+// printing new points until the job ends.
+int Metrics(v1::JobService::Stub& stub, const std::string& job_id, bool follow, const Globals& g) {
+  return ReadFromStart<v1::GetJobMetricsResponse>(
+      [&](int64_t offset, v1::GetJobMetricsResponse* page) {
+        v1::GetJobMetricsRequest req;
+        req.set_job_id(job_id);
+        req.set_offset(offset);
+        auto ctx = Context(g.timeout_s);
+        return stub.GetJobMetrics(ctx.get(), req, page);
+      },
+      [](const v1::GetJobMetricsResponse& page) { return page.points_size(); },
+      [](const v1::GetJobMetricsResponse& page) {
+        for (const auto& point : page.points()) {
+          std::cout << retrain::client::PointRow(point) << "\n";
+        }
+      },
+      follow, g);
 }
 
 }  // namespace
@@ -282,11 +320,12 @@ int Logs(v1::JobService::Stub& stub, const std::string& job_id, bool follow, con
 int main(int argc, char** argv) {
   Globals g;
   if (const char* env = std::getenv("RETRAIN_SERVER")) g.server = env;
-  CLI::App app{"retrain: build TFRecord datasets from folders of labelled images, train and "
-               "evaluate classifiers on them, on a retrain coordinator and its workers; follow "
-               "the jobs.\n"
-               "Example: retrain build-dataset --train_directory train --validation_directory "
-               "validation --output_directory out --labels_file labels.txt --wait"};
+  CLI::App app{
+      "retrain: build TFRecord datasets from folders of labelled images, train and "
+      "evaluate classifiers on them, on a retrain coordinator and its workers; follow "
+      "the jobs.\n"
+      "Example: retrain build-dataset --train_directory train --validation_directory "
+      "validation --output_directory out --labels_file labels.txt --wait"};
   app.require_subcommand(1);
   // --server, --output and --timeout_s work before or after the command.
   app.fallthrough();
@@ -366,8 +405,9 @@ int main(int argc, char** argv) {
   // eval
   std::string e_data, e_checkpoints, e_subset;
   auto* eval = app.add_subcommand(
-      "eval", "Evaluate the newest checkpoint of a training run on the workers.\n"
-              "Example: retrain eval --data_dir data/out --checkpoint_dir runs/1 --wait");
+      "eval",
+      "Evaluate the newest checkpoint of a training run on the workers.\n"
+      "Example: retrain eval --data_dir data/out --checkpoint_dir runs/1 --wait");
   eval->add_option("--data_dir", e_data, "Dataset directory")->required();
   eval->add_option("--checkpoint_dir", e_checkpoints, "A training run's --train_dir")->required();
   eval->add_option("--subset", e_subset, "validation (default) or train");
@@ -391,16 +431,26 @@ int main(int argc, char** argv) {
 
   std::string job_id;
   bool follow = false;
-  auto* logs = app.add_subcommand(
-      "logs", "Show a training or evaluation job's trainer log (also after it ended).\n"
-              "Example: retrain logs j-000002 --follow");
+  auto* logs =
+      app.add_subcommand("logs",
+                         "Show a training or evaluation job's trainer log (also after it ended).\n"
+                         "Example: retrain logs j-000002 --follow");
   logs->add_option("job_id", job_id, "Job id")->required();
   logs->add_flag("-f,--follow", follow, "Keep printing new lines until the job ends");
-  auto* status = app.add_subcommand("status", "Show a job: state, history, result.\n"
-                                              "Example: retrain status j-000001");
+  auto* metrics = app.add_subcommand(
+      "metrics",
+      "Show a training or evaluation job's series: every step (loss, learning rate, examples/s), "
+      "evaluation and checkpoint its trainer logged.\n"
+      "Example: retrain metrics j-000002 --follow");
+  metrics->add_option("job_id", job_id, "Job id")->required();
+  metrics->add_flag("-f,--follow", follow, "Keep printing new points until the job ends");
+  auto* status = app.add_subcommand("status",
+                                    "Show a job: state, history, result.\n"
+                                    "Example: retrain status j-000001");
   status->add_option("job_id", job_id, "Job id")->required();
   auto* watch = app.add_subcommand(
-      "watch", "Follow a job until it ends; exit with its outcome.\nExample: retrain watch j-000001");
+      "watch",
+      "Follow a job until it ends; exit with its outcome.\nExample: retrain watch j-000001");
   watch->add_option("job_id", job_id, "Job id")->required();
   std::string cancel_reason;
   auto* cancel = app.add_subcommand("cancel", "Cancel a job.\nExample: retrain cancel j-000001");
@@ -480,9 +530,10 @@ int main(int argc, char** argv) {
     req.set_priority(priority);
     req.set_validate_only(validate_only);
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);
-    return SubmitAndFollow(*stub, g, validate_only, wait, [&](grpc::ClientContext* ctx, v1::Job* job) {
-      return stub->SubmitTraining(ctx, req, job);
-    });
+    return SubmitAndFollow(*stub, g, validate_only, wait,
+                           [&](grpc::ClientContext* ctx, v1::Job* job) {
+                             return stub->SubmitTraining(ctx, req, job);
+                           });
   }
   if (*eval) {
     v1::SubmitEvaluationRequest req;
@@ -507,6 +558,7 @@ int main(int argc, char** argv) {
                            });
   }
   if (*logs) return Logs(*stub, job_id, follow, g);
+  if (*metrics) return Metrics(*stub, job_id, follow, g);
   if (*watch) return Watch(*stub, job_id, g);
   if (*status) {
     v1::GetJobRequest req;

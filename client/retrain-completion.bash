@@ -4,7 +4,7 @@
 #   /etc/bash_completion.d/retrain)
 # The flag lists match `retrain COMMAND --help` (a test checks it).
 
-_retrain_commands="build-dataset train eval verify-dataset logs status watch cancel list workers"
+_retrain_commands="build-dataset train eval verify-dataset logs metrics status watch cancel list workers"
 _retrain_global_flags="--server --output --timeout_s --token_file --tls_ca_file --help"
 _retrain_flags_build_dataset="--train_directory --validation_directory --output_directory
   --labels_file --train_shards --validation_shards --num_threads --no_background_class
@@ -19,6 +19,7 @@ _retrain_flags_train="--data_dir --train_dir --model --batch_size --max_steps --
 _retrain_flags_eval="--data_dir --checkpoint_dir --subset --priority --wait"
 _retrain_flags_verify_dataset="--data_dir --priority --request_id --validate_only --wait"
 _retrain_flags_logs="--follow"
+_retrain_flags_metrics="--follow"
 _retrain_flags_status=""
 _retrain_flags_watch=""
 _retrain_flags_cancel="--reason"
@@ -54,7 +55,7 @@ _retrain() {
     return
   fi
   case "$command" in
-    logs|status|watch|cancel)
+    logs|metrics|status|watch|cancel)
       COMPREPLY=($(compgen -W "$(retrain list --limit 100 2>/dev/null | awk '{print $1}')" -- "$cur"))
       ;;
   esac

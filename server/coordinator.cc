@@ -907,7 +907,7 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
     auto ended = ended_leases_.find(req.lease_id());
     if (ended != ended_leases_.end() && ended->second.worker_id == req.worker_id()) {
       ended->second.deadline_ms = Now() + options_.lease_timeout_ms;
-      AppendJobLog(ended->second.job_id, req.log_lines());
+      AppendTrainerOutput(ended->second.job_id, req);
     }
     resp.set_keep_going(false);
     return resp;
@@ -915,7 +915,7 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
   (*task)->set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
   task_progress_[req.task_id()] = {req.done(), req.bytes_done()};
   if (JobEntry* entry = FindJob((*task)->job_id())) {
-    AppendJobLog(entry->job.id(), req.log_lines());
+    AppendTrainerOutput(entry->job.id(), req);
     if (req.has_training() && req.training().step() > 0) {
       v1::JobProgress p = req.training();
       // An evaluation's figures stay until the next one.

@@ -22,11 +22,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/mutex.h"
 #include "retrain/v1/coordinator_state.pb.h"
 #include "retrain/v1/job_service.pb.h"
 #include "retrain/v1/worker_service.pb.h"
-#include "common/clock.h"
-#include "common/mutex.h"
 #include "server/coordinator_stats.h"
 #include "server/data_roots.h"
 #include "server/jobs/job_kind.h"
@@ -101,8 +101,15 @@ class Coordinator {
       const retrain::v1::SubmitEvaluationRequest& request, const std::string& submitter = "");
   absl::StatusOr<retrain::v1::Job> SubmitDatasetVerify(
       const retrain::v1::SubmitDatasetVerifyRequest& request, const std::string& submitter = "");
+  // What a training or evaluation job's trainers logged
+  // (coordinator_trainer_output.cc): its log lines, and its series of
+  // steps, evaluations and checkpoints, from an offset on. NotFound naming
+  // job_id for a job that never was; InvalidArgument naming `offset` when
+  // it is negative.
   absl::StatusOr<retrain::v1::GetJobLogsResponse> GetJobLogs(
       const retrain::v1::GetJobLogsRequest& request) const;
+  absl::StatusOr<retrain::v1::GetJobMetricsResponse> GetJobMetrics(
+      const retrain::v1::GetJobMetricsRequest& request) const;
   absl::StatusOr<retrain::v1::Job> GetJob(const std::string& job_id) const;
   absl::StatusOr<retrain::v1::ListJobsResponse> ListJobs(
       const retrain::v1::ListJobsRequest& request) const;
@@ -220,10 +227,17 @@ class Coordinator {
   // A part of such a job failed or was lost: stop and re-place every part.
   void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Appends the trainer's lines to the job's log in the store.
-  void AppendJobLog(const std::string& job_id,
-                    const google::protobuf::RepeatedPtrField<std::string>& lines)
+  // Appends a report's log lines and training points to the job's log and
+  // series in the store (coordinator_trainer_output.cc).
+  void AppendTrainerOutput(const std::string& job_id,
+                           const retrain::v1::ReportProgressRequest& report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For GetJobLogs and GetJobMetrics: the job's state, read before its log
+  // or series (a job that had ended has all of them in the store), after
+  // checking `offset`. Takes mu_.
+  absl::StatusOr<retrain::v1::JobState> StateForReaders(const std::string& job_id,
+                                                        int64_t offset) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Helpers.
   JobEntry* FindJob(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -273,7 +287,8 @@ class Coordinator {
 
   mutable Mutex mu_;
   std::unique_ptr<Store> store_ ABSL_GUARDED_BY(mu_);
-  // The same store, for Store::ReadJobLog only, which needs no lock.
+  // The same store, for Store::ReadJobLog and ReadTrainingPoints only,
+  // which need no lock.
   Store* const log_reader_;
   std::map<std::string, JobEntry, JobIdOrder> jobs_ ABSL_GUARDED_BY(mu_);
   // Finished jobs in memory, by sequence; finished jobs only in the

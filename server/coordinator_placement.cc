@@ -1,7 +1,7 @@
 // The engine's admission and placement: request ids and quotas, whether a
 // job needing whole workers (training, evaluation) could ever run, leases
 // by resource, jobs over several workers placed together, the reasons a
-// queued job waits, and the trainer's log lines.
+// queued job waits.
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
@@ -288,39 +288,6 @@ void Coordinator::UpdateQueuedReasons() {
       AddEvent(entry, reason);
     }
   }
-}
-
-void Coordinator::AppendJobLog(const std::string& job_id,
-                               const google::protobuf::RepeatedPtrField<std::string>& lines) {
-  if (lines.empty()) return;
-  absl::Status s = store_->AppendJobLog(job_id, {lines.begin(), lines.end()});
-  // The log is for people; the job goes on without it.
-  if (!s.ok()) Logger("server")->warn("job {}: log lines lost: {}", job_id, s.ToString());
-}
-
-absl::StatusOr<v1::GetJobLogsResponse> Coordinator::GetJobLogs(
-    const v1::GetJobLogsRequest& req) const {
-  if (req.offset() < 0) return absl::InvalidArgumentError("offset: must not be negative");
-  const int max_lines = req.max_lines() > 0 ? std::min(req.max_lines(), 10000) : 1000;
-  v1::JobState state;
-  {
-    MutexLock lock(&mu_);
-    ASSIGN_OR_RETURN(const v1::Job job, LookupJob(req.job_id()));
-    state = job.state();
-  }
-  // Read off the lock: a slow store (PostgreSQL over a network) does not
-  // hold up the engine. The state was read first, so a job that had ended
-  // has all its lines in the log by now.
-  // One line more than asked for says whether there are more.
-  ASSIGN_OR_RETURN(std::vector<std::string> lines,
-                   log_reader_->ReadJobLog(req.job_id(), req.offset(), max_lines + 1));
-  const bool more = static_cast<int>(lines.size()) > max_lines;
-  if (more) lines.pop_back();
-  v1::GetJobLogsResponse resp;
-  for (auto& line : lines) resp.add_lines(std::move(line));
-  resp.set_next_offset(req.offset() + resp.lines_size());
-  resp.set_job_ended(IsFinalState(state) && !more);
-  return resp;
 }
 
 }  // namespace retrain::server

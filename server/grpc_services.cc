@@ -79,6 +79,13 @@ grpc::Status JobServiceImpl::GetJobLogs(grpc::ServerContext* ctx, const v1::GetJ
   return Reply(coordinator_.GetJobLogs(*req), resp);
 }
 
+grpc::Status JobServiceImpl::GetJobMetrics(grpc::ServerContext* ctx,
+                                           const v1::GetJobMetricsRequest* req,
+                                           v1::GetJobMetricsResponse* resp) {
+  RETRAIN_AUTHORIZE(ctx, Caller::kClient);
+  return Reply(coordinator_.GetJobMetrics(*req), resp);
+}
+
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                     v1::Job* resp) {
   RETRAIN_AUTHORIZE(ctx, Caller::kClient);

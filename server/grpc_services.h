@@ -41,6 +41,8 @@ class JobServiceImpl final : public retrain::v1::JobService::Service {
                            retrain::v1::ListWorkersResponse* resp) override;
   grpc::Status GetJobLogs(grpc::ServerContext*, const retrain::v1::GetJobLogsRequest* req,
                           retrain::v1::GetJobLogsResponse* resp) override;
+  grpc::Status GetJobMetrics(grpc::ServerContext*, const retrain::v1::GetJobMetricsRequest* req,
+                             retrain::v1::GetJobMetricsResponse* resp) override;
 
  private:
   Coordinator& coordinator_;

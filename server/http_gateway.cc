@@ -4,6 +4,8 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdint>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
@@ -76,6 +78,21 @@ absl::StatusOr<Enum> ParseEnum(const std::string& param, const std::string& valu
   return e;
 }
 
+// The query parameter `name` as a number from 0 to `most`; 0 when absent.
+absl::StatusOr<int64_t> CountParam(const httplib::Request& req, const std::string& name,
+                                   int64_t most) {
+  if (!req.has_param(name)) return 0;
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(req.get_param_value(name), &n) || n < 0 || n > most) {
+    return absl::InvalidArgumentError(absl::StrCat(name, ": must be a number from 0 to ", most,
+                                                   ", not '", req.get_param_value(name), "'"));
+  }
+  return n;
+}
+
+constexpr int64_t kMaxInt32 = std::numeric_limits<int32_t>::max();
+constexpr int64_t kMaxInt64 = std::numeric_limits<int64_t>::max();
+
 absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const httplib::Request& req) {
   v1::ListJobsRequest out;
   for (size_t i = 0, n = req.get_param_value_count("state"); i < n; ++i) {
@@ -90,16 +107,33 @@ absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const httplib::Request& re
     if (!type.ok()) return type.status();
     out.set_type(*type);
   }
-  if (req.has_param("page_size")) {
-    int size = 0;
-    if (!absl::SimpleAtoi(req.get_param_value("page_size"), &size) || size < 0) {
-      return absl::InvalidArgumentError("page_size: must be a number of at least 0");
-    }
-    out.set_page_size(size);
-  }
+  ASSIGN_OR_RETURN(const int64_t page_size, CountParam(req, "page_size", kMaxInt32));
+  out.set_page_size(static_cast<int32_t>(page_size));
   out.set_page_token(req.get_param_value("page_token"));
   const std::string summary = req.get_param_value("summary_only");
   out.set_summary_only(summary == "1" || absl::AsciiStrToLower(summary) == "true");
+  return out;
+}
+
+// GetJobLogs of the job in the path: query offset, max_lines.
+absl::StatusOr<v1::GetJobLogsRequest> GetJobLogsRequestOf(const httplib::Request& req) {
+  v1::GetJobLogsRequest out;
+  out.set_job_id(req.matches[1]);
+  ASSIGN_OR_RETURN(const int64_t offset, CountParam(req, "offset", kMaxInt64));
+  ASSIGN_OR_RETURN(const int64_t max_lines, CountParam(req, "max_lines", kMaxInt32));
+  out.set_offset(offset);
+  out.set_max_lines(static_cast<int32_t>(max_lines));
+  return out;
+}
+
+// GetJobMetrics of the job in the path: query offset, max_points.
+absl::StatusOr<v1::GetJobMetricsRequest> GetJobMetricsRequestOf(const httplib::Request& req) {
+  v1::GetJobMetricsRequest out;
+  out.set_job_id(req.matches[1]);
+  ASSIGN_OR_RETURN(const int64_t offset, CountParam(req, "offset", kMaxInt64));
+  ASSIGN_OR_RETURN(const int64_t max_points, CountParam(req, "max_points", kMaxInt32));
+  out.set_offset(offset);
+  out.set_max_points(static_cast<int32_t>(max_points));
   return out;
 }
 
@@ -179,18 +213,18 @@ HttpGateway::~HttpGateway() {
   if (thread_.joinable()) thread_.join();
 }
 
-void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access,
-                            Metrics& metrics, std::function<bool()> ready) {
+void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access, Metrics& metrics,
+                            std::function<bool()> ready) {
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   // Times and counts each request under its route's name; `client_only`
   // routes check the client token first.
   auto route = [&metrics, &access](std::string name, bool client_only, Handler handler) {
-    return [&metrics, &access, name = std::move(name), client_only,
-            handler = std::move(handler)](const httplib::Request& req, httplib::Response& res) {
+    return [&metrics, &access, name = std::move(name), client_only, handler = std::move(handler)](
+               const httplib::Request& req, httplib::Response& res) {
       const auto start = std::chrono::steady_clock::now();
-      absl::Status allowed = client_only
-                                 ? access.Check(Caller::kClient, req.get_header_value("Authorization"))
-                                 : absl::OkStatus();
+      absl::Status allowed =
+          client_only ? access.Check(Caller::kClient, req.get_header_value("Authorization"))
+                      : absl::OkStatus();
       if (allowed.ok()) {
         handler(req, res);
       } else {
@@ -215,20 +249,38 @@ void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access
         route("/metrics", true, [&metrics](const httplib::Request&, httplib::Response& res) {
           res.set_content(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8");
         }));
-  s.Get("/v1/jobs",
-        route("/v1/jobs", true, [&coordinator](const httplib::Request& req, httplib::Response& res) {
-          auto request = ListJobsRequestOf(req);
-          if (!request.ok()) return ReplyError(res, request.status());
-          auto jobs = coordinator.ListJobs(*request);
-          if (!jobs.ok()) return ReplyError(res, jobs.status());
-          ReplyMessage(res, *jobs);
-        }));
+  s.Get("/v1/jobs", route("/v1/jobs", true,
+                          [&coordinator](const httplib::Request& req, httplib::Response& res) {
+                            auto request = ListJobsRequestOf(req);
+                            if (!request.ok()) return ReplyError(res, request.status());
+                            auto jobs = coordinator.ListJobs(*request);
+                            if (!jobs.ok()) return ReplyError(res, jobs.status());
+                            ReplyMessage(res, *jobs);
+                          }));
   s.Get(R"(/v1/jobs/([^/]+))",
         route("/v1/jobs/{id}", true,
               [&coordinator](const httplib::Request& req, httplib::Response& res) {
                 auto job = coordinator.GetJob(req.matches[1]);
                 if (!job.ok()) return ReplyError(res, job.status());
                 ReplyMessage(res, *job);
+              }));
+  s.Get(R"(/v1/jobs/([^/]+)/logs)",
+        route("/v1/jobs/{id}/logs", true,
+              [&coordinator](const httplib::Request& req, httplib::Response& res) {
+                auto request = GetJobLogsRequestOf(req);
+                if (!request.ok()) return ReplyError(res, request.status());
+                auto logs = coordinator.GetJobLogs(*request);
+                if (!logs.ok()) return ReplyError(res, logs.status());
+                ReplyMessage(res, *logs);
+              }));
+  s.Get(R"(/v1/jobs/([^/]+)/metrics)",
+        route("/v1/jobs/{id}/metrics", true,
+              [&coordinator](const httplib::Request& req, httplib::Response& res) {
+                auto request = GetJobMetricsRequestOf(req);
+                if (!request.ok()) return ReplyError(res, request.status());
+                auto metrics = coordinator.GetJobMetrics(*request);
+                if (!metrics.ok()) return ReplyError(res, metrics.status());
+                ReplyMessage(res, *metrics);
               }));
   s.Get("/v1/workers",
         route("/v1/workers", true, [&coordinator](const httplib::Request&, httplib::Response& res) {
@@ -239,10 +291,15 @@ void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access
   s.Get("/", route("/", false, [](const httplib::Request&, httplib::Response& res) {
           res.set_content(StatusPageHtml(), "text/html; charset=utf-8");
         }));
+  // The job's id is read from the address by the page's script.
+  s.Get(R"(/jobs/([^/]+))",
+        route("/jobs/{id}", false, [](const httplib::Request&, httplib::Response& res) {
+          res.set_content(JobPageHtml(), "text/html; charset=utf-8");
+        }));
   s.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.status == 404 && res.body.empty()) {
-      ReplyError(res, absl::NotFoundError(absl::StrCat("no such route: ", req.method, " ",
-                                                       req.path)));
+      ReplyError(res,
+                 absl::NotFoundError(absl::StrCat("no such route: ", req.method, " ", req.path)));
     }
   });
   s.set_payload_max_length(1 << 20);

@@ -9,12 +9,20 @@
 //                       state (repeatable), type, page_size, page_token,
 //                       summary_only
 //   GET /v1/jobs/{id}   GetJob as JSON
+//   GET /v1/jobs/{id}/logs     GetJobLogs as JSON; query: offset,
+//                              max_lines
+//   GET /v1/jobs/{id}/metrics  GetJobMetrics as JSON (the job's training
+//                              series); query: offset, max_points
 //   GET /v1/workers     ListWorkers as JSON
 //   GET /               a status page of jobs and workers that refreshes
 //                       itself (one HTML file, no external assets)
+//   GET /jobs/{id}      a job's page: its history, results, charts of its
+//                       training series, log and checkpoints, following
+//                       the job while it runs (one HTML file)
 // Errors are JSON {"code": <gRPC code>, "message": ...} with the matching
-// HTTP status (400, 401, 403, 404, ...). Every route but the health checks
-// and the page itself needs the client token (AccessPolicy) as
+// HTTP status (400, 401, 403, 404, ...): an unknown job is 404 naming it, a
+// bad query parameter 400 naming the parameter. Every route but the health
+// checks and the pages themselves needs the client token (AccessPolicy) as
 // "Authorization: Bearer <token>".
 //
 // Thread-safe; requests run on cpp-httplib's thread pool.
@@ -72,7 +80,9 @@ class HttpGateway {
   int port_ = 0;
 };
 
-// The status page's HTML (status_page.cc).
+// The pages' HTML: the status page (status_page.cc) and a job's page
+// (job_page.cc), which reads the job's id from its address.
 const std::string& StatusPageHtml();
+const std::string& JobPageHtml();
 
 }  // namespace retrain::server

@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 600000));
   app.add_option("--http_listen", front.http_listen,
                  "HOST:PORT for HTTP: /healthz, /readyz, /metrics, /v1/jobs, the status page at "
-                 "/ (default: no HTTP); port 0 picks a free port");
+                 "/ and each job's at /jobs/ID (default: no HTTP); port 0 picks a free port");
   app.add_option("--http_port_file", front.http_port_file,
                  "Write the HTTP port bound to this file");
   app.add_option("--advertise_address", front.advertise_address,

@@ -1,6 +1,7 @@
 #include "server/postgres_store.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,11 @@ const std::vector<std::vector<const char*>>& Migrations() {
           "INSERT INTO leader VALUES (1, 0, '', 'epoch')",
           "CREATE TABLE job_logs(job_id TEXT NOT NULL, line_no BIGINT NOT NULL, "
           "line TEXT NOT NULL, PRIMARY KEY(job_id, line_no))",
+      },
+      {
+          // 1 -> 2: training series, one TrainingPoint a row.
+          "CREATE TABLE job_points(job_id TEXT NOT NULL, point_no BIGINT NOT NULL, "
+          "point BYTEA NOT NULL, PRIMARY KEY(job_id, point_no))",
       },
   };
   return *migrations;
@@ -268,52 +274,92 @@ absl::Status PostgresStore::Commit(const StoreBatch& batch) {
   });
 }
 
-absl::Status PostgresStore::AppendJobLog(const std::string& job_id,
-                                         const std::vector<std::string>& lines) {
-  if (lines.empty()) return absl::OkStatus();
-  // The lines' numbers are fixed before the transaction: when its commit
+absl::Status PostgresStore::AppendRows(const char* table, const char* number_column,
+                                       const char* value_column, const std::string& job_id,
+                                       const std::vector<PostgresParam>& values) {
+  if (values.empty()) return absl::OkStatus();
+  // The rows' numbers are fixed before the transaction: when its commit
   // went through but the answer was lost, the retry finds them there and
-  // inserts nothing twice. Only the leader (fenced) writes logs, so no one
+  // inserts nothing twice. Only the leader (fenced) writes them, so no one
   // takes the numbers in between.
   int64_t first = 0;
   RETURN_IF_ERROR(db_->Retrying([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(
-        PostgresRows next,
-        db_->Exec("SELECT COALESCE(MAX(line_no), -1) + 1 FROM job_logs WHERE job_id = $1",
-                  {P::Text(job_id)}));
+    ASSIGN_OR_RETURN(PostgresRows next,
+                     db_->Exec(absl::StrCat("SELECT COALESCE(MAX(", number_column,
+                                            "), -1) + 1 "
+                                            "FROM ",
+                                            table, " WHERE job_id = $1")
+                                   .c_str(),
+                               {P::Text(job_id)}));
     first = next.Int(0, 0);
     return absl::OkStatus();
   }));
+  const std::string insert =
+      absl::StrCat("INSERT INTO ", table, "(job_id, ", number_column, ", ", value_column,
+                   ") VALUES($1, $2, $3) ON CONFLICT (job_id, ", number_column, ") DO NOTHING");
   return db_->InTransaction([&]() -> absl::Status {
     RETURN_IF_ERROR(CheckFence());
-    int64_t line_no = first;
-    for (const auto& line : lines) {
-      RETURN_IF_ERROR(db_->Exec("INSERT INTO job_logs(job_id, line_no, line) VALUES($1, $2, $3) "
-                                "ON CONFLICT (job_id, line_no) DO NOTHING",
-                                {P::Text(job_id), P::Int(line_no++), P::Text(line)})
-                          .status());
+    int64_t number = first;
+    for (const auto& value : values) {
+      RETURN_IF_ERROR(
+          db_->Exec(insert.c_str(), {P::Text(job_id), P::Int(number++), value}).status());
     }
     return absl::OkStatus();
   });
 }
 
-absl::StatusOr<std::vector<std::string>> PostgresStore::ReadJobLog(const std::string& job_id,
-                                                                   int64_t offset, int max_lines) {
+absl::StatusOr<PostgresRows> PostgresStore::ReadRows(const char* table, const char* number_column,
+                                                     const char* value_column,
+                                                     const std::string& job_id, int64_t offset,
+                                                     int limit) {
   MutexLock lock(&reader_mu_);
   if (reader_ == nullptr) {
     ASSIGN_OR_RETURN(reader_, PostgresConnection::Open(ConnectionOptions(options_)));
   }
   PostgresConnection& reader = *reader_;  // reader_mu_ is held until the end
-  std::vector<std::string> out;
+  const std::string select =
+      absl::StrCat("SELECT ", value_column, " FROM ", table, " WHERE job_id = $1 AND ",
+                   number_column, " >= $2 ORDER BY ", number_column, " LIMIT $3");
+  std::optional<PostgresRows> out;
   RETURN_IF_ERROR(reader.Retrying([&]() -> absl::Status {
-    ASSIGN_OR_RETURN(PostgresRows rows,
-                     reader.Exec("SELECT line FROM job_logs WHERE job_id = $1 AND line_no >= $2 "
-                                 "ORDER BY line_no LIMIT $3",
-                                 {P::Text(job_id), P::Int(offset), P::Int(max_lines)}));
-    out.clear();
-    for (int i = 0; i < rows.size(); ++i) out.push_back(rows.Bytes(i, 0));
+    ASSIGN_OR_RETURN(out,
+                     reader.Exec(select.c_str(), {P::Text(job_id), P::Int(offset), P::Int(limit)}));
     return absl::OkStatus();
   }));
+  return *std::move(out);
+}
+
+absl::Status PostgresStore::AppendJobLog(const std::string& job_id,
+                                         const std::vector<std::string>& lines) {
+  std::vector<P> values;
+  values.reserve(lines.size());
+  for (const auto& line : lines) values.push_back(P::Text(line));
+  return AppendRows("job_logs", "line_no", "line", job_id, values);
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresStore::ReadJobLog(const std::string& job_id,
+                                                                   int64_t offset, int max_lines) {
+  ASSIGN_OR_RETURN(PostgresRows rows,
+                   ReadRows("job_logs", "line_no", "line", job_id, offset, max_lines));
+  std::vector<std::string> out;
+  for (int i = 0; i < rows.size(); ++i) out.push_back(rows.Bytes(i, 0));
+  return out;
+}
+
+absl::Status PostgresStore::AppendTrainingPoints(
+    const std::string& job_id, const std::vector<retrain::v1::TrainingPoint>& points) {
+  std::vector<P> values;
+  values.reserve(points.size());
+  for (const auto& point : points) values.push_back(P::Bytes(point.SerializeAsString()));
+  return AppendRows("job_points", "point_no", "point", job_id, values);
+}
+
+absl::StatusOr<std::vector<retrain::v1::TrainingPoint>> PostgresStore::ReadTrainingPoints(
+    const std::string& job_id, int64_t offset, int max_points) {
+  ASSIGN_OR_RETURN(PostgresRows rows,
+                   ReadRows("job_points", "point_no", "point", job_id, offset, max_points));
+  std::vector<retrain::v1::TrainingPoint> out;
+  RETURN_IF_ERROR(ParseRows(rows, 0, "job_points", &out));
   return out;
 }
 

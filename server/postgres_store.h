@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
@@ -23,6 +24,8 @@
 namespace retrain::server {
 
 class PostgresConnection;
+class PostgresRows;
+struct PostgresParam;
 
 struct PostgresStoreOptions {
   // A libpq connection URI, postgresql://USER@HOST:PORT/DB, without a
@@ -59,15 +62,28 @@ class PostgresStore : public Store {
                             const std::vector<std::string>& lines) override;
   absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id, int64_t offset,
                                                       int max_lines) override;
+  absl::Status AppendTrainingPoints(const std::string& job_id,
+                                    const std::vector<retrain::v1::TrainingPoint>& points) override;
+  absl::StatusOr<std::vector<retrain::v1::TrainingPoint>> ReadTrainingPoints(
+      const std::string& job_id, int64_t offset, int max_points) override;
 
  private:
   PostgresStore(PostgresStoreOptions options, std::unique_ptr<PostgresConnection> connection);
   // OK when writes are allowed: no epoch given, or it still holds the lease.
   absl::Status CheckFence();
+  // Appends `values` to a job's rows of `table` (job_logs, job_points),
+  // numbered on from its last in `number_column`, once (see AppendJobLog).
+  absl::Status AppendRows(const char* table, const char* number_column, const char* value_column,
+                          const std::string& job_id, const std::vector<PostgresParam>& values);
+  // Up to `limit` of a job's `value_column`s from number `offset`, in
+  // order, on reader_.
+  absl::StatusOr<PostgresRows> ReadRows(const char* table, const char* number_column,
+                                        const char* value_column, const std::string& job_id,
+                                        int64_t offset, int limit);
   PostgresStoreOptions options_;
   std::unique_ptr<PostgresConnection> db_;
-  // ReadJobLog's own connection, opened on its first call: reads of logs
-  // run beside the writes on db_ (one libpq connection serves one thread).
+  // ReadRows' own connection, opened on its first call: reads of logs and
+  // series run beside the writes on db_ (one libpq connection serves one thread).
   Mutex reader_mu_;
   std::unique_ptr<PostgresConnection> reader_ ABSL_GUARDED_BY(reader_mu_);
 };

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <functional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -116,6 +117,33 @@ void BindFinalStates(Statement& st) {
   st.BindInt(3, retrain::v1::JOB_STATE_CANCELLED);
 }
 
+// Appends `lines` to the file at `path`, creating it and its folder.
+absl::Status AppendLines(const std::string& path, const std::vector<std::string>& lines) {
+  if (lines.empty()) return absl::OkStatus();
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::ofstream out(path, std::ios::app);
+  for (const auto& line : lines) out << line << '\n';
+  out.flush();
+  if (!out) return absl::InternalError(absl::StrCat(path, ": cannot append"));
+  return absl::OkStatus();
+}
+
+// Up to `max_lines` whole lines of the file at `path` from line `offset`;
+// none when there is no such file. A line without its newline is still
+// being appended: it is read whole next time.
+absl::StatusOr<std::vector<std::string>> ReadLines(const std::string& path, int64_t offset,
+                                                   int max_lines) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  std::string line;
+  for (int64_t n = 0; static_cast<int>(out.size()) < max_lines && std::getline(in, line); ++n) {
+    if (in.eof()) break;
+    if (n >= offset) out.push_back(std::move(line));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& state_dir) {
@@ -154,6 +182,8 @@ absl::Status SqliteStore::Upgrade() {
     RETURN_IF_ERROR(AddJobColumnsIfMissing());
     RETURN_IF_ERROR(Exec(kJobIndexes));
   }
+  // Version 1 -> 2 changes no table: training points are files beside the
+  // logs.
   return Exec(absl::StrCat("PRAGMA user_version = ", kStoreSchemaVersion).c_str());
 }
 
@@ -378,29 +408,41 @@ std::string SqliteStore::JobLogPath(const std::string& job_id) const {
   return state_dir_ + "/logs/" + job_id + ".log";
 }
 
+std::string SqliteStore::TrainingPointsPath(const std::string& job_id) const {
+  return state_dir_ + "/logs/" + job_id + ".points";
+}
+
 absl::Status SqliteStore::AppendJobLog(const std::string& job_id,
                                        const std::vector<std::string>& lines) {
-  if (lines.empty()) return absl::OkStatus();
-  std::error_code ec;
-  std::filesystem::create_directories(state_dir_ + "/logs", ec);
-  std::ofstream out(JobLogPath(job_id), std::ios::app);
-  for (const auto& line : lines) out << line << '\n';
-  out.flush();
-  if (!out) return absl::InternalError(absl::StrCat(JobLogPath(job_id), ": cannot append"));
-  return absl::OkStatus();
+  return AppendLines(JobLogPath(job_id), lines);
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::ReadJobLog(const std::string& job_id,
                                                                  int64_t offset, int max_lines) {
-  std::ifstream in(JobLogPath(job_id));
-  std::vector<std::string> out;
-  std::string line;
-  for (int64_t n = 0; static_cast<int>(out.size()) < max_lines && std::getline(in, line); ++n) {
-    // A line without its newline is still being appended: it is read whole next time.
-    if (in.eof()) break;
-    if (n >= offset) out.push_back(std::move(line));
+  return ReadLines(JobLogPath(job_id), offset, max_lines);
+}
+
+absl::Status SqliteStore::AppendTrainingPoints(
+    const std::string& job_id, const std::vector<retrain::v1::TrainingPoint>& points) {
+  std::vector<std::string> lines;
+  lines.reserve(points.size());
+  for (const auto& point : points) lines.push_back(absl::Base64Escape(point.SerializeAsString()));
+  return AppendLines(TrainingPointsPath(job_id), lines);
+}
+
+absl::StatusOr<std::vector<retrain::v1::TrainingPoint>> SqliteStore::ReadTrainingPoints(
+    const std::string& job_id, int64_t offset, int max_points) {
+  const std::string path = TrainingPointsPath(job_id);
+  ASSIGN_OR_RETURN(std::vector<std::string> lines, ReadLines(path, offset, max_points));
+  std::vector<retrain::v1::TrainingPoint> points(lines.size());
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string bytes;
+    if (!absl::Base64Unescape(lines[i], &bytes) || !points[i].ParseFromString(bytes)) {
+      return absl::DataLossError(absl::StrCat(path, ": point ", offset + static_cast<int64_t>(i),
+                                              " cannot be parsed; the file is damaged"));
+    }
   }
-  return out;
+  return points;
 }
 
 }  // namespace retrain::server

@@ -1,7 +1,9 @@
 // The embedded Store (store.h): jobs, build plans, tasks and workers in
 // one SQLite database (WAL, synchronous=FULL), so that a killed coordinator
 // restarted on the same state directory loses nothing it acknowledged. Job
-// logs are files beside it, <state_dir>/logs/<job id>.log.
+// logs are files beside it, <state_dir>/logs/<job id>.log, one line a line,
+// and so are training series, <state_dir>/logs/<job id>.points, one
+// TrainingPoint a line (its bytes in base64).
 #pragma once
 
 #include <cstdint>
@@ -34,23 +36,26 @@ class SqliteStore : public Store {
   absl::StatusOr<StoreContents> LoadState(int64_t keep_finished) override;
   absl::StatusOr<retrain::v1::Job> LoadJob(const std::string& job_id) override;
   absl::StatusOr<std::string> FindJobIdByRequestId(const std::string& request_id) override;
-  absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before,
-                                                               int limit) override;
+  absl::StatusOr<std::vector<retrain::v1::Job>> LoadJobsBefore(int64_t before, int limit) override;
   absl::Status Commit(const StoreBatch& batch) override;
   absl::Status AppendJobLog(const std::string& job_id,
                             const std::vector<std::string>& lines) override;
   absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id, int64_t offset,
                                                       int max_lines) override;
+  absl::Status AppendTrainingPoints(const std::string& job_id,
+                                    const std::vector<retrain::v1::TrainingPoint>& points) override;
+  absl::StatusOr<std::vector<retrain::v1::TrainingPoint>> ReadTrainingPoints(
+      const std::string& job_id, int64_t offset, int max_points) override;
 
  private:
-  SqliteStore(sqlite3* db, std::string state_dir)
-      : db_(db), state_dir_(std::move(state_dir)) {}
+  SqliteStore(sqlite3* db, std::string state_dir) : db_(db), state_dir_(std::move(state_dir)) {}
   absl::Status Exec(const char* sql);
   // Runs `body` in one write transaction: committed when it returns OK,
   // rolled back otherwise.
   absl::Status InTransaction(const std::function<absl::Status()>& body);
   absl::Status Upgrade();
   std::string JobLogPath(const std::string& job_id) const;
+  std::string TrainingPointsPath(const std::string& job_id) const;
   absl::Status AddJobColumnsIfMissing();
   sqlite3* db_;
   const std::string state_dir_;

@@ -112,8 +112,8 @@ absl::StatusOr<std::string> MigrateFromSqlite(const StateFlags& flags) {
   ASSIGN_OR_RETURN(auto to, OpenPostgres(flags, /*leader_epoch=*/0));
   ASSIGN_OR_RETURN(StoreCopyCounts counts, CopyStore(*from, *to));
   return absl::StrCat("copied ", counts.jobs, " jobs, ", counts.tasks, " tasks, ", counts.workers,
-                      " workers and ", counts.log_lines, " log lines from ", from->Describe(),
-                      " to ", to->Describe());
+                      " workers, ", counts.log_lines, " log lines and ", counts.training_points,
+                      " training points from ", from->Describe(), " to ", to->Describe());
 }
 
 }  // namespace retrain::server

@@ -1,34 +1,23 @@
 // The status page at "/": one self-contained HTML file (no build step, no
-// external assets) that polls /v1/jobs and /v1/workers every two seconds.
-// On a server with tokens it asks for the client token once and keeps it
-// in the tab's sessionStorage.
+// external assets) that polls /v1/jobs and /v1/workers every two seconds
+// and links each job to its page (job_page.cc). On a server with tokens it
+// asks for the client token once and keeps it in the tab's sessionStorage
+// (page_parts.h).
+#include "absl/strings/str_cat.h"
 #include "server/http_gateway.h"
+#include "server/page_parts.h"
 
 namespace retrain::server {
 
 const std::string& StatusPageHtml() {
-  static const std::string html = R"HTML(<!doctype html>
+  static const std::string html = absl::StrCat(R"HTML(<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>retrain</title>
-<style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-  h1 { font-size: 1.4em; margin: 0 0 .2em; }
-  h2 { font-size: 1.1em; margin: 1.4em 0 .4em; }
-  table { border-collapse: collapse; width: 100%; }
-  td:first-child, td.nowrap { white-space: nowrap; }
-  th, td { text-align: left; padding: .3em .6em; border-bottom: 1px solid #ddd; vertical-align: middle; }
-  th { background: #f4f4f4; font-weight: 600; }
-  .bar { width: 12em; height: .9em; background: #eee; border-radius: .45em; overflow: hidden; display: inline-block; vertical-align: middle; }
-  .bar > span { display: block; height: 100%; background: #3b82f6; }
-  .state-SUCCEEDED { color: #15803d; } .state-FAILED { color: #b91c1c; }
-  .state-RUNNING { color: #1d4ed8; } .state-CANCELLED { color: #6b7280; } .state-QUEUED { color: #a16207; }
-  #status { color: #6b7280; }
-  #login { display: none; margin: 1em 0; }
-  .muted { color: #6b7280; }
-</style>
+<style>)HTML",
+                                               PageStyle(), R"HTML(</style>
 </head>
 <body>
 <h1>retrain</h1>
@@ -41,16 +30,9 @@ const std::string& StatusPageHtml() {
 <h2>Workers</h2>
 <table id="workers"><thead><tr><th>Worker</th><th>Host</th><th>State</th><th>Cores</th>
   <th>Memory free</th><th>GPUs</th><th>Last heartbeat</th></tr></thead><tbody></tbody></table>
-<script>
-"use strict";
-const short = (s, prefix) => (s || "").replace(prefix, "");
+<script>)HTML",
+                                               PageScript(), R"HTML(
 const gib = (b) => (Number(b || 0) / 1073741824).toFixed(1) + " GiB";
-function cell(row, text, cls) {
-  const td = row.insertCell();
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
-}
 function fraction(job) {
   const p = job.progress || {};
   if (Number(p.max_steps) > 0) return [Number(p.step), Number(p.max_steps), "steps"];
@@ -70,7 +52,10 @@ function showJobs(jobs) {
     const row = body.insertRow();
     row.dataset.job = job.id;
     const state = short(job.state, "JOB_STATE_");
-    cell(row, job.id);
+    const link = document.createElement("a");
+    link.href = "/jobs/" + encodeURIComponent(job.id);
+    link.textContent = job.id;
+    row.insertCell().append(link);
     cell(row, short(job.type, "JOB_TYPE_").toLowerCase().replace("_", " "));
     cell(row, state, "state state-" + state);
     const p = job.progress || {};
@@ -108,14 +93,6 @@ function showWorkers(workers) {
     cell(row, w.last_heartbeat ? new Date(w.last_heartbeat).toLocaleTimeString() : "");
   }
 }
-async function get(path) {
-  const token = sessionStorage.getItem("retrain-token");
-  const headers = token ? { Authorization: "Bearer " + token } : {};
-  const res = await fetch(path, { headers });
-  if (res.status === 401) throw new Error("401");
-  if (!res.ok) throw new Error((await res.json()).message || res.statusText);
-  return res.json();
-}
 async function refresh() {
   try {
     const [jobs, workers] = await Promise.all([get("/v1/jobs?page_size=200"), get("/v1/workers")]);
@@ -126,25 +103,16 @@ async function refresh() {
         (jobs.jobs || []).length + " jobs, " + (workers.workers || []).length +
         " workers; updated " + new Date().toLocaleTimeString();
   } catch (e) {
-    if (e.message === "401") {
-      document.getElementById("login").style.display = "block";
-      document.getElementById("status").textContent = "this server needs its client token";
-    } else {
-      document.getElementById("status").textContent = "cannot reach the server: " + e.message;
-    }
+    showFailure(e);
   }
 }
-document.getElementById("login").addEventListener("submit", (event) => {
-  event.preventDefault();
-  sessionStorage.setItem("retrain-token", document.getElementById("token").value.trim());
-  refresh();
-});
+onLogin(refresh);
 refresh();
 setInterval(refresh, 2000);
 </script>
 </body>
 </html>
-)HTML";
+)HTML");
   return html;
 }
 

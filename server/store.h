@@ -54,7 +54,8 @@ struct StoreContents {
 
 // The version of the stores' tables. Each store upgrades an older database
 // to it when it opens one and refuses a newer one.
-inline constexpr int kStoreSchemaVersion = 1;
+// Version 2 added the training points (job_points in PostgreSQL).
+inline constexpr int kStoreSchemaVersion = 2;
 
 // The number in a job id "j-<seq>": submission order, and the jobs table's key.
 int64_t JobSequence(const std::string& job_id);
@@ -109,6 +110,14 @@ class Store {
   // not wait for the coordinator's writes, nor they for it.
   virtual absl::StatusOr<std::vector<std::string>> ReadJobLog(const std::string& job_id,
                                                               int64_t offset, int max_lines) = 0;
+  // A job's training series (what its trainer logged, TrainingPoint), kept
+  // beside its log and with the same contract as AppendJobLog and
+  // ReadJobLog: appended once, read from point `offset` (0-based) from any
+  // thread.
+  virtual absl::Status AppendTrainingPoints(
+      const std::string& job_id, const std::vector<retrain::v1::TrainingPoint>& points) = 0;
+  virtual absl::StatusOr<std::vector<retrain::v1::TrainingPoint>> ReadTrainingPoints(
+      const std::string& job_id, int64_t offset, int max_points) = 0;
 };
 
 }  // namespace retrain::server

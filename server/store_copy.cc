@@ -10,7 +10,20 @@ namespace retrain::server {
 
 namespace {
 
-constexpr int kLogLinesPerRead = 10000;
+constexpr int kRowsPerRead = 10000;
+
+// Copies one job's rows of one kind (log lines, training points) in chunks,
+// read with `read(offset, limit)` and written with `append`; returns how many.
+template <typename Read, typename Append>
+absl::StatusOr<int64_t> CopyRows(const Read& read, const Append& append) {
+  int64_t offset = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(auto rows, read(offset, kRowsPerRead));
+    if (rows.empty()) return offset;
+    RETURN_IF_ERROR(append(rows));
+    offset += static_cast<int64_t>(rows.size());
+  }
+}
 
 }  // namespace
 
@@ -26,14 +39,17 @@ absl::StatusOr<StoreCopyCounts> CopyStore(Store& from, Store& to) {
   ASSIGN_OR_RETURN(StoreContents all, from.LoadState(std::numeric_limits<int64_t>::max()));
   StoreCopyCounts counts;
   for (const auto& job : all.jobs) {
-    for (int64_t offset = 0;;) {
-      ASSIGN_OR_RETURN(std::vector<std::string> lines,
-                       from.ReadJobLog(job.id(), offset, kLogLinesPerRead));
-      if (lines.empty()) break;
-      RETURN_IF_ERROR(to.AppendJobLog(job.id(), lines));
-      offset += static_cast<int64_t>(lines.size());
-      counts.log_lines += static_cast<int64_t>(lines.size());
-    }
+    const std::string& id = job.id();
+    ASSIGN_OR_RETURN(
+        const int64_t lines,
+        CopyRows([&](int64_t offset, int limit) { return from.ReadJobLog(id, offset, limit); },
+                 [&](const auto& rows) { return to.AppendJobLog(id, rows); }));
+    ASSIGN_OR_RETURN(const int64_t points,
+                     CopyRows([&](int64_t offset,
+                                  int limit) { return from.ReadTrainingPoints(id, offset, limit); },
+                              [&](const auto& rows) { return to.AppendTrainingPoints(id, rows); }));
+    counts.log_lines += lines;
+    counts.training_points += points;
   }
   StoreBatch batch;
   for (const auto& job : all.jobs) batch.jobs.push_back(&job);

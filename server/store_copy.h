@@ -17,12 +17,14 @@ struct StoreCopyCounts {
   int64_t tasks = 0;
   int64_t workers = 0;
   int64_t log_lines = 0;
+  int64_t training_points = 0;
 };
 
-// Copies every job (finished ones too), plan, task, worker, counter and
-// job log line from `from` into `to`: the logs first, then the state in one
-// transaction, so that after a failure `to` holds no jobs (but may hold log
-// lines: start again on a fresh database). FAILED_PRECONDITION when `to`
+// Copies every job (finished ones too), plan, task, worker, counter, job
+// log line and training point from `from` into `to`: the logs and series
+// first, then the state in one transaction, so that after a failure `to`
+// holds no jobs (but may hold log lines and points: start again on a fresh
+// database). FAILED_PRECONDITION when `to`
 // already holds jobs or counters.
 absl::StatusOr<StoreCopyCounts> CopyStore(Store& from, Store& to);
 

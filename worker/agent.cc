@@ -399,14 +399,15 @@ void Agent::RunTask(const v1::Task& task) {
   env.trainer.trainer_path = options_.trainer_path;
   env.trainer.cancelled = &task_cancelled_;
   env.trainer.lease_lost = &lease_lost_;
-  env.trainer.report = [&](const v1::JobProgress& progress, std::vector<std::string> lines) {
+  env.trainer.report = [&](TrainerReport report) {
     v1::ReportProgressRequest req;
     req.set_worker_id(worker_id);
     req.set_task_id(task.id());
     req.set_lease_id(task.lease_id());
-    req.set_done(progress.step());
-    *req.mutable_training() = progress;
-    for (auto& l : lines) req.add_log_lines(std::move(l));
+    req.set_done(report.progress.step());
+    *req.mutable_training() = std::move(report.progress);
+    for (auto& l : report.lines) req.add_log_lines(std::move(l));
+    for (auto& p : report.points) *req.add_points() = std::move(p);
     v1::ReportProgressResponse resp;
     auto ctx = Context(5000, options_.token);
     if (Stub()->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/util/time_util.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "trainer/spec/exit_codes.h"
@@ -46,17 +48,53 @@ bool IsRankError(const std::string& line) {
          line.compare(digits_end, 2, ": ") == 0;
 }
 
-void ApplyEvent(const nlohmann::json& e, TrainerOutcome* out) {
+// The point a step, eval or checkpoint event makes (KIND_UNSPECIFIED for
+// other events), read now.
+v1::TrainingPoint PointOf(const nlohmann::json& e, const std::string& kind) {
+  v1::TrainingPoint point;
+  if (kind == "step") {
+    point.set_kind(v1::TrainingPoint::KIND_STEP);
+    point.set_max_steps(e.value("max_steps", int64_t{0}));
+    point.set_epoch(e.value("epoch", 0.0));
+    point.set_loss(e.value("loss", 0.0));
+    point.set_learning_rate(e.value("learning_rate", 0.0));
+    point.set_examples_per_sec(e.value("examples_per_sec", 0.0));
+  } else if (kind == "eval") {
+    point.set_kind(v1::TrainingPoint::KIND_EVAL);
+    point.set_precision_at_1(e.value("precision_at_1", 0.0));
+    point.set_precision_at_5(e.value("precision_at_5", 0.0));
+    point.set_num_examples(e.value("num_examples", int64_t{0}));
+    point.set_checkpoint(e.value("checkpoint", ""));
+  } else if (kind == "checkpoint") {
+    point.set_kind(v1::TrainingPoint::KIND_CHECKPOINT);
+    point.set_checkpoint(e.value("path", ""));
+  } else {
+    return point;
+  }
+  point.set_step(e.value("step", int64_t{0}));
+  *point.mutable_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  return point;
+}
+
+// Applies one event to the outcome; a step, eval or checkpoint also joins
+// `points`.
+void ApplyEvent(const nlohmann::json& e, TrainerOutcome* out,
+                std::vector<v1::TrainingPoint>* points) {
   const std::string kind = e.value("event", "");
+  if (v1::TrainingPoint point = PointOf(e, kind);
+      point.kind() != v1::TrainingPoint::KIND_UNSPECIFIED) {
+    points->push_back(std::move(point));
+  }
   v1::JobProgress& p = out->progress;
   if (kind == "step") {
+    const v1::TrainingPoint& step = points->back();
     p.set_phase("training");
-    p.set_step(e.value("step", int64_t{0}));
-    p.set_max_steps(e.value("max_steps", int64_t{0}));
-    p.set_epoch(e.value("epoch", 0.0));
-    p.set_loss(e.value("loss", 0.0));
-    p.set_learning_rate(e.value("learning_rate", 0.0));
-    p.set_examples_per_sec(e.value("examples_per_sec", 0.0));
+    p.set_step(step.step());
+    p.set_max_steps(step.max_steps());
+    p.set_epoch(step.epoch());
+    p.set_loss(step.loss());
+    p.set_learning_rate(step.learning_rate());
+    p.set_examples_per_sec(step.examples_per_sec());
     p.set_done(p.step());
     p.set_total(p.max_steps());
     p.set_rate(p.examples_per_sec());
@@ -106,7 +144,7 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
   close(out_pipe[1]);
   close(err_pipe[1]);
   std::string out_buf, err_buf;
-  std::vector<std::string> lines;
+  TrainerReport report;  // what the next report carries, but the progress
   auto last_report = Clock::now();
   bool out_open = true, err_open = true, term_sent = false;
   Clock::time_point kill_at;
@@ -117,7 +155,7 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
       buf.erase(0, nl + 1);
       if (is_stdout) {
         auto j = nlohmann::json::parse(line, nullptr, false);
-        if (j.is_object()) ApplyEvent(j, &out);
+        if (j.is_object()) ApplyEvent(j, &out, &report.points);
       } else {
         if (line.rfind("retrain-trainer: ", 0) == 0) {
           out.last_error_line = line.substr(17);
@@ -125,7 +163,7 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
             out.first_rank_error = out.last_error_line.substr(out.last_error_line.find(": ") + 2);
           }
         }
-        lines.push_back(std::move(line));
+        report.lines.push_back(std::move(line));
       }
     }
   };
@@ -156,8 +194,8 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
       out.cancelled = true;
     }
     if (context.report && Clock::now() - last_report > std::chrono::seconds(1)) {
-      context.report(out.progress, std::move(lines));
-      lines.clear();
+      report.progress = out.progress;
+      context.report(std::exchange(report, TrainerReport()));
       last_report = Clock::now();
     }
   }
@@ -167,7 +205,10 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  if (context.report) context.report(out.progress, std::move(lines));
+  if (context.report) {
+    report.progress = out.progress;
+    context.report(std::move(report));
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 // Train and eval tasks: the worker runs retrain-trainer as a child process,
-// turns its JSON events (stdout) into progress, relays its log lines
-// (stderr), stops it on request, and maps how it ended to a status. No RPC.
+// turns its JSON events (stdout) into progress and training points, relays
+// its log lines (stderr), stops it on request, and maps how it ended to a status. No RPC.
 #pragma once
 
 #include <atomic>
@@ -14,13 +14,21 @@
 
 namespace retrain::worker {
 
+// What a running trainer said since the last report.
+struct TrainerReport {
+  // Its latest figures (step, loss, ... and the last evaluation's precision).
+  retrain::v1::JobProgress progress;
+  // Its log lines (stderr), in order.
+  std::vector<std::string> lines;
+  // Each step, evaluation and checkpoint event (stdout) as a point, in order.
+  std::vector<retrain::v1::TrainingPoint> points;
+};
+
 struct TrainerContext {
   // The retrain-trainer binary.
   std::string trainer_path;
-  // Called about once a second (and at the end) from the running thread
-  // with the latest figures and the log lines since the last call.
-  std::function<void(const retrain::v1::JobProgress& progress, std::vector<std::string> lines)>
-      report;
+  // Called about once a second (and at the end) from the running thread.
+  std::function<void(TrainerReport report)> report;
   // Set from another thread to stop: the trainer gets SIGTERM (it writes a
   // checkpoint and exits), then SIGKILL after `stop_grace_secs`.
   const std::atomic<bool>* cancelled = nullptr;

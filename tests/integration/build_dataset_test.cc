@@ -476,8 +476,9 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
 // A WebDataset build holds the records a TFRecord build of the same files
 // holds, in the same order, in tar shards that Python's tarfile and Pillow
 // read (tests/integration/webdataset_check.py: none of retrain's code) with
-// the index DALI's tools would make; and its bytes depend on the files and
-// the seed alone.
+// the index DALI's tools would make, and that npm's tar reader reads alike
+// (tests/integration/webdataset_read.js); and its bytes depend on the files
+// and the seed alone.
 TEST_F(BuildDatasetTest, WebDatasetShardsHoldTheSameRecordsAsTfRecordShards) {
   WriteImages(root(), {"cat", "dog", "fish"}, 12, 4);
   Cluster cluster(root());
@@ -508,6 +509,11 @@ TEST_F(BuildDatasetTest, WebDatasetShardsHoldTheSameRecordsAsTfRecordShards) {
       RunCommand({"/usr/bin/python3", SourceDir() + "/tests/integration/webdataset_check.py", wds});
   ASSERT_EQ(check.exit_code, 0) << check.err;
   const nlohmann::json read = nlohmann::json::parse(check.out);
+  // node-tar (npm's tar reader) reads the same samples.
+  CommandResult node = RunCommand({"/usr/bin/env", "NODE_PATH=/usr/share/nodejs", "node",
+                                   SourceDir() + "/tests/integration/webdataset_read.js", wds});
+  ASSERT_EQ(node.exit_code, 0) << node.err;
+  EXPECT_EQ(nlohmann::json::parse(node.out), read);
   const DatasetView view = ReadDataset(tfrecord);
   ASSERT_EQ(read["records"], view.records.size());
   ASSERT_EQ(view.records.size(), 48u);

@@ -23,6 +23,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "retrain/v1/worker_service.grpc.pb.h"
+#include "tests/support/browser.h"
 #include "tests/support/cluster.h"
 #include "tests/support/test_certs.h"
 #include "tests/support/test_images.h"
@@ -31,9 +32,9 @@ namespace retrain::testing {
 namespace {
 
 namespace v1 = retrain::v1;
-using ::testing::HasSubstr;
 using test_images::MakeJpeg;
 using test_images::WriteFile;
+using ::testing::HasSubstr;
 
 constexpr const char* kClientToken = "client-secret-7f3a";
 constexpr const char* kWorkerToken = "worker-secret-91c2";
@@ -69,9 +70,7 @@ v1::Job BuildDataset(Cluster& cluster, const std::string& root) {
   return cluster.WaitForEnd(job.id());
 }
 
-httplib::Headers Bearer(const std::string& token) {
-  return {{"Authorization", "Bearer " + token}};
-}
+httplib::Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 // name{labels} -> value, from a Prometheus text exposition.
 std::map<std::string, double> Samples(const std::string& text) {
@@ -113,9 +112,8 @@ std::map<std::string, std::string> CheckExpositionFormat(const std::string& text
       const std::string name = m[1];
       // Samples follow their family's TYPE; histograms and summaries add
       // suffixes.
-      const bool belongs =
-          name == current || name == current + "_bucket" || name == current + "_sum" ||
-          name == current + "_count";
+      const bool belongs = name == current || name == current + "_bucket" ||
+                           name == current + "_sum" || name == current + "_count";
       EXPECT_TRUE(belongs) << "line " << n << " outside its family " << current << ": " << line;
       EXPECT_TRUE(seen_samples.insert(line.substr(0, line.rfind(' '))).second)
           << "duplicate series: " << line;
@@ -232,9 +230,9 @@ TEST(OperationsTest, EveryTokenCaseOnGrpcAndHttp) {
 
 TEST(OperationsTest, WithoutTokensTheServerStaysOnLoopback) {
   TempDir dir;
-  CommandResult r = RunCommand({BinDir() + "/retrain-server", "--listen", "0.0.0.0:0",
-                                "--state_dir", dir.path() + "/state"},
-                               std::chrono::seconds(30));
+  CommandResult r = RunCommand(
+      {BinDir() + "/retrain-server", "--listen", "0.0.0.0:0", "--state_dir", dir.path() + "/state"},
+      std::chrono::seconds(30));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("without tokens the server listens on loopback only"));
   r = RunCommand({BinDir() + "/retrain-server", "--listen", "127.0.0.1:0", "--state_dir",
@@ -264,23 +262,23 @@ TEST(OperationsTest, HttpJobViewsMatchGrpcAndMetricsMove) {
   ASSERT_EQ(res->status, 200);
   EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/plain; version=0.0.4"));
   const auto types = CheckExpositionFormat(res->body);
-  for (const auto& [name, type] : std::map<std::string, std::string>{
-           {"retrain_jobs", "gauge"},
-           {"retrain_queue_length", "gauge"},
-           {"retrain_jobs_in_memory", "gauge"},
-           {"retrain_queue_wait_seconds", "summary"},
-           {"retrain_workers", "gauge"},
-           {"retrain_worker_free_memory_bytes", "gauge"},
-           {"retrain_tasks_leased_total", "counter"},
-           {"retrain_tasks_retried_total", "counter"},
-           {"retrain_tasks_failed_total", "counter"},
-           {"retrain_images_written_total", "counter"},
-           {"retrain_images_skipped_total", "counter"},
-           {"retrain_training_examples_per_second", "gauge"},
-           {"retrain_training_loss", "gauge"},
-           {"retrain_rpc_requests_total", "counter"},
-           {"retrain_rpc_duration_seconds", "histogram"},
-           {"retrain_http_requests_total", "counter"}}) {
+  for (const auto& [name, type] :
+       std::map<std::string, std::string>{{"retrain_jobs", "gauge"},
+                                          {"retrain_queue_length", "gauge"},
+                                          {"retrain_jobs_in_memory", "gauge"},
+                                          {"retrain_queue_wait_seconds", "summary"},
+                                          {"retrain_workers", "gauge"},
+                                          {"retrain_worker_free_memory_bytes", "gauge"},
+                                          {"retrain_tasks_leased_total", "counter"},
+                                          {"retrain_tasks_retried_total", "counter"},
+                                          {"retrain_tasks_failed_total", "counter"},
+                                          {"retrain_images_written_total", "counter"},
+                                          {"retrain_images_skipped_total", "counter"},
+                                          {"retrain_training_examples_per_second", "gauge"},
+                                          {"retrain_training_loss", "gauge"},
+                                          {"retrain_rpc_requests_total", "counter"},
+                                          {"retrain_rpc_duration_seconds", "histogram"},
+                                          {"retrain_http_requests_total", "counter"}}) {
     EXPECT_EQ(types.count(name) ? types.at(name) : "missing", type) << name;
   }
   auto before = Samples(res->body);
@@ -342,30 +340,60 @@ TEST(OperationsTest, HttpJobViewsMatchGrpcAndMetricsMove) {
   EXPECT_GE(after["retrain_tasks_leased_total{kind=\"shard\"}"], 2);
   EXPECT_EQ(after["retrain_jobs{type=\"dataset_build\",state=\"succeeded\"}"], 1);
   EXPECT_EQ(after["retrain_queue_wait_seconds_count"], 1);
-  EXPECT_GE(after["retrain_rpc_requests_total{code=\"OK\",method=\"/retrain.v1.WorkerService/LeaseTask\"}"], 3);
+  EXPECT_GE(after["retrain_rpc_requests_total{code=\"OK\",method=\"/retrain.v1.WorkerService/"
+                  "LeaseTask\"}"],
+            3);
   EXPECT_GE(after["retrain_http_requests_total{code=\"400\",route=\"/v1/jobs\"}"], 1);
   EXPECT_GT(after["retrain_rpc_duration_seconds_count{method=\"/retrain.v1.JobService/GetJob\"}"],
             0);
 
-  // The page is one self-contained HTML file.
+  // A job's log and training series: none for a build, and ended; 404
+  // naming an unknown job, 400 naming a bad parameter, 401 without a token.
+  res = http.Get("/v1/jobs/" + built.id() + "/metrics", auth);
+  ASSERT_EQ(res->status, 200);
+  v1::GetJobMetricsResponse series;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &series).ok()) << res->body;
+  EXPECT_EQ(series.points_size(), 0);
+  EXPECT_TRUE(series.job_ended());
+  res = http.Get("/v1/jobs/" + built.id() + "/logs?offset=0&max_lines=10", auth);
+  ASSERT_EQ(res->status, 200);
+  v1::GetJobLogsResponse lines;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, &lines).ok()) << res->body;
+  EXPECT_TRUE(lines.job_ended());
+  for (const std::string what : {"metrics", "logs"}) {
+    SCOPED_TRACE(what);
+    res = http.Get("/v1/jobs/j-999999/" + what, auth);
+    EXPECT_EQ(res->status, 404);
+    EXPECT_THAT(res->body, HasSubstr("no job 'j-999999'"));
+    res = http.Get("/v1/jobs/" + built.id() + "/" + what + "?offset=-1", auth);
+    EXPECT_EQ(res->status, 400);
+    EXPECT_THAT(res->body, HasSubstr("offset: must be a number from 0"));
+    res = http.Get("/v1/jobs/" + built.id() + "/" + what + "?offset=ten", auth);
+    EXPECT_EQ(res->status, 400);
+    EXPECT_THAT(res->body, HasSubstr("offset: must be a number from 0"));
+    res = http.Get("/v1/jobs/" + built.id() + "/" + what);
+    EXPECT_EQ(res->status, 401);
+  }
+  res = http.Get("/v1/jobs/" + built.id() + "/metrics?max_points=many", auth);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_THAT(res->body, HasSubstr("max_points: must be a number from 0"));
+  res = http.Get("/v1/jobs/" + built.id() + "/logs?max_lines=99999999999", auth);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_THAT(res->body, HasSubstr("max_lines: must be a number from 0"));
+
+  // The pages are self-contained HTML files, served without a token.
+  res = http.Get("/jobs/" + built.id());
+  ASSERT_EQ(res->status, 200);
+  EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/html"));
+  EXPECT_THAT(res->body, HasSubstr("/metrics"));
+  EXPECT_THAT(res->body, ::testing::Not(HasSubstr("http://")));
+  EXPECT_THAT(res->body, ::testing::Not(HasSubstr("https://")));
   res = http.Get("/");
   ASSERT_EQ(res->status, 200);
   EXPECT_THAT(res->get_header_value("Content-Type"), HasSubstr("text/html"));
   EXPECT_THAT(res->body, HasSubstr("/v1/jobs"));
   EXPECT_THAT(res->body, ::testing::Not(HasSubstr("http://")));
   EXPECT_THAT(res->body, ::testing::Not(HasSubstr("https://")));
-}
-
-// The page as headless Chromium renders it once its scripts have run.
-std::string RenderedPage(const std::string& url, const std::string& profile_dir) {
-  CommandResult r = RunCommand(
-      {"/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-       "--no-first-run", "--disable-background-networking", "--disable-component-update",
-       "--disable-sync", "--user-data-dir=" + profile_dir, "--virtual-time-budget=5000",
-       "--dump-dom", url},
-      std::chrono::seconds(60));
-  EXPECT_EQ(r.exit_code, 0) << "chromium (Debian's package, from scripts/install-deps): " << r.err;
-  return r.out;
 }
 
 // ListJobs, every page, newest first: the ids.
@@ -510,10 +538,87 @@ TEST(OperationsTest, TheStatusPageShowsJobsAndWorkersInChromium) {
   EXPECT_THAT(cells, HasSubstr("SUCCEEDED"));
   EXPECT_THAT(cells, HasSubstr("aria-valuenow=\"100\""));
   EXPECT_THAT(cells, HasSubstr("width: 100%"));
+  // Its id links to its page.
+  EXPECT_THAT(cells, HasSubstr("<a href=\"/jobs/" + built.id() + "\">" + built.id() + "</a>"));
   // The worker's row and the summary line.
   EXPECT_THAT(dom, HasSubstr("<td>w-1</td>"));
   EXPECT_THAT(dom, HasSubstr("IDLE"));
   EXPECT_THAT(dom, HasSubstr("1 jobs, 1 workers; updated"));
+}
+
+// The rows of the table with this id in a rendered page, each as its cells'
+// texts joined by " | ".
+std::vector<std::string> TableRows(const std::string& dom, const std::string& id) {
+  std::smatch table;
+  if (!std::regex_search(dom, table,
+                         std::regex("<table id=\"" + id + "\"[^>]*>([\\s\\S]*?)</table>"))) {
+    ADD_FAILURE() << "no table '" << id << "' in " << dom;
+    return {};
+  }
+  const std::string body = table[1];
+  static const std::regex kRow("<tr[^>]*>([\\s\\S]*?)</tr>");
+  static const std::regex kCell("<td[^>]*>([\\s\\S]*?)</td>");
+  std::vector<std::string> out;
+  for (std::sregex_iterator r(body.begin(), body.end(), kRow), end; r != end; ++r) {
+    const std::string row = (*r)[1];
+    std::string cells;
+    for (std::sregex_iterator c(row.begin(), row.end(), kCell); c != end; ++c) {
+      cells += (cells.empty() ? "" : " | ") + (*c)[1].str();
+    }
+    if (!cells.empty()) out.push_back(cells);
+  }
+  return out;
+}
+
+TEST(OperationsTest, ADatasetBuildsPageShowsItsClassesShardsSkippedFilesAndHistoryInChromium) {
+  TempDir dir;
+  ClusterOptions options;
+  options.http = true;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  WriteImages(dir.path());
+  const v1::Job built = BuildDataset(cluster, dir.path());
+  ASSERT_EQ(built.state(), v1::JOB_STATE_SUCCEEDED) << built.error();
+
+  const std::string dom =
+      RenderedPage(cluster.http_url() + "/jobs/" + built.id(), dir.path() + "/chromium");
+  EXPECT_THAT(dom, HasSubstr("Job " + built.id() + " \u2014 dataset build"));
+  EXPECT_THAT(dom, HasSubstr("ended; read"));
+  // Records per class and split, with their total.
+  EXPECT_THAT(TableRows(dom, "classes"),
+              ::testing::ElementsAre(HasSubstr("| cat | 6 | 0"), HasSubstr("| dog | 6 | 0"),
+                                     HasSubstr("all | 12 | 0")));
+  // Each shard, with its records and checksum.
+  std::vector<std::string> shards;
+  for (const auto& shard : built.dataset_build_result().train().shards()) {
+    shards.push_back("train | " + shard.file() + " | " + std::to_string(shard.num_records()));
+  }
+  ASSERT_FALSE(shards.empty());
+  const std::vector<std::string> shard_rows = TableRows(dom, "shards");
+  ASSERT_EQ(shard_rows.size(), shards.size());
+  for (size_t i = 0; i < shards.size(); ++i) {
+    EXPECT_THAT(shard_rows[i], HasSubstr(shards[i]));
+    EXPECT_THAT(shard_rows[i], HasSubstr(built.dataset_build_result().train().shards(i).sha256()));
+  }
+  // The file that is not an image, and why.
+  EXPECT_THAT(TableRows(dom, "skipped"),
+              ::testing::ElementsAre(HasSubstr("train | dog/broken.jpg | not an image")));
+  // The history, every event with its reason, the last one first to last.
+  const std::vector<std::string> history = TableRows(dom, "history");
+  ASSERT_EQ(history.size(), static_cast<size_t>(built.history_size()));
+  for (int i = 0; i < built.history_size(); ++i) {
+    EXPECT_THAT(history[i], HasSubstr(built.history(i).reason()));
+  }
+  EXPECT_THAT(history.back(), HasSubstr("SUCCEEDED"));
+  // A build has no training series and no log.
+  EXPECT_THAT(dom, HasSubstr("<section id=\"charts-section\" hidden=\"\">"));
+  EXPECT_THAT(dom, HasSubstr("<section id=\"log-section\" hidden=\"\">"));
+
+  // A job that never was is named as such.
+  const std::string missing =
+      RenderedPage(cluster.http_url() + "/jobs/j-999999", dir.path() + "/chromium");
+  EXPECT_THAT(missing, HasSubstr("the server says: job_id: no job 'j-999999'"));
 }
 
 TEST(OperationsTest, TheStatusPageAsksForTheTokenInChromium) {
@@ -524,6 +629,11 @@ TEST(OperationsTest, TheStatusPageAsksForTheTokenInChromium) {
   EXPECT_THAT(dom, HasSubstr("this server needs its client token"));
   EXPECT_THAT(dom, HasSubstr("id=\"login\" style=\"display: block;\""));
   EXPECT_THAT(dom, ::testing::Not(HasSubstr("<td>w-")));
+  // A job's page asks alike.
+  const std::string job =
+      RenderedPage(cluster.http_url() + "/jobs/j-000001", dir.path() + "/chromium");
+  EXPECT_THAT(job, HasSubstr("this server needs its client token"));
+  EXPECT_THAT(job, HasSubstr("id=\"login\" style=\"display: block;\""));
 }
 
 // TLS on gRPC and HTTP, and mutual TLS for workers: a worker must present a
@@ -544,13 +654,30 @@ TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
   const std::string ca_file = write("ca.pem", ca.cert);
   const std::string client_token = write("client.token", kClientToken);
   const std::string worker_token = write("worker.token", kWorkerToken);
-  auto server_process = Process::Start(
-      {BinDir() + "/retrain-server", "--listen", "127.0.0.1:0", "--port_file", d + "/port",
-       "--http_listen", "127.0.0.1:0", "--http_port_file", d + "/http_port", "--state_dir",
-       d + "/state", "--data_root", d, "--client_token_file", client_token,
-       "--worker_token_file", worker_token, "--tls_cert_file", write("server.pem", server.cert),
-       "--tls_key_file", write("server.key", server.key), "--tls_client_ca_file", ca_file},
-      d + "/server.log");
+  auto server_process = Process::Start({BinDir() + "/retrain-server",
+                                        "--listen",
+                                        "127.0.0.1:0",
+                                        "--port_file",
+                                        d + "/port",
+                                        "--http_listen",
+                                        "127.0.0.1:0",
+                                        "--http_port_file",
+                                        d + "/http_port",
+                                        "--state_dir",
+                                        d + "/state",
+                                        "--data_root",
+                                        d,
+                                        "--client_token_file",
+                                        client_token,
+                                        "--worker_token_file",
+                                        worker_token,
+                                        "--tls_cert_file",
+                                        write("server.pem", server.cert),
+                                        "--tls_key_file",
+                                        write("server.key", server.key),
+                                        "--tls_client_ca_file",
+                                        ca_file},
+                                       d + "/server.log");
   for (int i = 0; i < 600 && !(std::filesystem::exists(d + "/port") &&
                                std::filesystem::exists(d + "/http_port"));
        ++i) {
@@ -573,9 +700,8 @@ TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
     return resp.workers_size();
   };
   EXPECT_EQ(list_workers(), 0);
-  CommandResult plain =
-      RunCommand({BinDir() + "/retrain", "--server", target, "--token_file", client_token,
-                  "--timeout_s", "3", "workers"});
+  CommandResult plain = RunCommand({BinDir() + "/retrain", "--server", target, "--token_file",
+                                    client_token, "--timeout_s", "3", "workers"});
   EXPECT_EQ(plain.exit_code, 3) << plain.err;  // unreachable: no TLS
   CommandResult cli = RunCommand({BinDir() + "/retrain", "--server", target, "--token_file",
                                   client_token, "--tls_ca_file", ca_file, "workers"});
@@ -584,8 +710,9 @@ TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
   // Workers: the right certificate registers; none, an expired one or one
   // from another CA does not.
   auto run_worker = [&](const std::vector<std::string>& tls_args) {
-    std::vector<std::string> argv{BinDir() + "/retrain-worker", "--server", target,
-                                  "--token_file", worker_token, "--unreachable_timeout_s", "3"};
+    std::vector<std::string> argv{
+        BinDir() + "/retrain-worker", "--server", target, "--token_file", worker_token,
+        "--unreachable_timeout_s",    "3"};
     argv.insert(argv.end(), tls_args.begin(), tls_args.end());
     return RunCommand(argv, std::chrono::seconds(30));
   };
@@ -593,9 +720,9 @@ TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
   EXPECT_NE(no_cert.exit_code, 0);
   EXPECT_THAT(no_cert.err, HasSubstr("mutual TLS"));
   for (const PemPair* bad : {&expired, &stranger}) {
-    CommandResult r = run_worker({"--tls_ca_file", ca_file, "--tls_cert_file",
-                                  write("bad.pem", bad->cert), "--tls_key_file",
-                                  write("bad.key", bad->key)});
+    CommandResult r =
+        run_worker({"--tls_ca_file", ca_file, "--tls_cert_file", write("bad.pem", bad->cert),
+                    "--tls_key_file", write("bad.key", bad->key)});
     EXPECT_NE(r.exit_code, 0) << r.err;
   }
   EXPECT_EQ(list_workers(), 0);
@@ -627,8 +754,8 @@ TEST(OperationsTest, TlsAndMutualTlsForWorkers) {
 TEST(OperationsTest, LimitsRefuseWithTheFlagToRaise) {
   TempDir dir;
   ClusterOptions options;
-  options.server_args = {"--max_pending_jobs_per_client", "2", "--max_watch_streams", "1",
-                         "--max_request_mib", "1"};
+  options.server_args = {
+      "--max_pending_jobs_per_client", "2", "--max_watch_streams", "1", "--max_request_mib", "1"};
   Cluster cluster(dir.path(), options);
   cluster.StartServer();  // no worker: builds wait for one
   WriteImages(dir.path());
@@ -759,19 +886,21 @@ TEST(OperationsTest, EveryCommandPrintsJson) {
   EXPECT_EQ(workers.workers_size(), 1);
   v1::GetJobLogsResponse logs;
   json({"logs", built.id()}, &logs);
+  v1::GetJobMetricsResponse series;
+  json({"metrics", built.id()}, &series);
+  EXPECT_TRUE(series.job_ended());
   v1::Job validated;
-  json({"train", "--data_dir", dir.path() + "/out", "--train_dir", dir.path() + "/run",
-        "--model", "small", "--max_steps", "10", "--validate_only"},
+  json({"train", "--data_dir", dir.path() + "/out", "--train_dir", dir.path() + "/run", "--model",
+        "small", "--max_steps", "10", "--validate_only"},
        &validated);
   EXPECT_EQ(validated.training().model(), "small");
   // With no worker left, a second build waits: cancel it.
   cluster.workers()[0]->Signal(SIGKILL);
   cluster.workers()[0]->Wait();
   v1::Job queued;
-  CommandResult r =
-      json({"build-dataset", "--train_directory", dir.path() + "/train", "--output_directory",
-            dir.path() + "/out2"},
-           &queued);
+  CommandResult r = json({"build-dataset", "--train_directory", dir.path() + "/train",
+                          "--output_directory", dir.path() + "/out2"},
+                         &queued);
   v1::Job cancelled;
   json({"cancel", queued.id()}, &cancelled);
   EXPECT_EQ(cancelled.id(), queued.id());

@@ -5,20 +5,24 @@
 // files, a killed worker, a killed coordinator, admission and queueing,
 // cancel.
 #include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
 #include "common/job_states.h"
+#include "tests/support/browser.h"
 #include "tests/support/cluster.h"
 #include "tests/support/postgres_server.h"
 
@@ -30,13 +34,12 @@ namespace v1 = retrain::v1;
 using ::testing::HasSubstr;
 
 // `limit` MNIST digits (0: all 10,000) built into shards under `root`/data.
-void BuildDigits(Cluster& cluster, const std::string& root, int limit,
-                 v1::Job* built = nullptr) {
+void BuildDigits(Cluster& cluster, const std::string& root, int limit, v1::Job* built = nullptr) {
   const std::string digits = RETRAIN_MNIST_DIGITS;
   ASSERT_TRUE(fs::exists(digits + "/9.json"))
       << digits << " is missing: run scripts/fetch-sample-data (scripts/test does)";
-  std::vector<std::string> args{BinDir() + "/retrain-make-images", "mnist", "--digits", digits,
-                                "--out", root + "/mnist"};
+  std::vector<std::string> args{
+      BinDir() + "/retrain-make-images", "mnist", "--digits", digits, "--out", root + "/mnist"};
   // retrain-make-images counts its limit per digit.
   if (limit > 0) args.insert(args.end(), {"--limit", std::to_string(limit / 10)});
   CommandResult made = RunCommand(args);
@@ -156,7 +159,8 @@ int64_t NewestCheckpointStep(const std::string& train_dir) {
   std::error_code ec;
   for (const auto& f : fs::directory_iterator(train_dir, ec)) {
     const std::string name = f.path().filename().string();
-    if (name.rfind("model.ckpt-", 0) == 0) best = std::max<int64_t>(best, std::stoll(name.substr(11)));
+    if (name.rfind("model.ckpt-", 0) == 0)
+      best = std::max<int64_t>(best, std::stoll(name.substr(11)));
   }
   return best;
 }
@@ -187,12 +191,33 @@ TEST(TrainingServiceTest, DigitsTrainOverTwoWorkersToNinetySevenPercentAndClassi
   // 8 epochs of 8,000 digits in batches of 64, one CPU rank on each worker.
   v1::TrainingSpec spec = DigitsSpec(dir.path(), "run", 0);
   spec.set_data_dir(wds);
-  CommandResult r = cluster.Cli(
-      {"train", "--data_dir", spec.data_dir(), "--train_dir", spec.train_dir(), "--model", "small",
-       "--augmentation", "none", "--batch_size", "64", "--num_epochs", "8",
-       "--initial_learning_rate", "0.05", "--num_epochs_per_decay", "2",
-       "--learning_rate_decay_factor", "0.5", "--input_queue_memory_factor", "1",
-       "--num_preprocess_threads", "1", "--num_workers", "2", "--seed", "7"});
+  CommandResult r = cluster.Cli({"train",
+                                 "--data_dir",
+                                 spec.data_dir(),
+                                 "--train_dir",
+                                 spec.train_dir(),
+                                 "--model",
+                                 "small",
+                                 "--augmentation",
+                                 "none",
+                                 "--batch_size",
+                                 "64",
+                                 "--num_epochs",
+                                 "8",
+                                 "--initial_learning_rate",
+                                 "0.05",
+                                 "--num_epochs_per_decay",
+                                 "2",
+                                 "--learning_rate_decay_factor",
+                                 "0.5",
+                                 "--input_queue_memory_factor",
+                                 "1",
+                                 "--num_preprocess_threads",
+                                 "1",
+                                 "--num_workers",
+                                 "2",
+                                 "--seed",
+                                 "7"});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   ASSERT_THAT(r.out, HasSubstr("submitted j-"));
   const std::string id = r.out.substr(r.out.find("j-"), 8);
@@ -255,6 +280,152 @@ TEST(TrainingServiceTest, DigitsTrainOverTwoWorkersToNinetySevenPercentAndClassi
   EXPECT_GE(right, 950) << "of 1000 validation JPEGs classified right";
 }
 
+// GET `path` with `http` into `message` (protobuf's JSON mapping).
+template <typename Message>
+void GetJson(httplib::Client& http, const std::string& path, Message* message) {
+  auto res = http.Get(path);
+  ASSERT_TRUE(res) << path;
+  ASSERT_EQ(res->status, 200) << path << ": " << res->body;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(res->body, message).ok()) << res->body;
+}
+
+// The steps of a series' points of one kind.
+std::vector<int64_t> StepsOf(const v1::GetJobMetricsResponse& series,
+                             v1::TrainingPoint::Kind kind) {
+  std::vector<int64_t> steps;
+  for (const auto& p : series.points()) {
+    if (p.kind() == kind) steps.push_back(p.step());
+  }
+  return steps;
+}
+
+// The value of attribute `name` of the element with id `id` in a rendered
+// page; "" when there is none.
+std::string AttributeOf(const std::string& dom, const std::string& id, const std::string& name) {
+  std::smatch m;
+  const std::regex element("<[a-z]+ [^>]*id=\"" + id + "\"[^>]*>");
+  if (!std::regex_search(dom, m, element)) return "";
+  const std::string tag = m[0];
+  if (!std::regex_search(tag, m, std::regex(" " + name + "=\"([^\"]*)\""))) return "";
+  return m[1];
+}
+
+// How many x,y pairs the polyline of a chart's first line has.
+int PolylinePoints(const std::string& dom, const std::string& chart_id) {
+  std::smatch m;
+  const std::regex chart("<svg [^>]*id=\"" + chart_id +
+                         "\"[\\s\\S]*?<polyline [^>]*points=\"([^\"]*)\"");
+  if (!std::regex_search(dom, m, chart)) return -1;
+  std::istringstream pairs(m[1].str());
+  int n = 0;
+  for (std::string pair; pairs >> pair;) n += pair.find(',') != std::string::npos;
+  return n;
+}
+
+// A finished training's page, as Chromium shows it, charts every step the
+// trainer logged, once, the same points the series endpoint gives and the
+// log's step lines count; it shows the history and the checkpoints. The
+// series stays in the store across a coordinator restart.
+TEST(TrainingServiceTest, ATrainingsPageChartsEveryLoggedStepInChromium) {
+  TempDir dir;
+  ClusterOptions options;
+  options.http = true;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  BuildDigits(cluster, dir.path(), 500);
+  // Logged every 10 steps and at the last; checkpoints every 20 and at the end.
+  constexpr int64_t kSteps = 75;
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "run", kSteps), &job).ok());
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  const std::vector<int64_t> logged = {10, 20, 30, 40, 50, 60, 70, 75};
+
+  // The series: each logged step, the checkpoints, the job's evaluation.
+  httplib::Client http("127.0.0.1", cluster.http_port());
+  v1::GetJobMetricsResponse series;
+  GetJson(http, "/v1/jobs/" + job.id() + "/metrics", &series);
+  EXPECT_TRUE(series.job_ended());
+  EXPECT_EQ(StepsOf(series, v1::TrainingPoint::KIND_STEP), logged);
+  EXPECT_EQ(StepsOf(series, v1::TrainingPoint::KIND_CHECKPOINT),
+            (std::vector<int64_t>{20, 40, 60, 75}));
+  EXPECT_EQ(StepsOf(series, v1::TrainingPoint::KIND_EVAL), (std::vector<int64_t>{kSteps}));
+  for (const auto& p : series.points()) {
+    if (p.kind() != v1::TrainingPoint::KIND_STEP) continue;
+    EXPECT_GT(p.loss(), 0) << p.DebugString();
+    EXPECT_GT(p.learning_rate(), 0) << p.DebugString();
+    EXPECT_EQ(p.max_steps(), kSteps);
+    EXPECT_TRUE(p.has_time());
+  }
+  // As many as the log's step lines.
+  v1::GetJobLogsResponse log;
+  GetJson(http, "/v1/jobs/" + job.id() + "/logs", &log);
+  std::vector<int64_t> step_lines;
+  static const std::regex kStepLine(R"(step (\d+), loss = )");
+  for (const auto& line : log.lines()) {
+    std::smatch m;
+    if (std::regex_search(line, m, kStepLine)) step_lines.push_back(std::stoll(m[1]));
+  }
+  EXPECT_EQ(step_lines, logged);
+  // A page of it from an offset.
+  v1::GetJobMetricsResponse page;
+  GetJson(http, "/v1/jobs/" + job.id() + "/metrics?offset=2&max_points=3", &page);
+  ASSERT_EQ(page.points_size(), 3);
+  EXPECT_EQ(page.points(0).DebugString(), series.points(2).DebugString());
+  EXPECT_EQ(page.next_offset(), 5);
+  EXPECT_FALSE(page.job_ended());
+  // The CLI prints the same series, a line a point.
+  CommandResult printed = cluster.Cli({"metrics", job.id()});
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  EXPECT_EQ(std::count(printed.out.begin(), printed.out.end(), '\n'), series.points_size());
+  EXPECT_THAT(printed.out, HasSubstr("step     75  loss "));
+  EXPECT_THAT(printed.out, HasSubstr("checkpoint at step 20: "));
+  EXPECT_THAT(printed.out, HasSubstr("eval at step 75: precision @ 1 = "));
+
+  // The page: a chart per figure with a point per logged step, the
+  // evaluation, the checkpoints, the history and the log.
+  const std::string url = cluster.http_url() + "/jobs/" + job.id();
+  const std::string dom = RenderedPage(url, dir.path() + "/chromium");
+  for (const std::string chart : {"chart-loss", "chart-learning-rate", "chart-examples-per-sec"}) {
+    SCOPED_TRACE(chart);
+    EXPECT_EQ(AttributeOf(dom, chart, "data-points"), std::to_string(logged.size()));
+    EXPECT_EQ(PolylinePoints(dom, chart), static_cast<int>(logged.size()));
+  }
+  EXPECT_EQ(AttributeOf(dom, "chart-precision", "data-points"), "1");
+  EXPECT_THAT(dom, HasSubstr("8 steps logged, 1 evaluations, 4 checkpoints"));
+  const std::string final_checkpoint = job.training_result().final_checkpoint();
+  ASSERT_FALSE(final_checkpoint.empty());
+  EXPECT_THAT(dom, HasSubstr(final_checkpoint + "  (final)"));
+  for (const auto& p : series.points()) {
+    if (p.kind() == v1::TrainingPoint::KIND_CHECKPOINT) {
+      EXPECT_THAT(dom, HasSubstr(p.checkpoint()));
+    }
+  }
+  for (const auto& e : job.history()) EXPECT_THAT(dom, HasSubstr(e.reason()));
+  EXPECT_THAT(dom, HasSubstr("finished at step 75"));
+  EXPECT_THAT(dom, HasSubstr("ended; read"));
+  const std::string png = dir.path() + "/job-page.png";
+  ASSERT_TRUE(ScreenshotPage(url, dir.path() + "/chromium", png));
+  EXPECT_EQ(ReadAll(png).substr(0, 8), "\x89PNG\r\n\x1a\n");
+  if (const char* keep = std::getenv("RETRAIN_TEST_SCREENSHOT_DIR")) {
+    fs::copy_file(png, std::string(keep) + "/training-job-page.png",
+                  fs::copy_options::overwrite_existing);
+  }
+
+  // After a restart the store gives the same series.
+  cluster.KillServer(SIGTERM);
+  cluster.StartServer(cluster.port());
+  httplib::Client restarted("127.0.0.1", cluster.http_port());
+  v1::GetJobMetricsResponse again;
+  Eventually([&] {
+    auto res = restarted.Get("/v1/jobs/" + job.id() + "/metrics");
+    return res && res->status == 200;
+  });
+  GetJson(restarted, "/v1/jobs/" + job.id() + "/metrics", &again);
+  EXPECT_EQ(again.DebugString(), series.DebugString());
+}
+
 TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   TempDir dir;
   ClusterOptions options;
@@ -269,9 +440,12 @@ TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
   // Past a checkpoint, and the trainer's progress has reached the coordinator.
-  job = cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
-    return j.progress().step() > 0 && NewestCheckpointStep(dir.path() + "/run") >= 40;
-  }, std::chrono::seconds(180));
+  job = cluster.WaitForJob(
+      job.id(),
+      [&](const v1::Job& j) {
+        return j.progress().step() > 0 && NewestCheckpointStep(dir.path() + "/run") >= 40;
+      },
+      std::chrono::seconds(180));
   // While it trains, its figures are on /metrics.
   httplib::Client http("127.0.0.1", cluster.http_port());
   std::string metrics = http.Get("/metrics")->body;
@@ -312,9 +486,9 @@ TEST(TrainingServiceTest, AJobOverTwoWorkersIsPlacedAgainWhenOneDies) {
   spec.set_num_workers(2);
   v1::Job job;
   ASSERT_TRUE(Submit(cluster, spec, &job).ok());
-  cluster.WaitForJob(job.id(), [&](const v1::Job&) {
-    return NewestCheckpointStep(dir.path() + "/run") >= 40;
-  }, std::chrono::seconds(180));
+  cluster.WaitForJob(
+      job.id(), [&](const v1::Job&) { return NewestCheckpointStep(dir.path() + "/run") >= 40; },
+      std::chrono::seconds(180));
   // Kill one of the two workers running a part (not necessarily rank 0's).
   ASSERT_NE(KillAWorkerWithATask(cluster), 0);
   job = cluster.WaitForEnd(job.id(), std::chrono::seconds(400));
@@ -338,8 +512,9 @@ void StartTrainingToInterrupt(Cluster& cluster, const std::string& root, v1::Tra
   BuildDigits(cluster, root, 2000);
   *spec = DigitsSpec(root, "run", kInterruptedRunSteps);
   ASSERT_TRUE(Submit(cluster, *spec, job).ok());
-  cluster.WaitForJob(job->id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
-                     std::chrono::seconds(180));
+  cluster.WaitForJob(
+      job->id(), [](const v1::Job& j) { return j.progress().step() >= 30; },
+      std::chrono::seconds(180));
 }
 
 TEST(TrainingServiceTest, ACoordinatorRestartLosesNoTrainingJob) {
@@ -475,8 +650,9 @@ TEST(TrainingServiceTest, AdmissionQueueingPriorityAndCancel) {
   // Cancel: the trainer checkpoints, the job ends CANCELLED, the worker is free.
   CommandResult c = cluster.Cli({"cancel", a.id()});
   ASSERT_EQ(c.exit_code, 0) << c.err;
-  high = cluster.WaitForJob(high.id(), [](const v1::Job& j) { return IsFinalState(j.state()); },
-                            std::chrono::seconds(180));
+  high = cluster.WaitForJob(
+      high.id(), [](const v1::Job& j) { return IsFinalState(j.state()); },
+      std::chrono::seconds(180));
   EXPECT_EQ(high.state(), v1::JOB_STATE_SUCCEEDED) << high.error();
   low = cluster.WaitForEnd(low.id(), std::chrono::seconds(180));
   EXPECT_EQ(low.state(), v1::JOB_STATE_SUCCEEDED) << low.error();

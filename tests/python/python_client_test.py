@@ -1,77 +1,43 @@
 #!/usr/bin/python3
-"""End-to-end test of the Python example client, client/python/retrain_client.py.
+"""End-to-end test of the Python client, `retrain-client` (retrain.client)
+as `pip install ./client/python` installs it.
 
 Starts a real retrain-server (with client and worker tokens, port 0, in a
 temporary directory) and one retrain-worker, writes a small labelled image
-tree with one broken file, and runs the client as a subprocess the way a
-user would: a build that succeeds, the same build resubmitted with the same
-request id, and calls without or with a wrong token. Then two servers on one
-PostgreSQL database (retrain-test-postgres): the client given the standby
-first goes to the leader, and after the leader is killed to its successor.
+tree with one broken file, and runs the installed `retrain-client` as a
+subprocess the way a user would: a build that succeeds, the same build
+resubmitted with the same request id, and calls without or with a wrong
+token. Then two servers on one PostgreSQL database (retrain-test-postgres):
+the client given the standby first goes to the leader, and after the leader
+is killed to its successor.
 
-Usage: python_client_test.py --stubs_dir DIR --client PATH --postgres PATH
-[unittest args].
-The binaries come from RETRAIN_BIN_DIR. Every wait is bounded; the server and
-worker are stopped at the end, also on failure, and die with this process.
+Usage: python_client_test.py --postgres PATH [unittest args], run by the
+Python of the environment the package is installed in (tests/python/
+install_package.sh makes one). The binaries come from RETRAIN_BIN_DIR.
 """
 
 import argparse
-import ctypes
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
-import urllib.error
-import urllib.request
+
+from cluster import CLIENT_TOKEN, STOP_TIMEOUT, Cluster, die_with_parent, environment, run_tests
+from retrain import shards
 
 # Set by main().
-STUBS_DIR = None
-CLIENT = None
 POSTGRES = None  # retrain-test-postgres
+# The installed program, beside the interpreter.
+CLIENT = os.path.join(os.path.dirname(sys.executable), "retrain-client")
 
-CLIENT_TOKEN = "client-token-for-the-test"
-WORKER_TOKEN = "worker-token-for-the-test"
 LABELS = ("cat", "dog")
 IMAGES_PER_LABEL = 3
 # Seconds.
-START_TIMEOUT = 30
 CLIENT_TIMEOUT = 120
-STOP_TIMEOUT = 10
-# How long a standby waits for a silent leader (retrain-server --leader_lease_ms).
-LEADER_LEASE_MS = 2000
-
-# Log tails of the stopped clusters, printed when a test failed.
-_logs = []
-# Clusters started and not yet stopped.
-_live_clusters = []
-
-
-def _die_with_parent():
-    """In a child before exec: SIGKILL it when this process dies, so that a
-    test killed by ctest's timeout leaves no server or worker behind."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _environment(**overrides):
-    """This process's environment without proxy settings (gRPC would honour
-    them even on loopback), with `overrides`; a value of None removes it."""
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    env.update({k: v for k, v in overrides.items() if v is not None})
-    for k in [k for k, v in overrides.items() if v is None]:
-        env.pop(k, None)
-    return env
-
-
-def _write_secret(path, text):
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-        f.write(text + "\n")
 
 
 def write_images(train_dir):
@@ -103,127 +69,6 @@ def read_tfrecords(path):
             f.read(4)
 
 
-class Cluster:
-    """retrain-servers with tokens and one retrain-worker, under `root`. The
-    servers' data root is `root`/data. Their state is in `root`/state
-    (SQLite), or with `state_db` ({"uri": ..., "password_file": ...}) in
-    PostgreSQL, where one leads and the others stand by."""
-
-    def __init__(self, root, state_db=None):
-        self.root = root
-        self.data_root = os.path.join(root, "data")
-        self.client_token_file = os.path.join(root, "client.token")
-        self.state_db = state_db
-        self.address = None  # the first server's
-        self.addresses = []
-        self.http_ports = []
-        self._bin_dir = os.environ.get("RETRAIN_BIN_DIR", "")
-        self._processes = []  # (name, Popen, log path)
-
-    def start(self, servers=1):
-        _live_clusters.append(self)
-        if not os.path.isfile(os.path.join(self._bin_dir, "retrain-server")):
-            raise RuntimeError("RETRAIN_BIN_DIR=%r holds no retrain-server" % self._bin_dir)
-        os.makedirs(self.data_root)
-        _write_secret(self.client_token_file, CLIENT_TOKEN)
-        worker_token_file = os.path.join(self.root, "worker.token")
-        _write_secret(worker_token_file, WORKER_TOKEN)
-        for i in range(servers):
-            self._start_server(i, worker_token_file)
-            if self.state_db is not None and i == 0:
-                self.wait_for_leader()  # the first to start leads
-        self.address = self.addresses[0]
-        self._spawn("retrain-worker", "--server", ",".join(self.addresses),
-                    "--token_file", worker_token_file, "--threads", "1")
-
-    def _start_server(self, i, worker_token_file):
-        port_file = os.path.join(self.root, "server-%d.port" % i)
-        http_port_file = os.path.join(self.root, "server-%d.http-port" % i)
-        if self.state_db is None:
-            state = ["--state_dir", os.path.join(self.root, "state")]
-        else:
-            state = ["--state_db", self.state_db["uri"],
-                     "--state_db_password_file", self.state_db["password_file"],
-                     "--leader_lease_ms", str(LEADER_LEASE_MS)]
-        server = self._spawn(
-            "retrain-server",
-            "--listen", "127.0.0.1:0", "--port_file", port_file,
-            "--http_listen", "127.0.0.1:0", "--http_port_file", http_port_file,
-            *state, "--data_root", self.data_root,
-            "--client_token_file", self.client_token_file,
-            "--worker_token_file", worker_token_file,
-            "--lease_timeout_ms", "5000", "--heartbeat_interval_ms", "500",
-            name="retrain-server-%d" % i,
-        )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not (os.path.exists(port_file) and os.path.exists(http_port_file)):
-            if server.poll() is not None:
-                raise RuntimeError("retrain-server exited with %d at start" % server.returncode)
-            if time.monotonic() > deadline:
-                raise RuntimeError("retrain-server wrote no port file in %d s" % START_TIMEOUT)
-            time.sleep(0.05)
-        with open(port_file) as f:
-            self.addresses.append("127.0.0.1:%d" % int(f.read()))
-        with open(http_port_file) as f:
-            self.http_ports.append(int(f.read()))
-
-    def leader(self):
-        """The index of the server whose /readyz answers 200 (the one that
-        leads), or None."""
-        for i, port in enumerate(self.http_ports):
-            try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % port, timeout=2) as r:
-                    if r.status == 200:
-                        return i
-            except (urllib.error.URLError, OSError):
-                pass
-        return None
-
-    def wait_for_leader(self, timeout=START_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            i = self.leader()
-            if i is not None:
-                return i
-            time.sleep(0.1)
-        raise RuntimeError("no retrain-server leads after %d s" % timeout)
-
-    def kill_server(self, i):
-        """SIGKILLs server `i` (the way a machine is lost)."""
-        servers = [p for name, p, _ in self._processes if name.startswith("retrain-server")]
-        servers[i].kill()
-        servers[i].wait(timeout=STOP_TIMEOUT)
-
-    def stop(self):
-        """Stops every process (SIGTERM, SIGKILL after STOP_TIMEOUT) and keeps
-        the tails of their logs in _logs."""
-        for name, process, log in reversed(self._processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=STOP_TIMEOUT)
-            with open(log, errors="replace") as f:
-                _logs.append((name, process.returncode, f.read()[-4000:]))
-        self._processes = []
-        if self in _live_clusters:
-            _live_clusters.remove(self)
-
-    def _spawn(self, binary, *args, name=None):
-        name = name or binary
-        log = os.path.join(self.root, name + ".log")
-        with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [os.path.join(self._bin_dir, binary), *args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=self.root, env=_environment(), preexec_fn=_die_with_parent,
-            )
-        self._processes.append((name, process, log))
-        return process
-
-
 class ClientTest(unittest.TestCase):
     """Runs the client against self.cluster on the tree at self.train_dir."""
 
@@ -236,9 +81,9 @@ class ClientTest(unittest.TestCase):
         RETRAIN_SERVER=the cluster by default)."""
         env.setdefault("RETRAIN_TOKEN", CLIENT_TOKEN)
         env.setdefault("RETRAIN_SERVER", self.cluster.address)
-        env = _environment(PYTHONPATH=STUBS_DIR, **env)
+        env = environment(**env)
         command = [
-            sys.executable, CLIENT, "--train_directory", self.train_dir,
+            CLIENT, "--train_directory", self.train_dir,
             "--output_directory", os.path.join(self.cluster.data_root, output_name),
             "--train_shards", "2", "--timeout", "10", "--wait_timeout", "90", *args,
         ]
@@ -284,22 +129,19 @@ class PythonClientTest(ClientTest):
         self.assertEqual(run.stderr, "")
 
         out = os.path.join(self.cluster.data_root, "out")
-        shards = sorted(f for f in os.listdir(out) if f.startswith("train-"))
-        self.assertEqual(shards, ["train-00000-of-00002", "train-00001-of-00002"])
+        shard_files = sorted(f for f in os.listdir(out) if f.startswith("train-"))
+        self.assertEqual(shard_files, ["train-00000-of-00002", "train-00001-of-00002"])
         with open(os.path.join(out, "dataset.json")) as f:
             manifest = json.load(f)
         self.assertEqual(manifest["splits"]["train"]["num_records"], 6)
         self.assertEqual([s["reason"] for s in manifest["skipped"]], ["truncated"])
 
-        # The shards hold tf.Example records, read with the generated stubs.
-        from tensorflow.core.example import example_pb2
-
+        # The shards hold tf.Example records.
         texts = []
-        for shard in shards:
+        for shard in shard_files:
             self.assertTrue(os.path.isfile(os.path.join(out, "index", shard + ".idx")))
             for record in read_tfrecords(os.path.join(out, shard)):
-                feature = example_pb2.Example.FromString(record).features.feature
-                texts.append(feature["image/class/text"].bytes_list.value[0].decode())
+                texts.append(shards.parse_example(record)["image/class/text"][0].decode())
         self.assertEqual(sorted(texts), ["cat"] * 3 + ["dog"] * 3)
 
     def test_resubmit_with_token_file_and_request_id_returns_the_same_job(self):
@@ -358,7 +200,7 @@ class FollowTheLeaderTest(ClientTest):
         cls.addClassCleanup(cls._tmp.cleanup)
         postgres = subprocess.Popen(
             [POSTGRES], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env=_environment(), preexec_fn=_die_with_parent,
+            env=environment(), preexec_fn=die_with_parent,
         )
         # Closing its standard input stops the server (cleanups run last first).
         cls.addClassCleanup(postgres.stdout.close)
@@ -393,32 +235,13 @@ class FollowTheLeaderTest(ClientTest):
 
 
 def main():
-    global STUBS_DIR, CLIENT, POSTGRES
+    global POSTGRES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stubs_dir", required=True, help="the generated Python stubs")
-    parser.add_argument("--client", required=True, help="retrain_client.py")
     parser.add_argument("--postgres", required=True,
                         help="retrain-test-postgres (a PostgreSQL server for the failover test)")
     args, rest = parser.parse_known_args()
-    STUBS_DIR, CLIENT = os.path.abspath(args.stubs_dir), os.path.abspath(args.client)
     POSTGRES = os.path.abspath(args.postgres)
-    if not os.path.isdir(os.path.join(STUBS_DIR, "retrain", "v1")):
-        sys.exit("no stubs in %s: build the target retrain_python_stubs first" % STUBS_DIR)
-    sys.path.insert(0, STUBS_DIR)
-    # SIGTERM ends the run as ^C does; what is still running is stopped.
-    def interrupt(*_):
-        raise KeyboardInterrupt("SIGTERM")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        program = unittest.main(argv=[sys.argv[0], *rest], exit=False, verbosity=2)
-    finally:
-        for cluster in list(_live_clusters):
-            cluster.stop()
-    if not program.result.wasSuccessful():
-        for name, code, text in _logs:
-            print("---- %s (exit %s), last lines:\n%s" % (name, code, text), file=sys.stderr)
-        sys.exit(1)
+    run_tests([sys.argv[0], *rest])
 
 
 if __name__ == "__main__":

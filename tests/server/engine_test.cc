@@ -24,8 +24,8 @@ namespace retrain::server {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using std::chrono::milliseconds;
+using ::testing::HasSubstr;
 
 constexpr int kLeaseTimeoutMs = 10000;
 constexpr int64_t kGiB = int64_t{1} << 30;
@@ -375,8 +375,9 @@ TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhol
 }
 
 // A cancelled training's trainer writes its checkpoint and says so as it
-// stops: those last lines reach the job's log from the worker that held the
-// lease, for as long as it keeps reporting (a lease timeout each time).
+// stops: those last lines (and points) reach the job's log (and series)
+// from the worker that held the lease, for as long as it keeps reporting (a
+// lease timeout each time).
 TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
   Start();
   const std::string a = RegisterWorker(), b = RegisterWorker();
@@ -391,6 +392,10 @@ TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
     req.set_task_id(task.id());
     req.set_lease_id(task.lease_id());
     req.add_log_lines(line);
+    // Each line comes with a checkpoint point, which follows it.
+    v1::TrainingPoint* point = req.add_points();
+    point->set_kind(v1::TrainingPoint::KIND_CHECKPOINT);
+    point->set_checkpoint(line);
     auto resp = engine().ReportProgress(req);
     EXPECT_TRUE(resp.ok()) << resp.status();
     EXPECT_FALSE(resp.ok() && resp->keep_going()) << "a cancelled task goes on";
@@ -415,6 +420,96 @@ TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
   report(a, "after a lease timeout of silence");
   EXPECT_THAT(log(),
               ::testing::ElementsAre("checkpoint model.ckpt-7", "stopped on request at step 7"));
+  v1::GetJobMetricsRequest req;
+  req.set_job_id(job);
+  auto series = engine().GetJobMetrics(req);
+  ASSERT_TRUE(series.ok()) << series.status();
+  ASSERT_EQ(series->points_size(), 2);
+  EXPECT_EQ(series->points(0).checkpoint(), "checkpoint model.ckpt-7");
+  EXPECT_EQ(series->points(1).checkpoint(), "stopped on request at step 7");
+}
+
+v1::TrainingPoint StepPoint(int64_t step, double loss) {
+  v1::TrainingPoint p;
+  p.set_kind(v1::TrainingPoint::KIND_STEP);
+  p.set_step(step);
+  p.set_max_steps(10);
+  p.set_loss(loss);
+  return p;
+}
+
+v1::TrainingPoint CheckpointPoint(int64_t step) {
+  v1::TrainingPoint p;
+  p.set_kind(v1::TrainingPoint::KIND_CHECKPOINT);
+  p.set_step(step);
+  p.set_checkpoint("model.ckpt-" + std::to_string(step));
+  return p;
+}
+
+// Every point a worker's reports carry joins the job's series, in order,
+// read from any offset, kept across a restart, and ended with the job.
+TEST_F(EngineTest, EveryReportedTrainingPointJoinsTheJobsSeries) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitCheckedTraining(a, 0);
+  engine().Tick();
+  const v1::Task task = Lease(a, 0);
+  ASSERT_TRUE(task.has_train());
+  auto report = [&](std::vector<v1::TrainingPoint> points) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(a);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    req.mutable_training()->set_step(points.back().step());
+    for (auto& p : points) *req.add_points() = std::move(p);
+    auto resp = engine().ReportProgress(req);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    EXPECT_TRUE(resp->keep_going());
+  };
+  auto series = [&](int64_t offset, int max_points) {
+    v1::GetJobMetricsRequest req;
+    req.set_job_id(job);
+    req.set_offset(offset);
+    req.set_max_points(max_points);
+    auto resp = engine().GetJobMetrics(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? *resp : v1::GetJobMetricsResponse();
+  };
+  auto steps = [](const v1::GetJobMetricsResponse& resp) {
+    std::vector<int64_t> out;
+    for (const auto& p : resp.points()) out.push_back(p.step());
+    return out;
+  };
+  EXPECT_EQ(series(0, 0).points_size(), 0);
+  report({StepPoint(2, 2.3), StepPoint(4, 2.0)});
+  report({StepPoint(6, 1.5), CheckpointPoint(6), StepPoint(8, 1.1)});
+  v1::GetJobMetricsResponse all = series(0, 0);
+  EXPECT_THAT(steps(all), ::testing::ElementsAre(2, 4, 6, 6, 8));
+  EXPECT_EQ(all.points(3).checkpoint(), "model.ckpt-6");
+  EXPECT_DOUBLE_EQ(all.points(2).loss(), 1.5);
+  EXPECT_EQ(all.next_offset(), 5);
+  EXPECT_FALSE(all.job_ended());
+  const v1::GetJobMetricsResponse page = series(1, 2);
+  EXPECT_THAT(steps(page), ::testing::ElementsAre(4, 6));
+  EXPECT_EQ(page.next_offset(), 3);
+  EXPECT_EQ(series(5, 0).points_size(), 0);
+
+  // Kept across a restart; ended once the job has.
+  Start();
+  EXPECT_THAT(steps(series(0, 0)), ::testing::ElementsAre(2, 4, 6, 6, 8));
+  ASSERT_TRUE(engine().CancelJob(job, "").ok());
+  EXPECT_TRUE(series(0, 0).job_ended());
+  EXPECT_FALSE(series(0, 4).job_ended()) << "a page with more after it";
+
+  // A job that never was, and an offset before the start.
+  v1::GetJobMetricsRequest req;
+  req.set_job_id("j-999999");
+  EXPECT_EQ(engine().GetJobMetrics(req).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(engine().GetJobMetrics(req).status().message()), HasSubstr("j-999999"));
+  req.set_job_id(job);
+  req.set_offset(-1);
+  EXPECT_EQ(engine().GetJobMetrics(req).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(engine().GetJobMetrics(req).status().message()), HasSubstr("offset"));
 }
 
 // A training's first task is a worker's check of its dataset and

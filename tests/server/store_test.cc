@@ -1,15 +1,14 @@
 // Every Store test runs against both stores: SQLite in a temporary
 // directory, and a real PostgreSQL server started for the suite.
 #include <gmock/gmock.h>
-
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <chrono>
 #include <filesystem>
-#include <thread>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "server/postgres_store.h"
@@ -263,6 +262,55 @@ TEST_P(StoreTest, JobLogsAreAppendedAndReadFromAnOffset) {
   EXPECT_THAT(*store->ReadJobLog("j-000002", 0, 10), ::testing::ElementsAre("other"));
 }
 
+v1::TrainingPoint Point(v1::TrainingPoint::Kind kind, int64_t step, double loss = 0,
+                        const std::string& checkpoint = "") {
+  v1::TrainingPoint p;
+  p.set_kind(kind);
+  p.set_step(step);
+  p.set_loss(loss);
+  p.set_checkpoint(checkpoint);
+  return p;
+}
+
+std::vector<int64_t> Steps(const std::vector<v1::TrainingPoint>& points) {
+  std::vector<int64_t> out;
+  for (const auto& p : points) out.push_back(p.step());
+  return out;
+}
+
+TEST_P(StoreTest, TrainingPointsAreAppendedAndReadFromAnOffset) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->ReadTrainingPoints("j-000001", 0, 10)->empty());
+  constexpr auto kStep = v1::TrainingPoint::KIND_STEP;
+  ASSERT_TRUE(
+      store->AppendTrainingPoints("j-000001", {Point(kStep, 10, 2.25), Point(kStep, 20, 1.5)})
+          .ok());
+  ASSERT_TRUE(store->AppendTrainingPoints("j-000002", {Point(kStep, 1)}).ok());
+  // Checkpoint paths of any bytes, a newline among them.
+  ASSERT_TRUE(
+      store
+          ->AppendTrainingPoints("j-000001", {Point(v1::TrainingPoint::KIND_CHECKPOINT, 20, 0,
+                                                    "/runs/caf\xc3\xa9 'a'\nmodel.ckpt-20"),
+                                              Point(kStep, 30, 0.75)})
+          .ok());
+  EXPECT_TRUE(store->AppendTrainingPoints("j-000001", {}).ok());
+  auto all = store->ReadTrainingPoints("j-000001", 0, 10);
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_THAT(Steps(*all), ::testing::ElementsAre(10, 20, 20, 30));
+  EXPECT_DOUBLE_EQ((*all)[0].loss(), 2.25);
+  EXPECT_EQ((*all)[2].kind(), v1::TrainingPoint::KIND_CHECKPOINT);
+  EXPECT_EQ((*all)[2].checkpoint(), "/runs/caf\xc3\xa9 'a'\nmodel.ckpt-20");
+  EXPECT_THAT(Steps(*store->ReadTrainingPoints("j-000001", 1, 2)), ::testing::ElementsAre(20, 20));
+  EXPECT_TRUE(store->ReadTrainingPoints("j-000001", 4, 10)->empty());
+  // Apart from the job's log.
+  EXPECT_TRUE(store->ReadJobLog("j-000001", 0, 10)->empty());
+  store = Open();  // and after reopening
+  EXPECT_THAT(Steps(*store->ReadTrainingPoints("j-000001", 0, 10)),
+              ::testing::ElementsAre(10, 20, 20, 30));
+  EXPECT_THAT(Steps(*store->ReadTrainingPoints("j-000002", 0, 10)), ::testing::ElementsAre(1));
+}
+
 // Logs are read off the coordinator's lock: a reader on another thread
 // sees whole lines in order while lines are appended, and all of them after.
 TEST_P(StoreTest, JobLogsAreReadWholeWhileAnotherThreadAppends) {
@@ -303,6 +351,25 @@ TEST_P(StoreTest, ADatabaseWithANewerSchemaIsRefusedByName) {
               ::testing::HasSubstr("schema version 99, newer than this retrain-server's"));
 }
 
+// A database of schema version 1, from before training series were kept,
+// is upgraded when a coordinator opens it, keeping what it held.
+TEST_P(StoreTest, ADatabaseOfVersionOneGetsTrainingSeries) {
+  {
+    auto store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->AppendJobLog("j-000001", {"old line"}).ok());
+  }
+  Sql(GetParam() == StoreKind::kSqlite
+          ? "PRAGMA user_version = 1"
+          : "DROP TABLE job_points; UPDATE retrain_schema SET version = 1");
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(
+      store->AppendTrainingPoints("j-000001", {Point(v1::TrainingPoint::KIND_STEP, 10)}).ok());
+  EXPECT_THAT(Steps(*store->ReadTrainingPoints("j-000001", 0, 10)), ::testing::ElementsAre(10));
+  EXPECT_THAT(*store->ReadJobLog("j-000001", 0, 10), ::testing::ElementsAre("old line"));
+}
+
 TEST_P(StoreTest, CopyingFillsAnEmptyStoreAndRefusesAFullOne) {
   // The source is always SQLite (--migrate_from_sqlite); the target is the
   // store under test.
@@ -320,6 +387,10 @@ TEST_P(StoreTest, CopyingFillsAnEmptyStoreAndRefusesAFullOne) {
   batch.counters = {{"next_job_seq", 3}, {"next_task_id", 10}};
   ASSERT_TRUE((*source)->Commit(batch).ok());
   ASSERT_TRUE((*source)->AppendJobLog("j-000002", {"a", "b"}).ok());
+  ASSERT_TRUE((*source)
+                  ->AppendTrainingPoints("j-000002", {Point(v1::TrainingPoint::KIND_STEP, 10),
+                                                      Point(v1::TrainingPoint::KIND_STEP, 20)})
+                  .ok());
 
   auto target = Open();
   ASSERT_NE(target, nullptr);
@@ -328,6 +399,7 @@ TEST_P(StoreTest, CopyingFillsAnEmptyStoreAndRefusesAFullOne) {
   EXPECT_EQ(counts->jobs, 2);
   EXPECT_EQ(counts->tasks, 1);
   EXPECT_EQ(counts->log_lines, 2);
+  EXPECT_EQ(counts->training_points, 2);
   auto contents = target->LoadState(0);
   ASSERT_TRUE(contents.ok()) << contents.status();
   EXPECT_EQ(Ids(contents->jobs), (std::vector<std::string>{"j-000002"}));
@@ -335,6 +407,8 @@ TEST_P(StoreTest, CopyingFillsAnEmptyStoreAndRefusesAFullOne) {
   EXPECT_EQ(contents->tasks.size(), 1u);
   EXPECT_EQ(*target->FindJobIdByRequestId("r1"), "j-000001");
   EXPECT_THAT(*target->ReadJobLog("j-000002", 0, 10), ::testing::ElementsAre("a", "b"));
+  EXPECT_THAT(Steps(*target->ReadTrainingPoints("j-000002", 0, 10)),
+              ::testing::ElementsAre(10, 20));
 
   auto again = CopyStore(**source, *target);
   EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
@@ -423,6 +497,9 @@ TEST_P(PostgresStoreTest, AStoreOfAnEpochThatLostTheLeaseCannotWrite) {
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("fenced"));
   EXPECT_FALSE(leader->AppendJobLog("j-000001", {"late"}).ok());
+  EXPECT_FALSE(
+      leader->AppendTrainingPoints("j-000001", {Point(v1::TrainingPoint::KIND_STEP, 1)}).ok());
+  EXPECT_TRUE(leader->ReadTrainingPoints("j-000001", 0, 10)->empty());
   EXPECT_EQ(leader->LoadJob("j-000001")->state(), v1::JOB_STATE_RUNNING);
   EXPECT_TRUE(leader->ReadJobLog("j-000001", 0, 10)->empty());
 

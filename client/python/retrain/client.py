@@ -1,28 +1,22 @@
-#!/usr/bin/python3
-"""A small Python client of the retrain coordinator's JobService.
+"""The retrain coordinator's gRPC client: retrain.client.
 
-Copy it into a service that needs to build datasets. It needs Debian's
-python3-grpcio and python3-protobuf, and the stubs generated from proto/ at
-build time (target retrain_python_stubs, into build/client/python/stubs): put
-that directory on PYTHONPATH.
+`RetrainClient` wraps a channel; every call carries the client token as
+`authorization: Bearer <token>` metadata, and every unary call has a
+deadline. Errors are `grpc.RpcError`; `explain_error` turns one into a line a
+user can act on.
 
-As a program it builds one dataset and waits for it:
+As a program (`retrain-client`, or `python3 -m retrain.client`) it builds one
+dataset and waits for it:
 
     export RETRAIN_SERVER=127.0.0.1:50051 RETRAIN_TOKEN=...
     # (coordinators that lead in turn: RETRAIN_SERVER=HOST:PORT,HOST:PORT)
-    PYTHONPATH=build/client/python/stubs /usr/bin/python3 \\
-        client/python/retrain_client.py --train_directory /data/flowers/train \\
+    retrain-client --train_directory /data/flowers/train \\
         --output_directory /data/flowers/tfrecord --train_shards 4
 
 It prints one line per progress update, then the result (shards, records per
 class, skipped files). Exit codes are the `retrain` CLI's: 0 the job
 SUCCEEDED, 1 the server refused a request, 2 usage error, 3 the server cannot
 be reached, 4 the job ended FAILED, 5 it ended CANCELLED.
-
-As a module: `RetrainClient` wraps a channel; every call carries the client
-token as `authorization: Bearer <token>` metadata, and every unary call has a
-deadline. Errors are `grpc.RpcError`; `explain_error` turns one into a line a
-user can act on.
 """
 
 import argparse
@@ -35,16 +29,7 @@ import uuid
 
 import grpc
 
-try:
-    from retrain.v1 import dataset_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
-except ImportError as error:
-    _message = (
-        "cannot import the generated stubs (%s): build the target retrain_python_stubs "
-        "and put build/client/python/stubs on PYTHONPATH" % error
-    )
-    if __name__ == "__main__":
-        sys.exit("retrain_client: " + _message)
-    raise ImportError(_message) from error
+from retrain.v1 import dataset_pb2, job_pb2, job_service_pb2, job_service_pb2_grpc
 
 DEFAULT_SERVER = "127.0.0.1:50051"
 # Seconds each unary call may take.
@@ -341,11 +326,12 @@ def result_lines(job):
 
 def _parse_args(argv):
     parser = argparse.ArgumentParser(
+        prog="retrain-client",
         description="Build a dataset on a retrain coordinator and wait for it. "
         "The server comes from RETRAIN_SERVER (default %s; a leader and its standbys as "
         "HOST:PORT,HOST:PORT,...), the client token from "
         "RETRAIN_TOKEN or --token_file." % DEFAULT_SERVER,
-        epilog="Example: retrain_client.py --train_directory /data/flowers/train "
+        epilog="Example: retrain-client --train_directory /data/flowers/train "
         "--output_directory /data/flowers/tfrecord --train_shards 4",
     )
     parser.add_argument("--train_directory", default="", help="TRAIN_DIR/<label>/* (absolute)")
@@ -381,7 +367,7 @@ def main(argv=None):
     try:
         token = load_token(args.token_file)
     except TokenError as error:
-        print("retrain_client: %s" % error, file=sys.stderr)
+        print("retrain-client: %s" % error, file=sys.stderr)
         return EXIT_USAGE
     tls_ca = None
     if args.tls_ca_file:
@@ -389,7 +375,7 @@ def main(argv=None):
             with open(args.tls_ca_file, "rb") as f:
                 tls_ca = f.read()
         except OSError as error:
-            print("retrain_client: --tls_ca_file %s: %s" % (args.tls_ca_file, error.strerror),
+            print("retrain-client: --tls_ca_file %s: %s" % (args.tls_ca_file, error.strerror),
                   file=sys.stderr)
             return EXIT_USAGE
     spec = dataset_pb2.DatasetBuildSpec(
@@ -408,7 +394,7 @@ def main(argv=None):
     try:
         client = RetrainClient(target, token, timeout_s=args.timeout, tls_ca=tls_ca)
     except (ValueError, OSError) as error:
-        print("retrain_client: RETRAIN_SERVER: %s" % error, file=sys.stderr)
+        print("retrain-client: RETRAIN_SERVER: %s" % error, file=sys.stderr)
         return EXIT_USAGE
 
     with client:
@@ -427,10 +413,10 @@ def main(argv=None):
             job = client.get_job(job.id)
         except grpc.RpcError as error:
             message, code = explain_error(error, client)
-            print("retrain_client: %s" % message, file=sys.stderr)
+            print("retrain-client: %s" % message, file=sys.stderr)
             return code
         except WaitTimeout as error:
-            print("retrain_client: %s; it goes on (see `retrain status %s`)" % (error, job.id),
+            print("retrain-client: %s; it goes on (see `retrain status %s`)" % (error, job.id),
                   file=sys.stderr)
             return EXIT_WAIT_TIMEOUT
     print("\n".join(result_lines(job)), flush=True)
