@@ -347,7 +347,8 @@ int main(int argc, char** argv) {
 
   // build-dataset
   v1::DatasetBuildSpec spec;
-  std::string train_dir, validation_dir, output_dir, labels_file, shard_format, request_id;
+  std::string train_dir, validation_dir, output_dir, labels_file, shard_format, verify_mode,
+      request_id;
   int train_shards = 0, validation_shards = 0, num_threads = 0, jpeg_quality = 0;
   int64_t max_pixels = 0;
   uint64_t seed = 0;
@@ -382,6 +383,13 @@ int main(int argc, char** argv) {
       absl::StrCat("Shard format, one of ", retrain::dataset::ShardFormatNames(), " (default ",
                    retrain::dataset::ShardFormatName(retrain::dataset::ShardFormat::kTfRecord),
                    ")"));
+  build->add_option(
+      "--verify", verify_mode,
+      absl::StrCat("How much of each JPEG validation reads: ",
+                   retrain::dataset::VerifyModeName(retrain::dataset::VerifyMode::kFull),
+                   " (the default: every scan decoded) or ",
+                   retrain::dataset::VerifyModeName(retrain::dataset::VerifyMode::kStructure),
+                   " (input you trust: markers and EOI only, no decoding)"));
   build->add_option("--request_id", request_id,
                     "Idempotency key: resubmitting with it returns the same job");
   build->add_flag("--validate_only", validate_only, "Check the request; create no job");
@@ -509,6 +517,7 @@ int main(int argc, char** argv) {
     if (mp->count()) s->set_max_pixels(max_pixels);
     if (sd->count()) s->set_seed(seed);
     s->set_format(shard_format);
+    s->set_verify(verify_mode);
     req.set_validate_only(validate_only);
     // A retried submit (the server restarting) must not create a second job.
     req.set_request_id(request_id.empty() ? RandomRequestId() : request_id);

@@ -8,7 +8,7 @@ _retrain_commands="build-dataset train eval verify-dataset logs metrics status w
 _retrain_global_flags="--server --output --timeout_s --token_file --tls_ca_file --help"
 _retrain_flags_build_dataset="--train_directory --validation_directory --output_directory
   --labels_file --train_shards --validation_shards --num_threads --no_background_class
-  --jpeg_quality --max_pixels --seed --format --request_id --validate_only --wait"
+  --jpeg_quality --max_pixels --seed --format --verify --request_id --validate_only --wait"
 _retrain_flags_train="--data_dir --train_dir --model --batch_size --max_steps --num_epochs
   --image_size --input_queue_memory_factor --num_preprocess_threads --num_readers --num_gpus
   --num_replicas --num_workers --initial_learning_rate --num_epochs_per_decay
@@ -42,6 +42,7 @@ _retrain() {
     --decode) COMPREPLY=($(compgen -W "auto cpu gpu" -- "$cur")); return ;;
     --subset) COMPREPLY=($(compgen -W "validation train" -- "$cur")); return ;;
     --format) COMPREPLY=($(compgen -W "tfrecord webdataset" -- "$cur")); return ;;
+    --verify) COMPREPLY=($(compgen -W "full structure" -- "$cur")); return ;;
     --*_directory|--*_dir|--labels_file|--token_file|--tls_ca_file|--pretrained_model_checkpoint_path)
       COMPREPLY=($(compgen -f -- "$cur")); return ;;
   esac

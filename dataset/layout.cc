@@ -8,6 +8,8 @@ namespace retrain::dataset {
 namespace {
 constexpr const char* kTfRecordName = "tfrecord";
 constexpr const char* kWebDatasetName = "webdataset";
+constexpr const char* kFullName = "full";
+constexpr const char* kStructureName = "structure";
 }  // namespace
 
 const char* ShardFormatName(ShardFormat format) {
@@ -26,6 +28,23 @@ bool ParseShardFormat(std::string_view name, ShardFormat* format) {
 }
 
 std::string ShardFormatNames() { return std::string(kTfRecordName) + ", " + kWebDatasetName; }
+
+const char* VerifyModeName(VerifyMode mode) {
+  return mode == VerifyMode::kStructure ? kStructureName : kFullName;
+}
+
+bool ParseVerifyMode(std::string_view name, VerifyMode* mode) {
+  if (name == kFullName) {
+    *mode = VerifyMode::kFull;
+  } else if (name == kStructureName) {
+    *mode = VerifyMode::kStructure;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string VerifyModeNames() { return std::string(kFullName) + ", " + kStructureName; }
 
 std::string ShardFileName(const std::string& split, int index, int count, ShardFormat format) {
   char numbers[48];

@@ -54,6 +54,19 @@ bool ParseShardFormat(std::string_view name, ShardFormat* format);
 // "tfrecord, webdataset": for errors that list the choices.
 std::string ShardFormatNames();
 
+// How much of each JPEG a build's validation reads: every scan
+// entropy-decoded (kFull), or its structure alone (kStructure: marker
+// segments, frame header, scans present, EOI in place), for input the user
+// already trusts. Other formats are decoded either way.
+enum class VerifyMode { kFull, kStructure };
+// "full", "structure": the build's DatasetBuildSpec.verify, the CLI's
+// --verify and the manifest's options.verify.
+const char* VerifyModeName(VerifyMode mode);
+// False when `name` is neither ("" is not a name).
+bool ParseVerifyMode(std::string_view name, VerifyMode* mode);
+// "full, structure": for errors that list the choices.
+std::string VerifyModeNames();
+
 // Shard `index` (from 0) of `count` in `split`: "train-00003-of-00128"
 // (TFRecord, as the reference names them) or "train-000003.tar" (WebDataset,
 // as its tools do).

@@ -251,7 +251,8 @@ bool ParseOptions(Reader& r, const json& j, Manifest* m) {
          r.Optional(*o, "validation_shards", w, &b.validation_shards, &R::Int) &&
          r.Optional(*o, "jpeg_quality", w, &b.jpeg_quality, &R::Int) &&
          r.Optional(*o, "max_pixels", w, &b.max_pixels, &R::Int) &&
-         r.Optional(*o, "background_class", w, &b.background_class, &R::Bool);
+         r.Optional(*o, "background_class", w, &b.background_class, &R::Bool) &&
+         r.Optional(*o, "verify", w, &b.verify, &R::String);
 }
 
 bool ParseLabels(Reader& r, const json& j, Manifest* m) {
@@ -376,7 +377,8 @@ std::string ManifestJson(const Manifest& m) {
         {"validation_shards", o.validation_shards},
         {"jpeg_quality", o.jpeg_quality},
         {"max_pixels", o.max_pixels},
-        {"background_class", o.background_class}}},
+        {"background_class", o.background_class},
+        {"verify", o.verify}}},
   };
   return manifest.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

@@ -68,6 +68,9 @@ struct BuildOptions {
   int64_t jpeg_quality = 0;
   int64_t max_pixels = 0;
   bool background_class = true;
+  // How much of each JPEG validation read (VerifyModeName); "" in manifests
+  // written before the choice, which read every scan ("full").
+  std::string verify;
 };
 
 // Files skipped and groups of duplicates a manifest (and a build's job

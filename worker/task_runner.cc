@@ -131,6 +131,21 @@ std::string BaseName(const std::string& relative_path) {
 
 namespace {
 
+// How a build task's files are validated: its max_pixels (0: the default)
+// and verify mode ("" or "full": every JPEG scan decoded; "structure").
+absl::StatusOr<image::ProbeOptions> ProbeOptionsOf(int64_t max_pixels, const std::string& verify) {
+  image::ProbeOptions options;
+  if (max_pixels > 0) options.max_pixels = max_pixels;
+  dataset::VerifyMode mode = dataset::VerifyMode::kFull;
+  if (!verify.empty() && !dataset::ParseVerifyMode(verify, &mode)) {
+    return absl::InvalidArgumentError(absl::StrCat("verify mode '", verify,
+                                                   "' is unknown to this worker (it knows ",
+                                                   dataset::VerifyModeNames(), ")"));
+  }
+  options.jpeg_structure_only = mode == dataset::VerifyMode::kStructure;
+  return options;
+}
+
 // The files of the listing chunks `task` names, in chunk order;
 // `chunk_sizes` gets each chunk's number of files.
 absl::StatusOr<std::vector<v1::FileEntry>> ChunkFiles(const v1::ProbeTask& task,
@@ -154,8 +169,8 @@ absl::StatusOr<std::vector<v1::FileEntry>> ChunkFiles(const v1::ProbeTask& task,
 absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task,
                                            const std::vector<v1::FileEntry>& files,
                                            const RunContext& context) {
-  image::ProbeOptions options;
-  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  ASSIGN_OR_RETURN(const image::ProbeOptions options,
+                   ProbeOptionsOf(task.max_pixels(), task.verify()));
   if (!task.cache_directory().empty()) {
     std::error_code ec;
     std::filesystem::create_directories(task.cache_directory(), ec);
@@ -276,8 +291,8 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
   v1::ShardEntries entries;
   RETURN_IF_ERROR(
       ReadWorkspaceFile(ShardEntriesFile(task.workspace(), task.file_name()), &entries));
-  image::ProbeOptions options;
-  options.max_pixels = task.max_pixels() > 0 ? task.max_pixels() : options.max_pixels;
+  ASSIGN_OR_RETURN(const image::ProbeOptions options,
+                   ProbeOptionsOf(task.max_pixels(), task.verify()));
   const std::string shard_path = dataset::JoinPath(task.output_directory(), task.file_name());
   const std::string index_path =
       dataset::JoinPath(task.output_directory(), dataset::IndexFileFor(task.file_name()));

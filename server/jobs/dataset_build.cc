@@ -72,6 +72,12 @@ absl::StatusOr<v1::DatasetBuildSpec> ValidateBuildSpec(const v1::DatasetBuildSpe
     return absl::InvalidArgumentError(absl::StrCat(
         "format: must be one of ", dataset::ShardFormatNames(), ", got '", spec.format(), "'"));
   }
+  dataset::VerifyMode verify = dataset::VerifyMode::kFull;
+  if (in.verify().empty()) spec.set_verify(dataset::VerifyModeName(verify));
+  if (!dataset::ParseVerifyMode(spec.verify(), &verify)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "verify: must be one of ", dataset::VerifyModeNames(), ", got '", spec.verify(), "'"));
+  }
 
   // Paths by their spelling: the check task confines them again on a
   // worker's file system and reads the labels.
@@ -173,6 +179,7 @@ v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, in
   shard.set_format(dataset::ShardFormatName(split.format));
   shard.set_jpeg_quality(spec.jpeg_quality());
   shard.set_max_pixels(spec.max_pixels());
+  shard.set_verify(spec.verify());
   shard.set_num_threads(spec.num_threads());
   shard.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
   shard.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
@@ -208,6 +215,7 @@ LockedStep ValidateListing(const JobSnapshot& s) {
                                                       : spec.validation_directory());
         probe.set_split(listed.split());
         probe.set_max_pixels(spec.max_pixels());
+        probe.set_verify(spec.verify());
         probe.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
         probe.set_jpeg_quality(spec.jpeg_quality());
         probe.set_num_threads(spec.num_threads());

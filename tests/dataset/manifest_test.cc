@@ -42,7 +42,8 @@ Manifest FullManifest() {
   m.skipped = {{"cat/x.jpg", "train", "truncated", "Premature end of JPEG file"}};
   m.duplicates = {{"train/cat/a.jpg", "validation/cat/b.jpg"}};
   m.seed = 18446744073709551615ull;
-  m.options = {"/d/train", "/d/validation", "/d/out", "/d/labels.txt", 2, 2, 95, 100000000, true};
+  m.options = {"/d/train", "/d/validation", "/d/out", "/d/labels.txt", 2, 2,
+               95,         100000000,       true,     "structure"};
   return m;
 }
 
@@ -67,6 +68,7 @@ TEST(ManifestTest, WhatIsWrittenIsReadBackFieldForField) {
   EXPECT_EQ(read.skipped[0].detail, "Premature end of JPEG file");
   EXPECT_EQ(read.duplicates[0][1], "validation/cat/b.jpg");
   EXPECT_EQ(read.options.max_pixels, 100000000);
+  EXPECT_EQ(read.options.verify, "structure");
   EXPECT_EQ(read.FindSplit("test"), nullptr);
 }
 

@@ -11,8 +11,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto format = retrain::image::DetectImageFormat(bytes);
   (void)retrain::image::ImageFormatName(format);
   if (format == retrain::image::ImageFormat::kJpeg) {
-    retrain::image::internal::CheckJpeg(bytes, /*max_pixels=*/1 << 22, /*header_only=*/true);
-    retrain::image::internal::CheckJpeg(bytes, /*max_pixels=*/1 << 22, /*header_only=*/false);
+    using retrain::image::internal::JpegScans;
+    for (JpegScans scans : {JpegScans::kSkip, JpegScans::kWalk, JpegScans::kDecode}) {
+      retrain::image::internal::CheckJpeg(bytes, /*max_pixels=*/1 << 22, scans);
+    }
   }
   return 0;
 }

@@ -458,6 +458,8 @@ TEST_F(BuildDatasetTest, BadRequestsGetTheRightCodeAndNameTheField) {
        grpc::StatusCode::INVALID_ARGUMENT, "jpeg_quality"},
       {"shard format", [](auto& r) { r.mutable_spec()->set_format("parquet"); },
        grpc::StatusCode::INVALID_ARGUMENT, "format: must be one of tfrecord, webdataset"},
+      {"verify mode", [](auto& r) { r.mutable_spec()->set_verify("quick"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "verify: must be one of full, structure, got 'quick'"},
   };
   for (const auto& c : cases) {
     auto req = BuildRequest(root(), out);
@@ -540,6 +542,40 @@ TEST_F(BuildDatasetTest, WebDatasetShardsHoldTheSameRecordsAsTfRecordShards) {
   for (const char* file : {"train-000000.tar", "index/train-000002.idx", "validation-000001.tar"}) {
     EXPECT_EQ(*ReadFile(again + "/" + file), *ReadFile(wds + "/" + file)) << file;
   }
+}
+
+// --verify structure: a JPEG cut short is refused as with the full check;
+// one whose entropy-coded data is damaged but whose markers hold is taken
+// (the full check refuses it); the manifest records the mode.
+TEST_F(BuildDatasetTest, VerifyStructureStillRefusesCutJpegsAndTheManifestSaysSo) {
+  WriteImages(root(), {"cat", "dog"}, 3, 0);
+  const std::string jpeg = test_images::MakeJpeg(500, 375);
+  const size_t middle = (test_images::JpegScanDataOffset(jpeg) + jpeg.size()) / 2;
+  std::string smeared = jpeg;  // as ImageProbeTest damages it
+  for (size_t i = middle; i < middle + 200; ++i) smeared[i] = '\xFE';
+  test_images::WriteFile(root() + "/data/train/cat/cut.jpg", test_images::Truncate(jpeg, 0.6));
+  test_images::WriteFile(root() + "/data/train/dog/smeared.jpg", smeared);
+  Cluster cluster(root());
+  cluster.StartServer();
+  cluster.StartWorker(1);
+  std::map<std::string, std::map<std::string, std::string>> skipped;  // mode -> path -> reason
+  std::map<std::string, int64_t> records;
+  for (const std::string mode : {"full", "structure"}) {
+    const std::string out = root() + "/out-" + mode;
+    CommandResult r =
+        cluster.Cli({"build-dataset", "--train_directory", root() + "/data/train",
+                     "--output_directory", out, "--train_shards", "1", "--verify", mode, "--wait"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    const nlohmann::json manifest = nlohmann::json::parse(*ReadFile(out + "/dataset.json"));
+    EXPECT_EQ(manifest["options"]["verify"], mode);
+    for (const auto& s : manifest["skipped"]) skipped[mode][s["path"]] = s["reason"];
+    records[mode] = manifest["splits"]["train"]["num_records"];
+  }
+  EXPECT_EQ(skipped["full"], (std::map<std::string, std::string>{{"cat/cut.jpg", "truncated"},
+                                                                 {"dog/smeared.jpg", "corrupt"}}));
+  EXPECT_EQ(skipped["structure"],
+            (std::map<std::string, std::string>{{"cat/cut.jpg", "truncated"}}));
+  EXPECT_EQ(records["structure"], records["full"] + 1);
 }
 
 // What needs the file system a worker checks first (the coordinator reads

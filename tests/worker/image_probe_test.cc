@@ -162,6 +162,60 @@ TEST_F(ImageProbeTest, CorruptJpegScanData) {
   }
 }
 
+// --verify structure: the same answers for good JPEGs, a cut or a marker
+// out of place still refused, damage inside the entropy-coded data not seen
+// (what the mode gives up, and what the full check sees).
+TEST_F(ImageProbeTest, StructureOnlyWalksTheMarkersToEoiWithoutDecoding) {
+  ProbeOptions structure;
+  structure.jpeg_structure_only = true;
+  for (const std::string& jpeg : {ti::MakeJpeg(500, 375), ti::MakeProgressiveJpeg(200, 150),
+                                  ti::MakeCmykJpeg(200, 150), ti::MakeExifJpeg(64, 48, 6)}) {
+    const ProbeOutcome full = Probe(jpeg);
+    const ProbeOutcome walked = ProbeImage(jpeg, structure);
+    ASSERT_TRUE(full.ok) << full.detail;
+    ASSERT_TRUE(walked.ok) << walked.detail;
+    EXPECT_EQ(walked.info.width, full.info.width);
+    EXPECT_EQ(walked.info.height, full.info.height);
+    EXPECT_EQ(walked.info.passthrough, full.info.passthrough);
+    EXPECT_EQ(walked.info.conversion, full.info.conversion);
+  }
+
+  const std::string jpeg = ti::MakeJpeg(500, 375);
+  for (double keep : {0.3, 0.5, 0.9, 0.999}) {
+    SCOPED_TRACE(keep);
+    const ProbeOutcome cut = ProbeImage(ti::Truncate(jpeg, keep), structure);
+    EXPECT_EQ(cut.reason, v1::SKIP_REASON_TRUNCATED) << cut.detail;
+    EXPECT_EQ(cut.detail.rfind("structure: the file ends in scan 1", 0), 0u) << cut.detail;
+  }
+  EXPECT_EQ(ProbeImage(jpeg.substr(0, 20), structure).reason, v1::SKIP_REASON_TRUNCATED);
+  EXPECT_EQ(ProbeImage(jpeg.substr(0, jpeg.size() - 2), structure).reason,
+            v1::SKIP_REASON_TRUNCATED);
+  const std::string progressive = ti::MakeProgressiveJpeg(200, 150);
+  EXPECT_EQ(ProbeImage(ti::Truncate(progressive, 0.6), structure).reason,
+            v1::SKIP_REASON_TRUNCATED);
+
+  const size_t scan = ti::JpegScanDataOffset(jpeg);
+  ASSERT_GT(scan, 0u);
+  const size_t middle = scan + (jpeg.size() - scan) / 2;
+  // A frame header where only scans may follow.
+  std::string sof = jpeg;
+  sof[middle] = '\xFF';
+  sof[middle + 1] = '\xC0';
+  const ProbeOutcome misplaced = ProbeImage(sof, structure);
+  EXPECT_EQ(misplaced.reason, v1::SKIP_REASON_CORRUPT) << misplaced.detail;
+  EXPECT_EQ(misplaced.detail, "structure: marker 0xFFC0 at byte " + std::to_string(middle) +
+                                  " where only scans may follow");
+  // A comment segment whose length runs past the end.
+  std::string long_segment = jpeg.substr(0, middle) + "\xFF\xFE\x7F\xFF";
+  EXPECT_EQ(ProbeImage(long_segment, structure).reason, v1::SKIP_REASON_TRUNCATED);
+
+  // Huffman data overwritten: the full check refuses it, a walk cannot see it.
+  std::string smeared = jpeg;
+  for (size_t i = middle; i < middle + 200; ++i) smeared[i] = '\xFE';
+  EXPECT_EQ(Probe(smeared).reason, v1::SKIP_REASON_CORRUPT);
+  EXPECT_TRUE(ProbeImage(smeared, structure).ok);
+}
+
 TEST_F(ImageProbeTest, CorruptJpegHeader) {
   std::string jpeg = ti::MakeJpeg(64, 48);
   // Overwrite the first marker after SOI with garbage that is not a marker.

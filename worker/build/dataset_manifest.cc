@@ -68,7 +68,8 @@ dataset::Manifest DatasetManifest(const v1::Job& job, const v1::DatasetBuildResu
   m.seed = spec.seed();
   m.options = {spec.train_directory(), spec.validation_directory(), spec.output_directory(),
                spec.labels_file(),     spec.train_shards(),         spec.validation_shards(),
-               spec.jpeg_quality(),    spec.max_pixels(),           spec.background_class()};
+               spec.jpeg_quality(),    spec.max_pixels(),           spec.background_class(),
+               spec.verify()};
   return m;
 }
 

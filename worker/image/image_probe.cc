@@ -23,7 +23,9 @@ ProbeOutcome ProbeImage(std::string_view bytes, const ProbeOptions& options) {
   ProbeOutcome outcome;
   outcome.info.format = format;
   if (format == ImageFormat::kJpeg) {
-    internal::JpegCheck check = internal::CheckJpeg(bytes, options.max_pixels);
+    internal::JpegCheck check = internal::CheckJpeg(
+        bytes, options.max_pixels,
+        options.jpeg_structure_only ? internal::JpegScans::kWalk : internal::JpegScans::kDecode);
     if (!check.ok) return Refused<ProbeOutcome>(check.reason, std::move(check.detail));
     outcome.info.width = check.width;
     outcome.info.height = check.height;

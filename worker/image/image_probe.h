@@ -20,6 +20,11 @@ struct ProbeOptions {
   // ProbeImage() (e.g. their content hash matches the probe's), so a JPEG
   // stored as is needs its header read, not its scans decoded again.
   bool already_validated = false;
+  // For input the user trusts (a build's --verify structure): a JPEG's
+  // marker segments are walked to EOI instead of its scans being
+  // entropy-decoded. A JPEG cut short is still refused; damage inside its
+  // entropy-coded data is not seen. Other formats are decoded either way.
+  bool jpeg_structure_only = false;
 };
 
 struct ImageInfo {
@@ -63,7 +68,8 @@ Outcome Refused(retrain::v1::SkipReason reason, std::string detail) {
 // The format comes from the bytes, never from a file name. JPEGs are checked
 // with libjpeg-turbo: header, pixel limit, then every scan entropy-decoded
 // up to EOI (only a 1/8-scale image is reconstructed, so this costs about
-// two thirds of a full decode); any libjpeg warning fails them. Other
+// two thirds of a full decode), or with jpeg_structure_only their marker
+// segments walked to EOI; any libjpeg warning fails them. Other
 // formats are decoded in full by libvips (fail_on=warning) and run through
 // the same conversion MakeRecordImage() uses, without the JPEG encode.
 // Initialises libvips if InitImageLibrary() has not been called. Thread-safe.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 
 namespace retrain::image::internal {
@@ -72,6 +73,8 @@ struct Header {
   bool progressive = false;
   bool arithmetic = false;
   int orientation = 1;
+  // Where the first scan's entropy-coded data starts.
+  size_t first_scan_data = 0;
 };
 
 // EXIF orientation from a saved APP1 segment, 0 if it has none.
@@ -97,7 +100,7 @@ int ExifOrientation(const unsigned char* data, unsigned size) {
 
 // Runs libjpeg over `data`. All C++ objects with destructors live in the
 // caller: nothing here is skipped over by longjmp() but C frames.
-void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, bool header_only,
+void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, JpegScans scans,
                 Header* header, Failure* failure) {
   jpeg_decompress_struct cinfo;
   std::memset(&cinfo, 0, sizeof(cinfo));
@@ -121,6 +124,9 @@ void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, bool
   jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&cinfo, TRUE);
 
+  // jpeg_mem_src hands libjpeg the whole file at once: what it has not
+  // consumed follows the first SOS header.
+  header->first_scan_data = size - cinfo.src->bytes_in_buffer;
   header->width = cinfo.image_width;
   header->height = cinfo.image_height;
   header->components = cinfo.num_components;
@@ -141,7 +147,7 @@ void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, bool
     jpeg_destroy_decompress(&cinfo);
     return;
   }
-  if (header_only) {
+  if (scans != JpegScans::kDecode) {
     jpeg_destroy_decompress(&cinfo);
     return;
   }
@@ -163,6 +169,63 @@ void RunLibjpeg(const unsigned char* data, size_t size, int64_t max_pixels, bool
   // Reads the rest of the file up to EOI.
   jpeg_finish_decompress(&cinfo);
   jpeg_destroy_decompress(&cinfo);
+}
+
+// What a walk of a JPEG's scans found: empty when it reached EOI.
+struct WalkProblem {
+  v1::SkipReason reason = v1::SKIP_REASON_UNSPECIFIED;
+  std::string detail;
+};
+
+WalkProblem WalkFailure(v1::SkipReason reason, std::string detail) {
+  return {reason, absl::StrCat("structure: ", detail)};
+}
+
+// From `at`, the first byte of the first scan's entropy-coded data, to EOI:
+// skips entropy-coded data (0xFF 0x00 is a stuffed byte, 0xFF 0xD0..0xD7 a
+// restart marker, 0xFF 0xFF fill) to each marker, and steps over the
+// segments a JPEG holds between scans.
+WalkProblem WalkScans(std::string_view bytes, size_t at) {
+  int scans = 1;
+  while (true) {
+    const size_t ff = bytes.find('\xFF', at);
+    if (ff == std::string_view::npos || ff + 1 >= bytes.size()) {
+      return WalkFailure(v1::SKIP_REASON_TRUNCATED,
+                         absl::StrCat("the file ends in scan ", scans, " before its EOI marker"));
+    }
+    const unsigned char marker = static_cast<unsigned char>(bytes[ff + 1]);
+    if (marker == 0x00 || marker == 0xFF || (marker >= 0xD0 && marker <= 0xD7)) {
+      at = ff + (marker == 0xFF ? 1 : 2);
+      continue;
+    }
+    if (marker == 0xD9) return {};  // EOI
+    const bool between_scans = marker == 0xC4 || marker == 0xCC || marker == 0xDA ||
+                               marker == 0xDB || marker == 0xDC || marker == 0xDD ||
+                               marker == 0xFE || (marker >= 0xE0 && marker <= 0xEF);
+    if (!between_scans) {
+      return WalkFailure(
+          v1::SKIP_REASON_CORRUPT,
+          absl::StrFormat("marker 0xFF%02X at byte %d where only scans may follow", marker, ff));
+    }
+    if (ff + 4 > bytes.size()) {
+      return WalkFailure(v1::SKIP_REASON_TRUNCATED,
+                         absl::StrCat("the file ends in the marker at byte ", ff));
+    }
+    const size_t length =
+        static_cast<unsigned char>(bytes[ff + 2]) << 8 | static_cast<unsigned char>(bytes[ff + 3]);
+    if (length < 2) {
+      return WalkFailure(v1::SKIP_REASON_CORRUPT,
+                         absl::StrCat("segment length ", length, " at byte ", ff + 2));
+    }
+    at = ff + 2 + length;
+    if (at > bytes.size()) {
+      return WalkFailure(v1::SKIP_REASON_TRUNCATED,
+                         absl::StrCat("the segment at byte ", ff, " runs past the end"));
+    }
+    if (marker == 0xDA && ++scans > kMaxScans) {
+      return WalkFailure(v1::SKIP_REASON_CORRUPT, absl::StrCat("more than ", kMaxScans, " scans"));
+    }
+  }
 }
 
 bool IsUnsupportedVariant(int msg_code) {
@@ -198,11 +261,11 @@ const char* ColorSpaceConversion(J_COLOR_SPACE color_space) {
 
 }  // namespace
 
-JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, bool header_only) {
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, JpegScans scans) {
   Header header;
   Failure failure;
-  RunLibjpeg(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), max_pixels,
-             header_only, &header, &failure);
+  RunLibjpeg(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), max_pixels, scans,
+             &header, &failure);
 
   JpegCheck check;
   switch (failure.kind) {
@@ -234,6 +297,14 @@ JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, bool header_only
                                 static_cast<int64_t>(header.width) * header.height,
                                 " pixels, more than the limit of ", max_pixels);
     return check;
+  }
+  if (scans == JpegScans::kWalk) {
+    WalkProblem problem = WalkScans(bytes, header.first_scan_data);
+    if (problem.reason != v1::SKIP_REASON_UNSPECIFIED) {
+      check.reason = problem.reason;
+      check.detail = std::move(problem.detail);
+      return check;
+    }
   }
 
   check.ok = true;

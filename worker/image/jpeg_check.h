@@ -10,6 +10,18 @@
 
 namespace retrain::image::internal {
 
+// How much of a JPEG CheckJpeg reads past its header.
+enum class JpegScans {
+  // None: the bytes passed a check before (ProbeOptions.already_validated).
+  kSkip,
+  // Every marker segment after the first scan's header walked to EOI, the
+  // entropy-coded data between them skipped byte by byte without decoding
+  // (ProbeOptions.jpeg_structure_only).
+  kWalk,
+  // Every scan entropy-decoded up to EOI.
+  kDecode,
+};
+
 struct JpegCheck {
   // False: `reason` and `detail` say why the JPEG cannot be used.
   bool ok = false;
@@ -29,7 +41,7 @@ struct JpegCheck {
 };
 
 // Reads the header, refuses more than `max_pixels` pixels before decoding
-// anything, then entropy-decodes every scan up to EOI (reconstructing only
+// anything, then (kDecode) entropy-decodes every scan up to EOI (reconstructing only
 // a 1/8-scale image, so no full IDCT, no colour conversion and, for
 // sequential JPEGs, no whole-image buffer). Any libjpeg warning fails the
 // check:
@@ -38,8 +50,14 @@ struct JpegCheck {
 // decode (12-bit, lossless, hierarchical). More than 500 scans are refused
 // as CORRUPT (a progressive-JPEG denial of service). Thread-safe.
 //
-// `header_only` skips the scans: for bytes already validated (the same
-// content was checked before), it decides passthrough from the header.
-JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels, bool header_only = false);
+// kWalk instead checks the structure past the first scan's header: each
+// marker's segment length inside the file, only the markers a JPEG may hold
+// between scans (DHT, DQT, DRI, DNL, DAC, APPn, COM, SOS), RSTn and stuffed
+// bytes inside entropy-coded data, at most 500 scans, and EOI before the
+// end (else TRUNCATED). Damage inside entropy-coded data that keeps its
+// markers passes a walk. kSkip reads the header alone, to decide
+// passthrough for bytes checked before.
+JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels,
+                    JpegScans scans = JpegScans::kDecode);
 
 }  // namespace retrain::image::internal

@@ -343,6 +343,9 @@ def _parse_args(argv):
     parser.add_argument("--train_shards", type=int, help="default 2")
     parser.add_argument("--validation_shards", type=int, help="default 2")
     parser.add_argument("--format", default="", help="tfrecord (default) or webdataset")
+    parser.add_argument("--verify", default="",
+                        help="full (default: every JPEG scan decoded) or structure (input you "
+                        "trust: markers and EOI only)")
     parser.add_argument("--request_id", default="", help="idempotency key (default: a random one)")
     parser.add_argument("--token_file", help="file holding the client token (else RETRAIN_TOKEN)")
     parser.add_argument(
@@ -384,6 +387,7 @@ def main(argv=None):
         output_directory=args.output_directory,
         labels_file=args.labels_file,
         format=args.format,
+        verify=args.verify,
     )
     if args.train_shards is not None:
         spec.train_shards = args.train_shards
