@@ -18,7 +18,7 @@
 # "mixed" (every 10th a PNG). Figures, each on an input with a warm page cache:
 #   a) copy floor        retrain-bench-copy: the files copied into one file
 #   e) validation floor  retrain-bench-validate: every JPEG entropy-decoded,
-#                        every other image decoded and re-encoded, all cores
+#                        every other image decoded and re-encoded, a process a core
 #   b) peer              bench/pillow_build.py (build_image_data.py with Pillow),
 #                        --num_threads 2 --train_shards 8 --validation_shards 2
 #   c) retrain           retrain-server + 1 retrain-worker (--threads 1), timed
@@ -210,7 +210,7 @@ validation_floor() {  # validation_floor INPUT
   show "$key"
   bad=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["bad"])' "$WORK/validate.json")
   STATUS[$key]=ok
-  NOTE[$key]="$(nproc) threads; $bad bad"
+  NOTE[$key]="$(nproc) processes; $bad bad"
 }
 peer() {  # peer INPUT
   local key="$1:b" out="$WORK/out-peer" t0 t1

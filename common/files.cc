@@ -117,12 +117,17 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     ::close(fd);
     return ErrnoStatus(path, "cannot read", EISDIR);
   }
-  std::string data;
-  data.resize(st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0);
+  // The size fstat gave is read into a buffer of exactly that size; one
+  // small read past it confirms the end (a file that grew is read on in
+  // small steps). No reallocation for a file that did not change.
+  std::string data(st.st_size > 0 ? static_cast<size_t>(st.st_size) : 0, '\0');
   size_t done = 0;
+  char tail[4096];
   while (true) {
-    if (done == data.size()) data.resize(data.size() + 65536);
-    ssize_t n = ::read(fd, data.data() + done, data.size() - done);
+    const bool full = done == data.size();
+    char* into = full ? tail : data.data() + done;
+    const size_t room = full ? sizeof(tail) : data.size() - done;
+    const ssize_t n = ::read(fd, into, room);
     if (n < 0) {
       if (errno == EINTR) continue;
       int err = errno;
@@ -130,6 +135,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
       return ErrnoStatus(path, "cannot read", err);
     }
     if (n == 0) break;
+    if (full) data.append(tail, static_cast<size_t>(n));
     done += static_cast<size_t>(n);
   }
   ::close(fd);

@@ -115,25 +115,17 @@ absl::StatusOr<v1::ListJobsRequest> ListJobsRequestOf(const httplib::Request& re
   return out;
 }
 
-// GetJobLogs of the job in the path: query offset, max_lines.
-absl::StatusOr<v1::GetJobLogsRequest> GetJobLogsRequestOf(const httplib::Request& req) {
-  v1::GetJobLogsRequest out;
+// A paged request for the job in the path (GetJobLogs, GetJobMetrics):
+// query `offset` and the page size `page_param`, set through `set_page`.
+template <typename Request>
+absl::StatusOr<Request> JobPageRequestOf(const httplib::Request& req, const char* page_param,
+                                         void (Request::*set_page)(int32_t)) {
+  Request out;
   out.set_job_id(req.matches[1]);
   ASSIGN_OR_RETURN(const int64_t offset, CountParam(req, "offset", kMaxInt64));
-  ASSIGN_OR_RETURN(const int64_t max_lines, CountParam(req, "max_lines", kMaxInt32));
+  ASSIGN_OR_RETURN(const int64_t page, CountParam(req, page_param, kMaxInt32));
   out.set_offset(offset);
-  out.set_max_lines(static_cast<int32_t>(max_lines));
-  return out;
-}
-
-// GetJobMetrics of the job in the path: query offset, max_points.
-absl::StatusOr<v1::GetJobMetricsRequest> GetJobMetricsRequestOf(const httplib::Request& req) {
-  v1::GetJobMetricsRequest out;
-  out.set_job_id(req.matches[1]);
-  ASSIGN_OR_RETURN(const int64_t offset, CountParam(req, "offset", kMaxInt64));
-  ASSIGN_OR_RETURN(const int64_t max_points, CountParam(req, "max_points", kMaxInt32));
-  out.set_offset(offset);
-  out.set_max_points(static_cast<int32_t>(max_points));
+  (out.*set_page)(static_cast<int32_t>(page));
   return out;
 }
 
@@ -267,7 +259,8 @@ void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access
   s.Get(R"(/v1/jobs/([^/]+)/logs)",
         route("/v1/jobs/{id}/logs", true,
               [&coordinator](const httplib::Request& req, httplib::Response& res) {
-                auto request = GetJobLogsRequestOf(req);
+                auto request =
+                    JobPageRequestOf(req, "max_lines", &v1::GetJobLogsRequest::set_max_lines);
                 if (!request.ok()) return ReplyError(res, request.status());
                 auto logs = coordinator.GetJobLogs(*request);
                 if (!logs.ok()) return ReplyError(res, logs.status());
@@ -276,7 +269,8 @@ void HttpGateway::AddRoutes(Coordinator& coordinator, const AccessPolicy& access
   s.Get(R"(/v1/jobs/([^/]+)/metrics)",
         route("/v1/jobs/{id}/metrics", true,
               [&coordinator](const httplib::Request& req, httplib::Response& res) {
-                auto request = GetJobMetricsRequestOf(req);
+                auto request =
+                    JobPageRequestOf(req, "max_points", &v1::GetJobMetricsRequest::set_max_points);
                 if (!request.ok()) return ReplyError(res, request.status());
                 auto metrics = coordinator.GetJobMetrics(*request);
                 if (!metrics.ok()) return ReplyError(res, metrics.status());

@@ -31,12 +31,13 @@ std::string EncodeExample(const ExampleFields& in) {
   SetBytes(f, dataset::kImageFormat, dataset::kFormatJpeg);
   SetBytes(f, dataset::kImageFilename, in.filename);
   SetBytes(f, dataset::kImageEncoded, in.jpeg);
-  std::string out;
+  // Serialized into a buffer of exactly its size: no growth, no copy.
+  std::string out(example.ByteSizeLong(), '\0');
   {
-    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::ArrayOutputStream stream(out.data(), static_cast<int>(out.size()));
     google::protobuf::io::CodedOutputStream coded(&stream);
     coded.SetSerializationDeterministic(true);  // map keys in sorted order
-    example.SerializeToCodedStream(&coded);
+    example.SerializeWithCachedSizes(&coded);
   }
   return out;
 }

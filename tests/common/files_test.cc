@@ -36,6 +36,35 @@ TEST(FilesTest, ReadFileErrorsKeepTheirMeaning) {
   EXPECT_EQ(ReadFile("/").status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(FilesTest, ReadFileReadsEverySizeWhole) {
+  fs::path dir = fs::temp_directory_path() / ("files_read_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string path = (dir / "f").string();
+  // Empty, below and across the 4 KiB read past the end, and large.
+  for (size_t size :
+       {size_t{0}, size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, size_t{3} << 20}) {
+    std::string data(size, '\0');
+    for (size_t i = 0; i < size; ++i) data[i] = static_cast<char>(i * 131 + size);
+    ASSERT_TRUE(WriteFileAtomically(path, data).ok());
+    auto read = ReadFile(path);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->size(), size);
+    EXPECT_TRUE(*read == data) << "size " << size;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(FilesTest, ReadFileReadsFilesWhoseSizeStatDoesNotGive) {
+  // /proc files report size 0 and still have content, here several reads'
+  // worth of it: read to the end.
+  auto smaps = ReadFile("/proc/self/smaps");
+  ASSERT_TRUE(smaps.ok()) << smaps.status();
+  EXPECT_GT(smaps->size(), 3 * 4096u);
+  EXPECT_NE(smaps->find("Rss:"), std::string::npos);
+  EXPECT_NE(smaps->rfind("VmFlags:"), std::string::npos);
+  EXPECT_EQ(smaps->back(), '\n');
+}
+
 TEST(FilesTest, EscapeNonUtf8) {
   EXPECT_EQ(EscapeNonUtf8("plain/ascii.jpg"), "plain/ascii.jpg");
   EXPECT_EQ(EscapeNonUtf8("caf\xc3\xa9"), "caf\xc3\xa9");

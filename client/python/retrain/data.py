@@ -85,7 +85,7 @@ class RetrainDataset(torch.utils.data.IterableDataset):
     @property
     def num_records(self):
         """The records of this split, over all ranks and workers."""
-        return sum(shard.num_records for shard in self.shards)
+        return self.dataset.num_records(self.split)
 
     def set_epoch(self, epoch):
         """Orders the next iteration's shards and records for `epoch` (with
