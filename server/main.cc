@@ -2,7 +2,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -15,6 +14,7 @@
 #include "common/bearer_token.h"
 #include "common/files.h"
 #include "common/logging.h"
+#include "common/stop_signals.h"
 #include "common/tls_credentials.h"
 #include "server/access_policy.h"
 #include "server/coordinator.h"
@@ -29,21 +29,6 @@
 #include "server/state_flags.h"
 
 namespace {
-
-// Blocks SIGINT/SIGTERM in every thread and returns a thread that waits for
-// one and then calls `stop`.
-std::thread StartSignalWatcher(std::function<void(int)> stop) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return std::thread([set, stop = std::move(stop)] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    stop(sig);
-  });
-}
 
 // Whether HOST:PORT names a loopback address (127.0.0.0/8, ::1, localhost).
 bool IsLoopback(const std::string& listen) {
@@ -91,6 +76,7 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  retrain::BlockStopSignals();
   retrain::server::RememberArguments(argv);
   retrain::server::CoordinatorOptions options;
   retrain::server::FrontEndFlags front;
@@ -212,7 +198,7 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   StopSignal stop;
-  std::thread watcher = StartSignalWatcher([&](int sig) {
+  std::thread watcher = retrain::WatchStopSignals([&](int sig) {
     log->info("signal {}: shutting down", sig);
     stop.Set();
   });

@@ -1,12 +1,15 @@
 #include "worker/agent.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -276,6 +279,22 @@ bool Agent::ConfirmLease(const v1::Task& task, int64_t done, int64_t bytes) {
   return false;
 }
 
+void Agent::TouchHealthFile() {
+  if (options_.health_file.empty()) return;
+  const int fd = ::open(options_.health_file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd >= 0 && ::futimens(fd, nullptr) == 0) {
+    ::close(fd);
+    return;
+  }
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (!health_file_failed_) {
+    health_file_failed_ = true;
+    Logger("worker")->warn("--health_file {}: cannot touch it: {}", options_.health_file,
+                           std::strerror(err));
+  }
+}
+
 void Agent::HeartbeatLoop() {
   std::optional<std::chrono::steady_clock::time_point> unreachable_since;
   while (!stopping_) {
@@ -322,6 +341,7 @@ void Agent::HeartbeatLoop() {
         task_cancelled_ = true;
       }
     }
+    if (s.ok()) TouchHealthFile();
     // Sleep in small steps so Stop() is prompt.
     for (int slept = 0; slept < interval && !stopping_; slept += 50) {
       std::this_thread::sleep_for(milliseconds(50));

@@ -37,6 +37,10 @@ struct AgentOptions {
   // How to reach the coordinator (TLS, a client certificate); null:
   // plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Touched (created if missing) at every heartbeat the coordinator
+  // acknowledges, so that its age says how long ago this worker was last in
+  // touch: the health signal of a container or an exec probe. "": none.
+  std::string health_file;
 };
 
 // Thread-safe: Stop() may be called from any thread while Run() runs.
@@ -65,6 +69,8 @@ class Agent {
  private:
   absl::Status Register();
   void HeartbeatLoop();
+  // Sets the health file's modification time to now; says once if it cannot.
+  void TouchHealthFile();
   // Runs a task leased by the task loop: the worker's one task at a time,
   // with its lease fenced and its progress reported.
   void RunTask(const retrain::v1::Task& task);
@@ -118,6 +124,7 @@ class Agent {
   std::shared_ptr<retrain::v1::WorkerService::StubInterface> stub_;  // guarded by stub_mu_
   std::chrono::steady_clock::time_point stub_made_;                  // guarded by stub_mu_
   std::atomic<bool> stopping_{false};
+  bool health_file_failed_ = false;  // heartbeat thread only
 
   std::mutex mu_;
   std::string worker_id_;          // guarded by mu_

@@ -1,6 +1,5 @@
 // retrain-worker: runs the coordinator's tasks on this machine.
 #include <malloc.h>
-#include <signal.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +11,7 @@
 
 #include "common/bearer_token.h"
 #include "common/logging.h"
+#include "common/stop_signals.h"
 #include "common/tls_credentials.h"
 #include "worker/agent.h"
 #include "worker/image/image_library.h"
@@ -54,8 +54,10 @@ void KeepFreedMemory() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  retrain::BlockStopSignals();
   retrain::worker::AgentOptions options;
   if (const char* env = std::getenv("RETRAIN_SERVER")) options.server = env;
+  if (const char* env = std::getenv("RETRAIN_WORKER_HEALTH_FILE")) options.health_file = env;
   options.threads = std::max(1u, std::thread::hardware_concurrency());
   std::string log_level = "info";
   std::string log_format = "text";
@@ -84,6 +86,9 @@ int main(int argc, char** argv) {
   app.add_option("--advertise_host", options.advertise_host,
                  "Host or IP other workers reach this one at, for jobs over several workers "
                  "(default: the hostname; in Kubernetes the pod IP)");
+  app.add_option("--health_file", options.health_file,
+                 "File touched at every heartbeat the coordinator acknowledges (every few "
+                 "seconds): a health check reads its age (or RETRAIN_WORKER_HEALTH_FILE)");
   app.add_option("--tls_ca_file", tls.ca_file,
                  "PEM CA of the coordinator's certificate: connect over TLS");
   app.add_option("--tls_cert_file", tls.cert_file,
@@ -126,14 +131,7 @@ int main(int argc, char** argv) {
   }
   retrain::worker::Agent& agent = **connected;
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::thread watcher([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
+  std::thread watcher = retrain::WatchStopSignals([&](int sig) {
     retrain::Logger("worker")->info("signal {}: stopping", sig);
     agent.Stop();
   });

@@ -11,6 +11,7 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -849,6 +850,62 @@ TEST(OperationsTest, AWorkerYieldsTheCpuToTheMachinesOtherProcesses) {
   EXPECT_GT(nice.size(), 2u) << "the task, heartbeat and check loops, and gRPC's";
   EXPECT_THAT(nice, ::testing::Each(10));
   EXPECT_EQ(getpriority(PRIO_PROCESS, 0), 0) << "the test itself is not lowered";
+}
+
+TEST(OperationsTest, AWorkersHealthFileAgesOnlyWhileTheCoordinatorIsAway) {
+  TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.StartServer();
+  const std::string health = dir.path() + "/worker.health";
+  // As the worker image sets it: from the environment, which the worker inherits.
+  ASSERT_EQ(setenv("RETRAIN_WORKER_HEALTH_FILE", health.c_str(), 1), 0);
+  cluster.StartWorker(1);
+  unsetenv("RETRAIN_WORKER_HEALTH_FILE");
+  auto modified = [&] {
+    struct stat st {};
+    if (stat(health.c_str(), &st) != 0) return std::chrono::nanoseconds(0);
+    return std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec);
+  };
+  for (int i = 0; i < 200 && modified().count() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const auto first = modified();
+  ASSERT_NE(first.count(), 0) << health << " never appeared";
+  // Heartbeats every 300 ms touch it.
+  for (int i = 0; i < 40 && modified() == first; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GT(modified(), first) << "not touched again in 2 s";
+  // No coordinator, no acknowledged heartbeat: the file keeps its age.
+  cluster.KillServer();
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  const auto last = modified();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  EXPECT_EQ(modified(), last) << "touched with no coordinator to acknowledge a heartbeat";
+}
+
+TEST(OperationsTest, AServerRunningAsItsPidNamespacesInitStopsOnSigterm) {
+  // As in a container, where it is PID 1: the kernel drops a signal that
+  // such a process neither handles nor blocks in the thread it reaches.
+  TempDir dir;
+  const std::string port_file = dir.path() + "/port";
+  const std::string log = dir.path() + "/server.log";
+  auto unshare =
+      Process::Start({"/usr/bin/unshare", "--pid", "--fork", "--kill-child",
+                      BinDir() + "/retrain-server", "--listen", "127.0.0.1:0", "--port_file",
+                      port_file, "--state_dir", dir.path() + "/state", "--data_root", dir.path()},
+                     log);
+  ASSERT_TRUE(Eventually([&] { return !ReadAll(port_file).empty(); }, std::chrono::seconds(30)))
+      << ReadAll(log);
+  // The server is unshare's one child.
+  const std::string self = std::to_string(unshare->pid());
+  const std::string children = ReadAll("/proc/" + self + "/task/" + self + "/children");
+  ASSERT_FALSE(children.empty());
+  ASSERT_EQ(kill(std::stoi(children), SIGTERM), 0);
+  ASSERT_TRUE(Eventually([&] { return !unshare->Running(); }, std::chrono::seconds(10)))
+      << "still running 10 s after SIGTERM: " << ReadAll(log);
+  EXPECT_EQ(unshare->Wait(), 0);
+  EXPECT_THAT(ReadAll(log), HasSubstr("signal 15: shutting down"));
 }
 
 TEST(OperationsTest, EveryCommandPrintsJson) {
