@@ -7,13 +7,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace retrain {
 
@@ -153,9 +157,65 @@ absl::Status SyncDirectory(const std::string& dir) {
   return absl::OkStatus();
 }
 
+// Writes a file's bytes back in ranges of at least `every` bytes, on its own
+// thread, as Append() reports them.
+class AtomicFileWriter::WriteBehind {
+ public:
+  WriteBehind(int fd, int64_t every) : fd_(fd), every_(every), thread_([this] { Loop(); }) {}
+  ~WriteBehind() { Stop(); }
+  // `written` bytes are in the file now.
+  void Appended(int64_t written) {
+    if (written - notified_ < every_) return;
+    notified_ = written;
+    std::lock_guard<std::mutex> lock(mu_);
+    requested_ = written;
+    cv_.notify_one();
+  }
+  // Joins the thread; the errno of its first failed write-back, or 0.
+  int Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      cv_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+    return error_;
+  }
+
+ private:
+  void Loop() {
+    int64_t done = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return stop_ || requested_ > done; });
+      if (stop_) return;
+      const int64_t upto = requested_;
+      lock.unlock();
+      const int rc = ::sync_file_range(
+          fd_, done, upto - done,
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      const int err = rc == 0 ? 0 : errno;
+      lock.lock();
+      if (err != 0 && error_ == 0) error_ = err;
+      done = upto;
+    }
+  }
+
+  const int fd_;
+  const int64_t every_;
+  int64_t notified_ = 0;   // Appended()'s thread only
+  int64_t requested_ = 0;  // guarded by mu_, as the rest below
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  int error_ = 0;
+  std::thread thread_;
+};
+
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {}
 
 AtomicFileWriter::~AtomicFileWriter() {
+  write_behind_.reset();
   if (fd_ >= 0) ::close(fd_);
   if (!committed_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
 }
@@ -189,10 +249,23 @@ absl::Status AtomicFileWriter::Append(std::string_view data) {
     left -= static_cast<size_t>(n);
   }
   bytes_written_ += static_cast<int64_t>(data.size());
+  if (write_behind_) write_behind_->Appended(bytes_written_);
   return absl::OkStatus();
 }
 
+void AtomicFileWriter::StartWriteBehind(int64_t every_bytes) {
+  if (fd_ >= 0 && !write_behind_) write_behind_ = std::make_unique<WriteBehind>(fd_, every_bytes);
+}
+
+absl::Status AtomicFileWriter::StopWriteBehind() {
+  if (!write_behind_) return absl::OkStatus();
+  const int err = write_behind_->Stop();
+  write_behind_.reset();
+  return err == 0 ? absl::OkStatus() : ErrnoStatus(path_, "cannot write back", err);
+}
+
 absl::Status AtomicFileWriter::Commit(Sync sync) {
+  RETURN_IF_ERROR(StopWriteBehind());
   if (sync == Sync::kDurable && ::fsync(fd_) != 0) {
     return ErrnoStatus(path_, "cannot fsync", errno);
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +44,10 @@ class AtomicFileWriter {
 
   absl::Status Open();
   absl::Status Append(std::string_view data);
+  // From now on, a thread of this writer writes the appended bytes back to
+  // the disk every `every_bytes` while appending goes on, so that a durable
+  // Commit() finds little left to write. Call after Open().
+  void StartWriteBehind(int64_t every_bytes);
   enum class Sync {
     // The data and the rename survive a power loss.
     kDurable,
@@ -60,9 +65,14 @@ class AtomicFileWriter {
  private:
   std::string path_;
   std::string temp_path_;
+  class WriteBehind;
+  // Stops the write-behind thread; its first error, if any.
+  absl::Status StopWriteBehind();
+
   int fd_ = -1;
   int64_t bytes_written_ = 0;
   bool committed_ = false;
+  std::unique_ptr<WriteBehind> write_behind_;
 };
 
 absl::Status WriteFileAtomically(const std::string& path, std::string_view contents,

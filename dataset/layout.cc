@@ -6,45 +6,57 @@
 namespace retrain::dataset {
 
 namespace {
-constexpr const char* kTfRecordName = "tfrecord";
-constexpr const char* kWebDatasetName = "webdataset";
-constexpr const char* kFullName = "full";
-constexpr const char* kStructureName = "structure";
+
+// An enum's values with their names, the first the default.
+template <typename Enum>
+struct Named {
+  const char* name;
+  Enum value;
+};
+constexpr Named<ShardFormat> kShardFormats[] = {{"tfrecord", ShardFormat::kTfRecord},
+                                                {"webdataset", ShardFormat::kWebDataset}};
+constexpr Named<VerifyMode> kVerifyModes[] = {{"full", VerifyMode::kFull},
+                                              {"structure", VerifyMode::kStructure}};
+
+template <typename Enum, size_t N>
+const char* NameIn(const Named<Enum> (&table)[N], Enum value) {
+  for (const auto& entry : table) {
+    if (entry.value == value) return entry.name;
+  }
+  return table[0].name;
+}
+
+template <typename Enum, size_t N>
+bool ParseIn(const Named<Enum> (&table)[N], std::string_view name, Enum* value) {
+  for (const auto& entry : table) {
+    if (name == entry.name) {
+      *value = entry.value;
+      return true;
+    }
+  }
+  return false;
+}
+
+template <typename Enum, size_t N>
+std::string NamesIn(const Named<Enum> (&table)[N]) {
+  std::string names;
+  for (const auto& entry : table) names += (names.empty() ? "" : ", ") + std::string(entry.name);
+  return names;
+}
+
 }  // namespace
 
-const char* ShardFormatName(ShardFormat format) {
-  return format == ShardFormat::kWebDataset ? kWebDatasetName : kTfRecordName;
-}
-
+const char* ShardFormatName(ShardFormat format) { return NameIn(kShardFormats, format); }
 bool ParseShardFormat(std::string_view name, ShardFormat* format) {
-  if (name == kTfRecordName) {
-    *format = ShardFormat::kTfRecord;
-  } else if (name == kWebDatasetName) {
-    *format = ShardFormat::kWebDataset;
-  } else {
-    return false;
-  }
-  return true;
+  return ParseIn(kShardFormats, name, format);
 }
+std::string ShardFormatNames() { return NamesIn(kShardFormats); }
 
-std::string ShardFormatNames() { return std::string(kTfRecordName) + ", " + kWebDatasetName; }
-
-const char* VerifyModeName(VerifyMode mode) {
-  return mode == VerifyMode::kStructure ? kStructureName : kFullName;
-}
-
+const char* VerifyModeName(VerifyMode mode) { return NameIn(kVerifyModes, mode); }
 bool ParseVerifyMode(std::string_view name, VerifyMode* mode) {
-  if (name == kFullName) {
-    *mode = VerifyMode::kFull;
-  } else if (name == kStructureName) {
-    *mode = VerifyMode::kStructure;
-  } else {
-    return false;
-  }
-  return true;
+  return ParseIn(kVerifyModes, name, mode);
 }
-
-std::string VerifyModeNames() { return std::string(kFullName) + ", " + kStructureName; }
+std::string VerifyModeNames() { return NamesIn(kVerifyModes); }
 
 std::string ShardFileName(const std::string& split, int index, int count, ShardFormat format) {
   char numbers[48];

@@ -1,5 +1,8 @@
 #include "server/grpc_services.h"
 
+#include <chrono>
+#include <optional>
+
 #include "common/grpc_status.h"
 #include "common/job_states.h"
 
@@ -8,6 +11,11 @@ namespace retrain::server {
 namespace v1 = retrain::v1;
 
 namespace {
+
+// A WatchJob stream sends the job at least this often, changed or not,
+constexpr std::chrono::milliseconds kWatchKeepAlive(1000);
+// and at most once in this time while it runs (progress coalesced).
+constexpr std::chrono::milliseconds kWatchCoalesce(200);
 
 // Copies a StatusOr's value into the response, or returns its error.
 template <typename T>
@@ -117,17 +125,32 @@ grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJ
     std::atomic<int>& n;
     ~Release() { n.fetch_sub(1); }
   } release{watch_streams_};
+  // Sends `job`; the stream's end when it has ended.
+  auto send = [&](v1::Job job) -> std::optional<grpc::Status> {
+    v1::JobUpdate update;
+    *update.mutable_job() = std::move(job);
+    if (!writer->Write(update)) return grpc::Status::CANCELLED;
+    if (IsFinalState(update.job().state())) return grpc::Status::OK;
+    return std::nullopt;
+  };
+  using Clock = std::chrono::steady_clock;
   uint64_t version = 0;
   while (!ctx->IsCancelled()) {
-    auto job = coordinator_.WaitForJobChange(req->job_id(), &version,
-                                             std::chrono::milliseconds(1000));
+    auto job = coordinator_.WaitForJobChange(req->job_id(), &version, kWatchKeepAlive);
     if (!job.ok()) return ToGrpcStatus(job.status());
-    v1::JobUpdate update;
-    *update.mutable_job() = *job;
-    if (!writer->Write(update)) return grpc::Status::CANCELLED;
-    if (IsFinalState(job->state())) return grpc::Status::OK;
-    // Coalesce progress: at most a few updates a second.
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    if (auto end = send(*std::move(job))) return *end;
+    // Coalesce progress: the changes of the next kWatchCoalesce go out
+    // together after it (the next wait returns at once), the job's end as
+    // soon as it happens.
+    const Clock::time_point hold_until = Clock::now() + kWatchCoalesce;
+    uint64_t seen = version;
+    for (Clock::time_point now = Clock::now(); now < hold_until && !ctx->IsCancelled();
+         now = Clock::now()) {
+      auto next = coordinator_.WaitForJobChange(
+          req->job_id(), &seen, std::chrono::ceil<std::chrono::milliseconds>(hold_until - now));
+      if (!next.ok()) return ToGrpcStatus(next.status());
+      if (IsFinalState(next->state())) return *send(*std::move(next));
+    }
   }
   return grpc::Status::CANCELLED;
 }

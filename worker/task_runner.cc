@@ -26,6 +26,10 @@ namespace v1 = retrain::v1;
 
 namespace {
 
+// How far a shard's write-back may lag behind its writing (see
+// AtomicFileWriter::StartWriteBehind).
+constexpr int64_t kShardWriteBehindBytes = 2 << 20;
+
 struct FileFailure {
   v1::SkipReason reason = v1::SKIP_REASON_UNSPECIFIED;
   std::string detail;
@@ -136,12 +140,7 @@ namespace {
 absl::StatusOr<image::ProbeOptions> ProbeOptionsOf(int64_t max_pixels, const std::string& verify) {
   image::ProbeOptions options;
   if (max_pixels > 0) options.max_pixels = max_pixels;
-  dataset::VerifyMode mode = dataset::VerifyMode::kFull;
-  if (!verify.empty() && !dataset::ParseVerifyMode(verify, &mode)) {
-    return absl::InvalidArgumentError(absl::StrCat("verify mode '", verify,
-                                                   "' is unknown to this worker (it knows ",
-                                                   dataset::VerifyModeNames(), ")"));
-  }
+  ASSIGN_OR_RETURN(const dataset::VerifyMode mode, TaskVerifyMode(verify));
   options.jpeg_structure_only = mode == dataset::VerifyMode::kStructure;
   return options;
 }
@@ -203,7 +202,29 @@ absl::Status RequireWorkspace(const char* kind, const std::string& workspace) {
   return absl::OkStatus();
 }
 
+// `name` parsed by `parse`, or `fallback` for ""; INVALID_ARGUMENT naming
+// `what` and the names this worker knows otherwise.
+template <typename Enum>
+absl::StatusOr<Enum> KnownToThisWorker(const char* what, const std::string& name, Enum fallback,
+                                       bool (*parse)(std::string_view, Enum*),
+                                       const std::string& known) {
+  Enum value = fallback;
+  if (name.empty() || parse(name, &value)) return value;
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, " '", name, "' is unknown to this worker (it knows ", known, ")"));
+}
+
 }  // namespace
+
+absl::StatusOr<dataset::ShardFormat> TaskShardFormat(const std::string& name) {
+  return KnownToThisWorker("shard format", name, dataset::ShardFormat::kTfRecord,
+                           dataset::ParseShardFormat, dataset::ShardFormatNames());
+}
+
+absl::StatusOr<dataset::VerifyMode> TaskVerifyMode(const std::string& name) {
+  return KnownToThisWorker("verify mode", name, dataset::VerifyMode::kFull,
+                           dataset::ParseVerifyMode, dataset::VerifyModeNames());
+}
 
 absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task, const RunContext& context) {
   RETURN_IF_ERROR(RequireWorkspace("probe", task.workspace()));
@@ -282,12 +303,7 @@ class ShardFraming {
 
 absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const RunContext& context) {
   RETURN_IF_ERROR(RequireWorkspace("shard", task.workspace()));
-  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
-  if (!task.format().empty() && !dataset::ParseShardFormat(task.format(), &format)) {
-    return absl::InvalidArgumentError(absl::StrCat("shard format '", task.format(),
-                                                   "' is unknown to this worker (it writes ",
-                                                   dataset::ShardFormatNames(), ")"));
-  }
+  ASSIGN_OR_RETURN(const dataset::ShardFormat format, TaskShardFormat(task.format()));
   v1::ShardEntries entries;
   RETURN_IF_ERROR(
       ReadWorkspaceFile(ShardEntriesFile(task.workspace(), task.file_name()), &entries));
@@ -307,6 +323,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
   AtomicFileWriter index(index_path);
   RETURN_IF_ERROR(shard.Open());
   RETURN_IF_ERROR(index.Open());
+  shard.StartWriteBehind(kShardWriteBehindBytes);
 
   struct Item {
     bool ok = false;

@@ -5,8 +5,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/statusor.h"
+#include "dataset/layout.h"
 #include "retrain/v1/worker.pb.h"
 
 namespace retrain::worker {
@@ -25,6 +27,13 @@ struct RunContext {
   // always true.
   std::function<bool(int64_t done, int64_t bytes)> confirm_lease;
 };
+
+// A task's shard format and verify mode as this worker knows them, ""
+// being the default; a name it does not know (from a newer coordinator) is
+// INVALID_ARGUMENT: "shard format 'x' is unknown to this worker (it knows
+// tfrecord, webdataset)".
+absl::StatusOr<dataset::ShardFormat> TaskShardFormat(const std::string& name);
+absl::StatusOr<dataset::VerifyMode> TaskVerifyMode(const std::string& name);
 
 // Validates every file of the task. Per-file failures are results, not
 // errors; the status is CANCELLED only when `cancelled` was set.

@@ -11,6 +11,7 @@
 #include "common/files.h"
 #include "common/hashing.h"
 #include "common/request_refusal.h"
+#include "common/status_macros.h"
 #include "common/tfrecord.h"
 #include "dataset/example_features.h"
 #include "dataset/layout.h"
@@ -182,12 +183,7 @@ void CheckIndex(const v1::VerifyShardTask& task, const std::vector<dataset::Inde
 absl::Status VerifyShard(const v1::VerifyShardTask& task, const RunContext& context,
                          DamageList& damage, v1::VerifyShardResult& result) {
   const std::string path = dataset::JoinPath(task.data_dir(), task.file());
-  dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
-  if (!task.format().empty() && !dataset::ParseShardFormat(task.format(), &format)) {
-    return absl::InvalidArgumentError(absl::StrCat("shard format '", task.format(),
-                                                   "' is unknown to this worker (it reads ",
-                                                   dataset::ShardFormatNames(), ")"));
-  }
+  ASSIGN_OR_RETURN(const dataset::ShardFormat format, TaskShardFormat(task.format()));
   const bool webdataset = format == dataset::ShardFormat::kWebDataset;
   struct stat st;
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -1,5 +1,6 @@
 #include "server/jobs/dataset_build.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -187,9 +188,75 @@ v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, in
   return task;
 }
 
+// The probe tasks that validate `plan`'s listing, each of chunks of one
+// split and at most kFilesPerProbeTask files: a full chunk alone, the
+// partial ones (each label directory's last) packed first-fit, largest
+// first. The tasks go largest first (workers lease in task order), so that
+// the last ones leased are the smallest and the workers finish the phase
+// nearly together.
+std::vector<v1::Task> ProbeTasks(const v1::DatasetBuildSpec& spec, const v1::BuildPlan& plan) {
+  struct Chunk {
+    const v1::ListedLabel* listed;
+    int32_t index;
+    int files;
+  };
+  struct Batch {
+    std::string split;
+    int files = 0;
+    std::vector<Chunk> chunks;
+  };
+  std::vector<Batch> full, packed;
+  std::vector<Chunk> partial;
+  for (const auto& listed : plan.listed()) {
+    for (int64_t chunk = 0; chunk * kFilesPerProbeTask < listed.files(); ++chunk) {
+      const Chunk c{&listed, static_cast<int32_t>(chunk),
+                    static_cast<int>(std::min<int64_t>(
+                        kFilesPerProbeTask, listed.files() - chunk * kFilesPerProbeTask))};
+      if (c.files == kFilesPerProbeTask) {
+        full.push_back({listed.split(), c.files, {c}});
+      } else {
+        partial.push_back(c);
+      }
+    }
+  }
+  std::stable_sort(partial.begin(), partial.end(),
+                   [](const Chunk& a, const Chunk& b) { return a.files > b.files; });
+  for (const Chunk& c : partial) {
+    auto fit = std::find_if(packed.begin(), packed.end(), [&](const Batch& b) {
+      return b.split == c.listed->split() && b.files + c.files <= kFilesPerProbeTask;
+    });
+    if (fit == packed.end()) fit = packed.insert(packed.end(), {c.listed->split(), 0, {}});
+    fit->files += c.files;
+    fit->chunks.push_back(c);
+  }
+  full.insert(full.end(), packed.begin(), packed.end());
+  std::stable_sort(full.begin(), full.end(),
+                   [](const Batch& a, const Batch& b) { return a.files > b.files; });
+  std::vector<v1::Task> tasks;
+  for (const Batch& batch : full) {
+    v1::ProbeTask& probe = *tasks.emplace_back().mutable_probe();
+    probe.set_directory(batch.split == "train" ? spec.train_directory()
+                                               : spec.validation_directory());
+    probe.set_split(batch.split);
+    probe.set_max_pixels(spec.max_pixels());
+    probe.set_verify(spec.verify());
+    probe.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
+    probe.set_jpeg_quality(spec.jpeg_quality());
+    probe.set_num_threads(spec.num_threads());
+    probe.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
+    for (const Chunk& chunk : batch.chunks) {
+      v1::ListingChunk& c = *probe.add_chunks();
+      c.set_label_name(plan.labels(chunk.listed->label_index()).name());
+      c.set_label(chunk.listed->label_index());
+      c.set_chunk(chunk.index);
+      c.set_files(chunk.files);
+    }
+  }
+  return tasks;
+}
+
 // Every list task is done: the listing goes into the plan, and probe tasks
-// validate it, each a run of chunks of one split of at most
-// kFilesPerProbeTask files.
+// validate it.
 LockedStep ValidateListing(const JobSnapshot& s) {
   const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   v1::BuildPlan plan = s.plan;
@@ -202,35 +269,7 @@ LockedStep ValidateListing(const JobSnapshot& s) {
       refused += listed.refused();
     }
   }
-  std::vector<v1::Task> tasks;
-  int task_files = kFilesPerProbeTask;  // of the last task; full: start another
-  std::string task_split;
-  for (const auto& listed : plan.listed()) {
-    for (int64_t chunk = 0; chunk * kFilesPerProbeTask < listed.files(); ++chunk) {
-      const int chunk_files = static_cast<int>(
-          std::min<int64_t>(kFilesPerProbeTask, listed.files() - chunk * kFilesPerProbeTask));
-      if (task_files + chunk_files > kFilesPerProbeTask || listed.split() != task_split) {
-        v1::ProbeTask& probe = *tasks.emplace_back().mutable_probe();
-        probe.set_directory(listed.split() == "train" ? spec.train_directory()
-                                                      : spec.validation_directory());
-        probe.set_split(listed.split());
-        probe.set_max_pixels(spec.max_pixels());
-        probe.set_verify(spec.verify());
-        probe.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
-        probe.set_jpeg_quality(spec.jpeg_quality());
-        probe.set_num_threads(spec.num_threads());
-        probe.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
-        task_files = 0;
-        task_split = listed.split();
-      }
-      v1::ListingChunk& c = *tasks.back().mutable_probe()->add_chunks();
-      c.set_label_name(plan.labels(listed.label_index()).name());
-      c.set_label(listed.label_index());
-      c.set_chunk(static_cast<int32_t>(chunk));
-      c.set_files(chunk_files);
-      task_files += chunk_files;
-    }
-  }
+  std::vector<v1::Task> tasks = ProbeTasks(spec, plan);
   plan.set_phase(v1::BuildPlan::PHASE_PROBING);
   plan.set_files_listed(files);
   plan.set_num_skipped(refused);

@@ -800,8 +800,23 @@ TEST(OperationsTest, LimitsRefuseWithTheFlagToRaise) {
   grpc::Status s = refused->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(s.error_message(), HasSubstr("--max_watch_streams 1"));
-  watching.TryCancel();
-  stream->Finish();
+  // The job's end reaches the open stream at once, not after the pause that
+  // coalesces progress updates (200 ms after each update sent).
+  v1::CancelJobRequest cancel;
+  cancel.set_job_id(watch.job_id());
+  grpc::ClientContext cctx;
+  v1::Job cancelled;
+  ASSERT_TRUE(cluster.jobs().CancelJob(&cctx, cancel, &cancelled).ok());
+  const auto cancelled_at = std::chrono::steady_clock::now();
+  while (stream->Read(&update) && update.job().state() != v1::JOB_STATE_CANCELLED) {
+  }
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  cancelled_at)
+                .count(),
+            150);
+  EXPECT_EQ(update.job().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE(stream->Read(&update));
+  EXPECT_TRUE(stream->Finish().ok());
 
   // A request over --max_request_mib.
   v1::SubmitDatasetBuildRequest big;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/dataset_build.h"
 #include "server/coordinator.h"
 #include "tests/support/process.h"
 #include "tests/support/test_images.h"
@@ -584,6 +585,47 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   EXPECT_EQ(moved.id(), task.id());
   EXPECT_EQ(moved.attempt(), 2);
   EXPECT_GT(moved.lease_id(), task.lease_id()) << "lease ids are not reused after a restart";
+}
+
+TEST_F(EngineTest, ProbeTasksGoLargestFirstWithTheLabelsLastChunksPackedTogether) {
+  WriteFile(root() + "/images/train/dog/1.jpg", test_images::MakeJpeg(16, 16, 90, 3));
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitBuild();
+  const v1::Task check = Lease(a);
+  ASSERT_TRUE(check.has_check_build());
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
+  const v1::Task list = Lease(a);
+  ASSERT_TRUE(list.has_list());
+  ASSERT_EQ(list.list().labels_size(), 2);
+  // As if "cat" held 40 files and "dog" 300: chunks of 40, then 256 and 44.
+  v1::TaskResult listed;
+  for (const auto& [label, files] : {std::pair{0, 40}, std::pair{1, 300}}) {
+    v1::ListedLabel& l = *listed.mutable_list()->add_listed();
+    l.set_split("train");
+    l.set_label_index(label);
+    l.set_files(files);
+  }
+  ASSERT_TRUE(Complete(engine(), a, list, listed).ok());
+  // Leased in task order: the full chunk first, then the two last chunks
+  // together (the largest first), not 40, 256 and 44 in listing order.
+  const v1::Task first = Lease(a);
+  ASSERT_TRUE(first.has_probe());
+  EXPECT_THAT(History(job), HasSubstr("listed 340 files (0 refused); validating them in 2 tasks"));
+  EXPECT_EQ(ProbeTaskFiles(first.probe()), 256);
+  ASSERT_EQ(first.probe().chunks_size(), 1);
+  EXPECT_EQ(first.probe().chunks(0).label_name(), "dog");
+  EXPECT_EQ(first.probe().chunks(0).chunk(), 0);
+  const std::string b = RegisterWorker();
+  const v1::Task second = Lease(b);
+  ASSERT_TRUE(second.has_probe());
+  EXPECT_EQ(ProbeTaskFiles(second.probe()), 84);
+  ASSERT_EQ(second.probe().chunks_size(), 2);
+  EXPECT_EQ(second.probe().chunks(0).label_name(), "dog");
+  EXPECT_EQ(second.probe().chunks(0).chunk(), 1);
+  EXPECT_EQ(second.probe().chunks(0).files(), 44);
+  EXPECT_EQ(second.probe().chunks(1).label_name(), "cat");
+  EXPECT_EQ(second.probe().chunks(1).files(), 40);
 }
 
 TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {

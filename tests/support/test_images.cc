@@ -409,6 +409,11 @@ size_t JpegScanDataOffset(std::string_view jpeg) {
   return 0;
 }
 
+size_t JpegScanDataMiddle(std::string_view jpeg) {
+  const size_t scan = JpegScanDataOffset(jpeg);
+  return scan == 0 ? 0 : scan + (jpeg.size() - scan) / 2;
+}
+
 std::string MakePng(int w, int h, uint64_t seed) {
   const std::string pixels = MakePhotoPixels(w, h, seed);
   return WithVips("MakePng", [&] { return BlobToString(RgbImage(pixels, w, h).pngsave_buffer()); });

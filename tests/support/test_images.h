@@ -64,6 +64,9 @@ std::string DecodeJpegToRgb(std::string_view jpeg, int* width, int* height);
 // Offset of the first entropy-coded byte (just after the first SOS segment)
 // of a JPEG, or 0 if there is no SOS. For damaging scan data in tests.
 size_t JpegScanDataOffset(std::string_view jpeg);
+// Offset halfway between that and the end of the JPEG, or 0 if there is no
+// SOS: where a test plants damage inside the scan data.
+size_t JpegScanDataMiddle(std::string_view jpeg);
 
 // --- Other formats ---------------------------------------------------------
 // 8-bit RGB PNG.

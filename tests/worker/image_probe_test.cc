@@ -139,9 +139,8 @@ TEST_F(ImageProbeTest, TruncatedProgressiveAndCmykJpeg) {
 
 TEST_F(ImageProbeTest, CorruptJpegScanData) {
   const std::string jpeg = ti::MakeJpeg(500, 375);
-  const size_t scan = ti::JpegScanDataOffset(jpeg);
-  ASSERT_GT(scan, 0u);
-  const size_t middle = scan + (jpeg.size() - scan) / 2;
+  const size_t middle = ti::JpegScanDataMiddle(jpeg);
+  ASSERT_GT(middle, 0u);
 
   // A restart marker where the scan has none: libjpeg's JWRN_HIT_MARKER.
   std::string marker = jpeg;
@@ -194,9 +193,8 @@ TEST_F(ImageProbeTest, StructureOnlyWalksTheMarkersToEoiWithoutDecoding) {
   EXPECT_EQ(ProbeImage(ti::Truncate(progressive, 0.6), structure).reason,
             v1::SKIP_REASON_TRUNCATED);
 
-  const size_t scan = ti::JpegScanDataOffset(jpeg);
-  ASSERT_GT(scan, 0u);
-  const size_t middle = scan + (jpeg.size() - scan) / 2;
+  const size_t middle = ti::JpegScanDataMiddle(jpeg);
+  ASSERT_GT(middle, 0u);
   // A frame header where only scans may follow.
   std::string sof = jpeg;
   sof[middle] = '\xFF';
