@@ -50,11 +50,4 @@ inline v1::SplitResult* SplitResultOf(const std::string& name, v1::DatasetBuildR
   return name == "train" ? result->mutable_train() : result->mutable_validation();
 }
 
-// The files a probe task validates (those of its listing chunks).
-inline int64_t ProbeTaskFiles(const v1::ProbeTask& task) {
-  int64_t files = 0;
-  for (const auto& c : task.chunks()) files += c.files();
-  return files;
-}
-
 }  // namespace retrain

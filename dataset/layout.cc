@@ -109,10 +109,6 @@ std::string JoinPath(const std::string& dir, const std::string& name) {
   return dir.back() == '/' ? dir + name : dir + "/" + name;
 }
 
-std::string ConversionCacheDirectory(const std::string& output_directory) {
-  return JoinPath(output_directory, kConversionCacheDirectory);
-}
-
 std::string BuildWorkspaceDirectory(const std::string& output_directory) {
   return JoinPath(output_directory, kBuildWorkspaceDirectory);
 }

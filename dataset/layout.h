@@ -13,10 +13,9 @@
 //                                              object per line
 //   <data_dir>/duplicates.jsonl                every group of identical files,
 //                                              one JSON array per line
-// While a build runs it also keeps two hidden directories there, which
-// readers ignore and the build removes when it ends: the conversion cache
-// (.retrain-cache) and the workspace (.retrain-build) of its listing,
-// validation outcomes and shard plan.
+// While a build runs it also keeps a hidden directory there, which readers
+// ignore and the build removes when it ends: the workspace (.retrain-build)
+// of its listing, shard plan and what each shard task wrote.
 //
 // Free of abseil, gRPC, libvips and LibTorch: every part of retrain,
 // the trainer on GPU hosts included, builds it.
@@ -33,7 +32,6 @@ inline constexpr char kLabelsFile[] = "labels.txt";
 inline constexpr char kIndexDirectory[] = "index";
 inline constexpr char kSkippedFile[] = "skipped.jsonl";
 inline constexpr char kDuplicatesFile[] = "duplicates.jsonl";
-inline constexpr char kConversionCacheDirectory[] = ".retrain-cache";
 inline constexpr char kBuildWorkspaceDirectory[] = ".retrain-build";
 // The format the manifest declares; readers refuse a newer one. Version 2
 // is a dataset of WebDataset shards (the manifest's shard_format says so);
@@ -92,8 +90,7 @@ bool ParseIndexLine(std::string_view line, IndexEntry* entry);
 // `dir`/`name`, with one slash between them; `name` alone when `dir` is "".
 std::string JoinPath(const std::string& dir, const std::string& name);
 
-// The hidden directories a build keeps in its output directory while it runs.
-std::string ConversionCacheDirectory(const std::string& output_directory);
+// The hidden directory a build keeps in its output directory while it runs.
 std::string BuildWorkspaceDirectory(const std::string& output_directory);
 
 }  // namespace retrain::dataset

@@ -953,8 +953,6 @@ absl::Status Coordinator::CompleteTask(const v1::CompleteTaskRequest& req) {
     counters_.images_converted += req.result().shard().num_converted();
     counters_.images_skipped += req.result().shard().skipped_size();
   }
-  for (const auto& f : req.result().probe().files()) counters_.images_skipped += f.ok() ? 0 : 1;
-  counters_.images_skipped += req.result().probe().num_skipped();
   lease_to_task_.erase(task->lease_id());
   if (auto w = workers_.find(req.worker_id()); w != workers_.end() && !RunsATask(w->first)) {
     w->second.set_state(v1::WORKER_STATE_IDLE);

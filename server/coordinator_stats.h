@@ -59,7 +59,7 @@ struct CoordinatorStats {
   std::vector<Training> training;
 };
 
-// The name of the task's field in Task's `kind` oneof: "probe", "shard",
+// The name of the task's field in Task's `kind` oneof: "list", "shard",
 // "train", "eval", "verify_shard".
 std::string TaskKind(const retrain::v1::Task& task);
 

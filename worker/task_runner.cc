@@ -68,72 +68,10 @@ class ProgressThrottle {
   std::chrono::steady_clock::time_point last_{};
 };
 
-std::string CachePath(const std::string& cache_directory, const std::string& content_hash) {
-  return cache_directory + "/" + ToHex(content_hash) + ".jpg";
-}
-
-// Validates one file for a probe task; converts it now (and keeps the JPEG
-// in the cache) when it cannot be stored as is and the task has a cache.
-v1::FileProbe ProbeFile(const v1::ProbeTask& task, const v1::FileEntry& file,
-                        const image::ProbeOptions& options) {
-  v1::FileProbe probe;
-  probe.set_file_index(file.file_index());
-  std::string bytes;
-  FileFailure failure;
-  if (!ReadSource(task.directory() + "/" + file.relative_path(), &bytes, &failure)) {
-    probe.set_reason(failure.reason);
-    probe.set_detail(failure.detail);
-    return probe;
-  }
-  probe.set_size(static_cast<int64_t>(bytes.size()));
-  const std::string hash = ContentHash(bytes);
-  const image::ImageFormat format = image::DetectImageFormat(bytes);
-  const bool cache = !task.cache_directory().empty();
-  bool convert = false;
-  image::ProbeOptions convert_options = options;
-  if (!cache || format == image::ImageFormat::kJpeg || format == image::ImageFormat::kUnknown) {
-    // JPEGs: the scan check decides, and most are stored as they are.
-    image::ProbeOutcome outcome = image::ProbeImage(bytes, options);
-    if (!outcome.ok) {
-      probe.set_reason(outcome.reason);
-      probe.set_detail(outcome.detail);
-      return probe;
-    }
-    convert = !outcome.info.passthrough;
-    convert_options.already_validated = true;
-  } else {
-    // Other formats: the decode that converts is the validation.
-    convert = true;
-  }
-  if (convert && cache) {
-    image::MakeOutcome made =
-        image::MakeRecordImage(std::move(bytes), convert_options, task.jpeg_quality());
-    if (!made.ok) {
-      probe.set_reason(made.reason);
-      probe.set_detail(made.detail);
-      return probe;
-    }
-    // A lost cache file only costs a second conversion in the shard task.
-    if (WriteFileAtomically(CachePath(task.cache_directory(), hash), made.image.jpeg,
-                            AtomicFileWriter::Sync::kNone)
-            .ok()) {
-      probe.set_cached_hash(ContentHash(made.image.jpeg));
-    }
-  }
-  probe.set_ok(true);
-  probe.set_converted(convert);
-  probe.set_content_hash(hash);
-  return probe;
-}
-
 std::string BaseName(const std::string& relative_path) {
   const auto slash = relative_path.rfind('/');
   return slash == std::string::npos ? relative_path : relative_path.substr(slash + 1);
 }
-
-}  // namespace
-
-namespace {
 
 // How a build task's files are validated: its max_pixels (0: the default)
 // and verify mode ("" or "full": every JPEG scan decoded; "structure").
@@ -143,56 +81,6 @@ absl::StatusOr<image::ProbeOptions> ProbeOptionsOf(int64_t max_pixels, const std
   ASSIGN_OR_RETURN(const dataset::VerifyMode mode, TaskVerifyMode(verify));
   options.jpeg_structure_only = mode == dataset::VerifyMode::kStructure;
   return options;
-}
-
-// The files of the listing chunks `task` names, in chunk order;
-// `chunk_sizes` gets each chunk's number of files.
-absl::StatusOr<std::vector<v1::FileEntry>> ChunkFiles(const v1::ProbeTask& task,
-                                                      std::vector<int>* chunk_sizes) {
-  std::vector<v1::FileEntry> files;
-  for (const auto& chunk : task.chunks()) {
-    v1::FileNames names;
-    RETURN_IF_ERROR(ReadWorkspaceFile(
-        ListChunkFile(task.workspace(), task.split(), chunk.label(), chunk.chunk()), &names));
-    chunk_sizes->push_back(names.names_size());
-    for (int i = 0; i < names.names_size(); ++i) {
-      v1::FileEntry& f = files.emplace_back();
-      f.set_relative_path(absl::StrCat(chunk.label_name(), "/", names.names(i)));
-      f.set_label(chunk.label());
-      f.set_file_index(static_cast<int64_t>(files.size()) - 1);
-    }
-  }
-  return files;
-}
-
-absl::StatusOr<v1::ProbeResult> ProbeFiles(const v1::ProbeTask& task,
-                                           const std::vector<v1::FileEntry>& files,
-                                           const RunContext& context) {
-  ASSIGN_OR_RETURN(const image::ProbeOptions options,
-                   ProbeOptionsOf(task.max_pixels(), task.verify()));
-  if (!task.cache_directory().empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(task.cache_directory(), ec);
-    if (ec) {
-      return absl::Status(ErrnoToCode(ec.value()), absl::StrCat(task.cache_directory(),
-                                                                ": cannot create: ", ec.message()));
-    }
-  }
-  v1::ProbeResult result;
-  ProgressThrottle progress(context);
-  RunOrdered<v1::FileProbe>(
-      files.size(), context.threads, 4 * context.threads,
-      [&](size_t i) {
-        if (Cancelled(context)) return v1::FileProbe();
-        return ProbeFile(task, files[i], options);
-      },
-      [&](size_t i, v1::FileProbe&& probe) {
-        *result.add_files() = std::move(probe);
-        progress.Update(static_cast<int64_t>(i + 1), 0);
-        return !Cancelled(context);
-      });
-  if (Cancelled(context)) return absl::CancelledError("task cancelled");
-  return result;
 }
 
 absl::Status RequireWorkspace(const char* kind, const std::string& workspace) {
@@ -224,32 +112,6 @@ absl::StatusOr<dataset::ShardFormat> TaskShardFormat(const std::string& name) {
 absl::StatusOr<dataset::VerifyMode> TaskVerifyMode(const std::string& name) {
   return KnownToThisWorker("verify mode", name, dataset::VerifyMode::kFull,
                            dataset::ParseVerifyMode, dataset::VerifyModeNames());
-}
-
-absl::StatusOr<v1::ProbeResult> RunProbeTask(const v1::ProbeTask& task, const RunContext& context) {
-  RETURN_IF_ERROR(RequireWorkspace("probe", task.workspace()));
-  std::vector<int> chunk_sizes;
-  ASSIGN_OR_RETURN(const std::vector<v1::FileEntry> files, ChunkFiles(task, &chunk_sizes));
-  ASSIGN_OR_RETURN(v1::ProbeResult outcomes, ProbeFiles(task, files, context));
-  // Each chunk's outcomes, in its order, to the workspace.
-  v1::ProbeResult counts;
-  int next = 0;
-  for (int c = 0; c < task.chunks_size(); ++c) {
-    v1::ProbeResult part;
-    for (int i = 0; i < chunk_sizes[c]; ++i, ++next) {
-      v1::FileProbe& f = *outcomes.mutable_files(next);
-      if (f.ok()) {
-        counts.set_num_good(counts.num_good() + 1);
-      } else {
-        counts.set_num_skipped(counts.num_skipped() + 1);
-      }
-      *part.add_files() = std::move(f);
-    }
-    const v1::ListingChunk& chunk = task.chunks(c);
-    RETURN_IF_ERROR(WriteWorkspaceFile(
-        ProbeOutcomeFile(task.workspace(), task.split(), chunk.label(), chunk.chunk()), part));
-  }
-  return counts;
 }
 
 // A shard's records as they go into it, in its format, and its index file.
@@ -331,6 +193,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
     std::string example;       // the serialized tf.Example (TFRecord)
     image::RecordImage image;  // its image (WebDataset)
     bool converted = false;
+    std::string content_hash;  // of the source file
   };
   v1::ShardResult result;
   Sha256 sha;
@@ -348,35 +211,17 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
         Item item;
         if (Cancelled(context)) return item;
         std::string bytes;
-        image::ProbeOptions make_options = options;
-        bool from_cache = false;
-        if (!entry.cached_hash().empty() && !task.cache_directory().empty()) {
-          auto cached = ReadFile(CachePath(task.cache_directory(), entry.content_hash()));
-          if (cached.ok() && ContentHash(*cached) == entry.cached_hash()) {
-            bytes = *std::move(cached);
-            make_options.already_validated = true;
-            from_cache = true;
-          }
-        }
-        if (!from_cache &&
-            !ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
+        if (!ReadSource(task.directory() + "/" + entry.relative_path(), &bytes, &item.failure)) {
           return item;
         }
-        if (!from_cache && !entry.content_hash().empty()) {
-          if (ContentHash(bytes) != entry.content_hash()) {
-            item.failure = {v1::SKIP_REASON_CHANGED,
-                            "the file changed after it was validated; build again to include it"};
-            return item;
-          }
-          make_options.already_validated = true;
-        }
+        item.content_hash = ContentHash(bytes);
         image::MakeOutcome made =
-            image::MakeRecordImage(std::move(bytes), make_options, task.jpeg_quality());
+            image::MakeRecordImage(std::move(bytes), options, task.jpeg_quality());
         if (!made.ok) {
           item.failure = {made.reason, made.detail};
           return item;
         }
-        item.converted = from_cache || made.image.converted;
+        item.converted = made.image.converted;
         if (format == dataset::ShardFormat::kTfRecord) {
           ExampleFields fields;
           fields.jpeg = made.image.jpeg;
@@ -395,6 +240,7 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
       },
       [&](size_t i, Item&& item) {
         if (Cancelled(context)) return false;
+        result.add_content_hashes(item.ok ? std::move(item.content_hash) : std::string());
         if (!item.ok) {
           auto* s = result.add_skipped();
           s->set_path(EscapeNonUtf8(entries.entries(i).relative_path()));
@@ -439,9 +285,11 @@ absl::StatusOr<v1::ShardResult> RunShardTask(const v1::ShardTask& task, const Ru
     c->set_count(label.second);
   }
   progress.Update(static_cast<int64_t>(n), shard.bytes_written(), /*force=*/true);
-  // For the build's finalization; the coordinator does without the counts.
+  // For the build's finalization; the coordinator does without the counts
+  // and hashes.
   RETURN_IF_ERROR(WriteWorkspaceFile(ShardWrittenFile(task.workspace(), task.file_name()), result));
   result.clear_class_counts();
+  result.clear_content_hashes();
   return result;
 }
 

@@ -35,15 +35,11 @@ struct RunContext {
 absl::StatusOr<dataset::ShardFormat> TaskShardFormat(const std::string& name);
 absl::StatusOr<dataset::VerifyMode> TaskVerifyMode(const std::string& name);
 
-// Validates every file of the task. Per-file failures are results, not
-// errors; the status is CANCELLED only when `cancelled` was set.
-absl::StatusOr<retrain::v1::ProbeResult> RunProbeTask(const retrain::v1::ProbeTask& task,
-                                                      const RunContext& context);
-
 // Writes one shard: `<output>/<file_name>` and `<output>/index/<file_name>.idx`,
 // each to a hidden temporary name first, fsynced and renamed into place, so a
-// shard is either complete or absent. Files that fail now (changed since
-// probing) are skipped and listed. Errors: the output cannot be written
+// shard is either complete or absent. Each file is validated as the task's
+// verify mode says while the records are made; those that fail are skipped
+// and listed (the result's `skipped`), not errors. Errors: the output cannot be written
 // (PERMISSION_DENIED, RESOURCE_EXHAUSTED for a full disk, ...), or CANCELLED.
 absl::StatusOr<retrain::v1::ShardResult> RunShardTask(const retrain::v1::ShardTask& task,
                                                       const RunContext& context);

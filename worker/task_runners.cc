@@ -35,16 +35,6 @@ absl::StatusOr<v1::TaskResult> Wrap(Run run, Set set) {
 
 const std::map<v1::Task::KindCase, TaskRunner>& Runners() {
   static const auto* runners = new std::map<v1::Task::KindCase, TaskRunner>{
-      {v1::Task::kProbe,
-       {[](const v1::Task& t) {
-          return absl::StrCat("validate ", ProbeTaskFiles(t.probe()), " files of ",
-                              t.probe().split());
-        },
-        [](const v1::Task& t, const TaskEnvironment& env) {
-          return Wrap<v1::ProbeResult>(
-              [&] { return RunProbeTask(t.probe(), WithThreads(env.run, t.probe().num_threads())); },
-              &v1::TaskResult::mutable_probe);
-        }}},
       {v1::Task::kShard,
        {[](const v1::Task& t) { return absl::StrCat("write ", t.shard().file_name()); },
         [](const v1::Task& t, const TaskEnvironment& env) {

@@ -20,12 +20,12 @@ namespace {
 using dataset::ShardFileName;
 
 constexpr int kMaxShards = 99999;  // shard names have five digits
-// Files one probe task validates at most (chunks of label directories'
-// listings), and label directories one list task lists: few enough tasks
-// that the coordinator's memory and the tasks' round trips stay small at
-// millions of files, enough that workers share even a small build.
-constexpr int kFilesPerProbeTask = 256;
+// Label directories one list task lists: few enough tasks that the
+// coordinator's memory and the tasks' round trips stay small at millions of
+// files, enough that workers share the listing of a large build. A
+// listing's chunks in the workspace hold kFilesPerListChunk names each.
 constexpr int kLabelsPerListTask = 32;
+constexpr int kFilesPerListChunk = 256;
 
 absl::Status CheckShardCount(const std::string& field, int value) {
   if (value < 1 || value > kMaxShards) {
@@ -125,7 +125,7 @@ std::vector<v1::Task> ListTasks(const v1::DatasetBuildSpec& spec, const v1::Buil
       }
       for (const auto& root : roots.roots()) list.add_data_roots(root);
       list.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
-      list.set_files_per_chunk(kFilesPerProbeTask);
+      list.set_files_per_chunk(kFilesPerListChunk);
     }
   }
   return tasks;
@@ -166,11 +166,11 @@ LockedStep StartListing(const JobSnapshot& s) {
   };
 }
 
-// The shard task writing shard `index` of `split`, whose good files number
-// `records` (MakeShardTasks deals them: shard i holds records * (i + 1) / n -
-// records * i / n of them).
+// The shard task writing shard `index` of `split`, to which the planning
+// task dealt `entries` of the split's `files` (MakeShardTasks: shard i gets
+// files * (i + 1) / n - files * i / n of them).
 v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, int index,
-                   int64_t records) {
+                   int64_t files) {
   v1::Task task;
   v1::ShardTask& shard = *task.mutable_shard();
   shard.set_directory(split.directory);
@@ -182,82 +182,14 @@ v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, in
   shard.set_max_pixels(spec.max_pixels());
   shard.set_verify(spec.verify());
   shard.set_num_threads(spec.num_threads());
-  shard.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
   shard.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
-  shard.set_workspace_entries(records * (index + 1) / split.shards - records * index / split.shards);
+  shard.set_workspace_entries(files * (index + 1) / split.shards - files * index / split.shards);
   return task;
 }
 
-// The probe tasks that validate `plan`'s listing, each of chunks of one
-// split and at most kFilesPerProbeTask files: a full chunk alone, the
-// partial ones (each label directory's last) packed first-fit, largest
-// first. The tasks go largest first (workers lease in task order), so that
-// the last ones leased are the smallest and the workers finish the phase
-// nearly together.
-std::vector<v1::Task> ProbeTasks(const v1::DatasetBuildSpec& spec, const v1::BuildPlan& plan) {
-  struct Chunk {
-    const v1::ListedLabel* listed;
-    int32_t index;
-    int files;
-  };
-  struct Batch {
-    std::string split;
-    int files = 0;
-    std::vector<Chunk> chunks;
-  };
-  std::vector<Batch> full, packed;
-  std::vector<Chunk> partial;
-  for (const auto& listed : plan.listed()) {
-    for (int64_t chunk = 0; chunk * kFilesPerProbeTask < listed.files(); ++chunk) {
-      const Chunk c{&listed, static_cast<int32_t>(chunk),
-                    static_cast<int>(std::min<int64_t>(
-                        kFilesPerProbeTask, listed.files() - chunk * kFilesPerProbeTask))};
-      if (c.files == kFilesPerProbeTask) {
-        full.push_back({listed.split(), c.files, {c}});
-      } else {
-        partial.push_back(c);
-      }
-    }
-  }
-  std::stable_sort(partial.begin(), partial.end(),
-                   [](const Chunk& a, const Chunk& b) { return a.files > b.files; });
-  for (const Chunk& c : partial) {
-    auto fit = std::find_if(packed.begin(), packed.end(), [&](const Batch& b) {
-      return b.split == c.listed->split() && b.files + c.files <= kFilesPerProbeTask;
-    });
-    if (fit == packed.end()) fit = packed.insert(packed.end(), {c.listed->split(), 0, {}});
-    fit->files += c.files;
-    fit->chunks.push_back(c);
-  }
-  full.insert(full.end(), packed.begin(), packed.end());
-  std::stable_sort(full.begin(), full.end(),
-                   [](const Batch& a, const Batch& b) { return a.files > b.files; });
-  std::vector<v1::Task> tasks;
-  for (const Batch& batch : full) {
-    v1::ProbeTask& probe = *tasks.emplace_back().mutable_probe();
-    probe.set_directory(batch.split == "train" ? spec.train_directory()
-                                               : spec.validation_directory());
-    probe.set_split(batch.split);
-    probe.set_max_pixels(spec.max_pixels());
-    probe.set_verify(spec.verify());
-    probe.set_cache_directory(dataset::ConversionCacheDirectory(spec.output_directory()));
-    probe.set_jpeg_quality(spec.jpeg_quality());
-    probe.set_num_threads(spec.num_threads());
-    probe.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
-    for (const Chunk& chunk : batch.chunks) {
-      v1::ListingChunk& c = *probe.add_chunks();
-      c.set_label_name(plan.labels(chunk.listed->label_index()).name());
-      c.set_label(chunk.listed->label_index());
-      c.set_chunk(chunk.index);
-      c.set_files(chunk.files);
-    }
-  }
-  return tasks;
-}
-
-// Every list task is done: the listing goes into the plan, and probe tasks
-// validate it.
-LockedStep ValidateListing(const JobSnapshot& s) {
+// Every list task is done: the listing goes into the plan, and one worker
+// deals it into shards in the workspace.
+LockedStep PlanShards(const JobSnapshot& s) {
   const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   v1::BuildPlan plan = s.plan;
   plan.clear_listed();
@@ -269,74 +201,53 @@ LockedStep ValidateListing(const JobSnapshot& s) {
       refused += listed.refused();
     }
   }
-  std::vector<v1::Task> tasks = ProbeTasks(spec, plan);
-  plan.set_phase(v1::BuildPlan::PHASE_PROBING);
+  plan.set_phase(v1::BuildPlan::PHASE_PLANNING);
   plan.set_files_listed(files);
   plan.set_num_skipped(refused);
-  const std::string reason = absl::StrCat("listed ", files, " files (", refused,
-                                          " refused); validating them in ", tasks.size(), " tasks");
-  return [plan = std::move(plan), tasks = std::move(tasks), reason](JobEngine& engine,
-                                                                     v1::Job& job) mutable {
+  v1::Task task;
+  v1::PlanShardsTask& planning = *task.mutable_plan_shards();
+  *planning.mutable_spec() = spec;
+  *planning.mutable_labels() = plan.labels();
+  *planning.mutable_listed() = plan.listed();
+  planning.set_workspace(dataset::BuildWorkspaceDirectory(spec.output_directory()));
+  planning.set_files_per_chunk(kFilesPerListChunk);
+  const std::string reason =
+      absl::StrCat("listed ", files, " files (", refused, " refused); planning the shards");
+  return [plan = std::move(plan), task = std::move(task), reason](JobEngine& engine,
+                                                                  v1::Job& job) mutable {
     if (job.state() != v1::JOB_STATE_RUNNING ||
         engine.PlanOf(job).phase() != v1::BuildPlan::PHASE_LISTING) {
       return;
     }
     engine.PlanOf(job) = std::move(plan);
-    engine.ReplaceTasks(job, std::move(tasks), reason);
-  };
-}
-
-// Every probe task is done: one worker plans the shards from the workspace.
-LockedStep PlanShards(const JobSnapshot& s) {
-  int64_t failed = 0;
-  for (const auto& t : s.tasks) failed += t.result().probe().num_skipped();
-  v1::Task task;
-  v1::PlanShardsTask& planning = *task.mutable_plan_shards();
-  *planning.mutable_spec() = s.job.dataset_build();
-  *planning.mutable_labels() = s.plan.labels();
-  *planning.mutable_listed() = s.plan.listed();
-  planning.set_workspace(dataset::BuildWorkspaceDirectory(s.job.dataset_build().output_directory()));
-  planning.set_files_per_chunk(kFilesPerProbeTask);
-  const std::string reason = absl::StrCat("validated ", s.plan.files_listed(), " files: ",
-                                          s.plan.files_listed() - failed, " good, ", failed,
-                                          " skipped; planning the shards");
-  return [task = std::move(task), reason, failed](JobEngine& engine, v1::Job& job) mutable {
-    v1::BuildPlan& plan = engine.PlanOf(job);
-    if (job.state() != v1::JOB_STATE_RUNNING || plan.phase() != v1::BuildPlan::PHASE_PROBING) {
-      return;
-    }
-    plan.set_phase(v1::BuildPlan::PHASE_PLANNING);
-    plan.set_num_skipped(plan.num_skipped() + failed);
     std::vector<v1::Task> tasks;
     tasks.push_back(std::move(task));
     engine.ReplaceTasks(job, std::move(tasks), reason);
   };
 }
 
-// The shards are planned: shard tasks write them.
+// The shards are planned: shard tasks validate their files and write them,
+// the largest first (workers lease in task order), so that the last ones
+// leased are the smallest and the workers finish nearly together.
 LockedStep WriteShards(const JobSnapshot& s) {
   const v1::DatasetBuildSpec& spec = s.job.dataset_build();
   v1::BuildPlan plan = s.plan;
   const v1::PlanShardsResult& planned = s.tasks.front().result().plan_shards();
-  int64_t refused = 0;  // while listing
-  for (const auto& l : plan.listed()) refused += l.refused();
   plan.set_phase(v1::BuildPlan::PHASE_WRITING);
   plan.set_records_planned(planned.train_records() + planned.validation_records());
   plan.set_num_skipped(planned.num_skipped());
-  plan.set_num_duplicate_groups(planned.num_duplicate_groups());
   *plan.mutable_skipped() = planned.first_skipped();
-  *plan.mutable_duplicates() = planned.first_duplicates();
   std::vector<v1::Task> tasks;
   for (const auto& split : BuildSplits(spec)) {
-    const int64_t records =
+    const int64_t files =
         split.name == "train" ? planned.train_records() : planned.validation_records();
-    for (int i = 0; i < split.shards; ++i) tasks.push_back(ShardTask(spec, split, i, records));
+    for (int i = 0; i < split.shards; ++i) tasks.push_back(ShardTask(spec, split, i, files));
   }
-  const std::string reason =
-      absl::StrCat("validated ", plan.files_listed(), " files: ", plan.records_planned(),
-                   " good, ", planned.num_skipped() - refused, " skipped, ",
-                   planned.num_duplicate_groups(), " sets of duplicates; writing ", tasks.size(),
-                   " shards");
+  std::stable_sort(tasks.begin(), tasks.end(), [](const v1::Task& a, const v1::Task& b) {
+    return a.shard().workspace_entries() > b.shard().workspace_entries();
+  });
+  const std::string reason = absl::StrCat("planned ", plan.records_planned(), " files into ",
+                                          tasks.size(), " shards; validating and writing them");
   return [plan = std::move(plan), tasks = std::move(tasks), reason](JobEngine& engine,
                                                                      v1::Job& job) mutable {
     if (job.state() != v1::JOB_STATE_RUNNING ||
@@ -356,9 +267,7 @@ LockedStep FinalizeOnAWorker(const JobSnapshot& s) {
   v1::DatasetBuildResult& known = *finalize.mutable_job()->mutable_dataset_build_result();
   *known.mutable_labels() = s.plan.labels();
   *known.mutable_skipped() = s.plan.skipped();
-  *known.mutable_duplicates() = s.plan.duplicates();
   known.set_num_skipped(s.plan.num_skipped());
-  known.set_num_duplicate_groups(s.plan.num_duplicate_groups());
   finalize.set_workspace(dataset::BuildWorkspaceDirectory(s.job.dataset_build().output_directory()));
   return [task = std::move(task)](JobEngine& engine, v1::Job& job) mutable {
     v1::BuildPlan& plan = engine.PlanOf(job);
@@ -414,6 +323,19 @@ LockedStep EndWithTheResult(const JobSnapshot& s) {
   };
 }
 
+// A plan in a phase this coordinator does not have (another version's,
+// from the database): the job fails rather than waiting for ever.
+LockedStep FailInAnUnknownPhase(const JobSnapshot& s) {
+  const int phase = s.plan.phase();
+  return [phase](JobEngine& engine, v1::Job& job) {
+    if (job.state() != v1::JOB_STATE_RUNNING || engine.PlanOf(job).phase() != phase) return;
+    engine.EndJob(job, v1::JOB_STATE_FAILED,
+                  absl::StrCat("the build's plan is in phase ", phase,
+                               ", which this coordinator does not know (another version planned "
+                               "it); build the dataset again"));
+  };
+}
+
 class DatasetBuild : public JobKind {
  public:
   v1::JobType type() const override { return v1::JOB_TYPE_DATASET_BUILD; }
@@ -423,8 +345,6 @@ class DatasetBuild : public JobKind {
         return kCheckingPhase;
       case v1::BuildPlan::PHASE_LISTING:
         return "listing";
-      case v1::BuildPlan::PHASE_PROBING:
-        return "validating";
       case v1::BuildPlan::PHASE_PLANNING:
         return "planning shards";
       case v1::BuildPlan::PHASE_WRITING:
@@ -439,7 +359,6 @@ class DatasetBuild : public JobKind {
     switch (plan.phase()) {
       case v1::BuildPlan::PHASE_LISTING:
         return "directories";
-      case v1::BuildPlan::PHASE_PROBING:
       case v1::BuildPlan::PHASE_WRITING:
         return "files";
       default:
@@ -450,8 +369,6 @@ class DatasetBuild : public JobKind {
   // planning and finalizing tasks.
   int64_t TaskUnits(const v1::Task& task) const override {
     switch (task.kind_case()) {
-      case v1::Task::kProbe:
-        return ProbeTaskFiles(task.probe());
       case v1::Task::kShard:
         return task.shard().workspace_entries();
       case v1::Task::kList:
@@ -464,7 +381,7 @@ class DatasetBuild : public JobKind {
     return result.shard().shard().num_bytes();
   }
   int64_t TaskSkipped(const v1::TaskResult& result) const override {
-    int64_t skipped = result.shard().skipped_size() + result.probe().num_skipped();
+    int64_t skipped = result.shard().skipped_size();
     for (const auto& l : result.list().listed()) skipped += l.refused();
     return skipped;
   }
@@ -486,8 +403,6 @@ class DatasetBuild : public JobKind {
       case v1::BuildPlan::PHASE_CHECKING:
         return StartListing(s);
       case v1::BuildPlan::PHASE_LISTING:
-        return ValidateListing(s);
-      case v1::BuildPlan::PHASE_PROBING:
         return PlanShards(s);
       case v1::BuildPlan::PHASE_PLANNING:
         return WriteShards(s);
@@ -496,7 +411,7 @@ class DatasetBuild : public JobKind {
       case v1::BuildPlan::PHASE_FINALIZING:
         return EndWithTheResult(s);
       default:
-        return nullptr;
+        return FailInAnUnknownPhase(s);
     }
   }
   void JobEnded(const v1::Job& job, v1::JobState state) const override {
@@ -504,7 +419,6 @@ class DatasetBuild : public JobKind {
     // Where the coordinator sees the output directory, it tidies up after a
     // failed or cancelled build; elsewhere the next build there overwrites.
     std::error_code ec;
-    fs::remove_all(dataset::ConversionCacheDirectory(job.dataset_build().output_directory()), ec);
     fs::remove_all(dataset::BuildWorkspaceDirectory(job.dataset_build().output_directory()), ec);
   }
 };

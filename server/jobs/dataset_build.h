@@ -1,9 +1,9 @@
 // Dataset builds (`retrain build`): a request is checked against the data
 // roots, the labels and the output directory; the job then lists the files
-// (off the engine's lock), validates them in probe tasks, shuffles the good
-// ones into shard tasks that write the shards, and finalizes: it checks every
-// shard is on disk, writes the labels file and the manifest, and ends with
-// the counts. Its plan (BuildPlan) carries the labels, the listing and the
+// (off the engine's lock), shuffles them into shard tasks that validate them
+// and write the shards, and finalizes: it checks every shard is on disk,
+// groups identical files, writes the labels file and the manifest, and ends
+// with the counts. Its plan (BuildPlan) carries the labels, the listing and the
 // files left out from one phase to the next.
 #pragma once
 

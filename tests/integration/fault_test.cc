@@ -73,8 +73,8 @@ void WaitUntilWorkersIdle(Cluster& cluster) {
 
 TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   TempDir dir;
-  // Large images: validating 64 of them outlasts the moment between
-  // seeing the worker's lease and cutting its link.
+  // Large images: validating and writing a shard of them outlasts the
+  // moment between seeing the worker's lease and cutting its link.
   const Tree tree = WriteImages(dir.path(), {"a", "b", "c"}, 60, 15, 800, 600);
   ClusterOptions options;
   options.lease_timeout_ms = 3000;
@@ -84,13 +84,12 @@ TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   Process& cut_off = cluster.StartWorker(1, -1, "127.0.0.1:" + std::to_string(link.port()));
   const std::string out = dir.path() + "/out";
   v1::Job job = Submit(cluster, BuildRequest(dir.path(), out, 6, 2));
-  // Cut the link while the only worker holds a validation task and works
-  // on it: it has reported progress, so the lease reached it (the
-  // coordinator lists the lease as soon as it grants it, before the answer
-  // is on its way).
+  // Cut the link while the only worker holds a shard task and works on it: it has reported
+  // progress, so the lease reached it (the coordinator lists the lease as soon as it grants it,
+  // before the answer is on its way).
   cluster.WaitForJob(job.id(), [&](const v1::Job& j) {
     auto w = WorkerWithPid(cluster, cut_off.pid());
-    return j.progress().phase() == "validating" && j.progress().done() > 0 && w &&
+    return j.progress().phase() == "writing shards" && j.progress().done() > 0 && w &&
            w->task_ids_size() > 0;
   });
   link.Cut();
@@ -104,9 +103,12 @@ TEST(NetworkFaultTest, ACutOffWorkerIsLostItsWorkRedoneAndItKeepsNoOutput) {
   ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
   EXPECT_TRUE(HistorySays(job, "expired")) << job.DebugString();
   // The cut-off worker gave its lease up on its own before the coordinator
-  // gave the task away.
+  // gave the task away: its heartbeats went unanswered ("not confirmed by
+  // the coordinator for ... ms"), or the confirmation a shard task asks for
+  // before it writes its output did not come ("not confirmed before
+  // writing its output").
   const std::string log_path = dir.path() + "/worker-0.log";
-  EXPECT_THAT(ReadAll(log_path), HasSubstr("not confirmed by the coordinator"));
+  EXPECT_THAT(ReadAll(log_path), HasSubstr("not confirmed"));
   // Back on the network, it rejoins and works again. Depending on where the
   // cut caught it, it had dropped the task's output (abandoned) or finished
   // before and now has its late result refused.

@@ -337,7 +337,7 @@ TEST(OperationsTest, HttpJobViewsMatchGrpcAndMetricsMove) {
   auto after = Samples(res->body);
   EXPECT_EQ(after["retrain_images_written_total"], 12);
   EXPECT_EQ(after["retrain_images_skipped_total"], 1);
-  EXPECT_GE(after["retrain_tasks_leased_total{kind=\"probe\"}"], 1);
+  EXPECT_EQ(after["retrain_tasks_leased_total{kind=\"plan_shards\"}"], 1);
   EXPECT_GE(after["retrain_tasks_leased_total{kind=\"shard\"}"], 2);
   EXPECT_EQ(after["retrain_jobs{type=\"dataset_build\",state=\"succeeded\"}"], 1);
   EXPECT_EQ(after["retrain_queue_wait_seconds_count"], 1);

@@ -58,7 +58,7 @@ v1::TaskResult RunAsAWorker(const v1::Task& task) {
 class EngineTest : public ::testing::Test {
  protected:
   EngineTest() {
-    // One label directory: one list task, then one probe task.
+    // One label directory: one list task, then the planning task.
     WriteFile(root() + "/images/train/cat/1.jpg", test_images::MakeJpeg(16, 16, 90, 1));
     WriteFile(root() + "/images/train/cat/2.jpg", test_images::MakeJpeg(16, 16, 90, 2));
     retrain::testing::WriteTinyDataset(root() + "/dataset", 2);
@@ -96,9 +96,11 @@ class EngineTest : public ::testing::Test {
     return resp.ok() ? resp->worker_id() : "";
   }
 
-  std::string SubmitBuild() {
+  // Shards: 0 for the default.
+  std::string SubmitBuild(int train_shards = 0) {
     v1::SubmitDatasetBuildRequest req;
     req.mutable_spec()->set_train_directory(root() + "/images/train");
+    if (train_shards > 0) req.mutable_spec()->set_train_shards(train_shards);
     req.mutable_spec()->set_output_directory(root() + "/out-" + std::to_string(++builds_));
     auto job = engine().SubmitDatasetBuild(req);
     EXPECT_TRUE(job.ok()) << job.status();
@@ -587,45 +589,42 @@ TEST_F(EngineTest, ARestartedCoordinatorKeepsLeasesForTwoLeaseTimeouts) {
   EXPECT_GT(moved.lease_id(), task.lease_id()) << "lease ids are not reused after a restart";
 }
 
-TEST_F(EngineTest, ProbeTasksGoLargestFirstWithTheLabelsLastChunksPackedTogether) {
-  WriteFile(root() + "/images/train/dog/1.jpg", test_images::MakeJpeg(16, 16, 90, 3));
+TEST_F(EngineTest, ShardTasksGoLargestFirst) {
   Start();
   const std::string a = RegisterWorker();
-  const std::string job = SubmitBuild();
+  const std::string job = SubmitBuild(3);
   const v1::Task check = Lease(a);
   ASSERT_TRUE(check.has_check_build());
   ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
   const v1::Task list = Lease(a);
   ASSERT_TRUE(list.has_list());
-  ASSERT_EQ(list.list().labels_size(), 2);
-  // As if "cat" held 40 files and "dog" 300: chunks of 40, then 256 and 44.
+  // As if the label directory held 10 files, dealt 3, 3 and 4 into the
+  // three shards.
   v1::TaskResult listed;
-  for (const auto& [label, files] : {std::pair{0, 40}, std::pair{1, 300}}) {
-    v1::ListedLabel& l = *listed.mutable_list()->add_listed();
-    l.set_split("train");
-    l.set_label_index(label);
-    l.set_files(files);
-  }
+  v1::ListedLabel& l = *listed.mutable_list()->add_listed();
+  l.set_split("train");
+  l.set_files(10);
   ASSERT_TRUE(Complete(engine(), a, list, listed).ok());
-  // Leased in task order: the full chunk first, then the two last chunks
-  // together (the largest first), not 40, 256 and 44 in listing order.
-  const v1::Task first = Lease(a);
-  ASSERT_TRUE(first.has_probe());
-  EXPECT_THAT(History(job), HasSubstr("listed 340 files (0 refused); validating them in 2 tasks"));
-  EXPECT_EQ(ProbeTaskFiles(first.probe()), 256);
-  ASSERT_EQ(first.probe().chunks_size(), 1);
-  EXPECT_EQ(first.probe().chunks(0).label_name(), "dog");
-  EXPECT_EQ(first.probe().chunks(0).chunk(), 0);
-  const std::string b = RegisterWorker();
-  const v1::Task second = Lease(b);
-  ASSERT_TRUE(second.has_probe());
-  EXPECT_EQ(ProbeTaskFiles(second.probe()), 84);
-  ASSERT_EQ(second.probe().chunks_size(), 2);
-  EXPECT_EQ(second.probe().chunks(0).label_name(), "dog");
-  EXPECT_EQ(second.probe().chunks(0).chunk(), 1);
-  EXPECT_EQ(second.probe().chunks(0).files(), 44);
-  EXPECT_EQ(second.probe().chunks(1).label_name(), "cat");
-  EXPECT_EQ(second.probe().chunks(1).files(), 40);
+  const v1::Task plan = Lease(a);
+  ASSERT_TRUE(plan.has_plan_shards());
+  EXPECT_THAT(History(job), HasSubstr("listed 10 files (0 refused); planning the shards"));
+  v1::TaskResult planned;
+  planned.mutable_plan_shards()->set_train_records(10);
+  ASSERT_TRUE(Complete(engine(), a, plan, planned).ok());
+  // Leased in task order: the largest shard first, then the others in
+  // their order.
+  std::vector<std::pair<std::string, int64_t>> leased;
+  for (const std::string& worker : {a, RegisterWorker(), RegisterWorker()}) {
+    const v1::Task shard = Lease(worker, 0);
+    ASSERT_TRUE(shard.has_shard());
+    leased.emplace_back(shard.shard().file_name(), shard.shard().workspace_entries());
+  }
+  EXPECT_THAT(leased,
+              ::testing::ElementsAre(std::pair<std::string, int64_t>{"train-00002-of-00003", 4},
+                                     std::pair<std::string, int64_t>{"train-00000-of-00003", 3},
+                                     std::pair<std::string, int64_t>{"train-00001-of-00003", 3}));
+  EXPECT_THAT(History(job),
+              HasSubstr("planned 10 files into 3 shards; validating and writing them"));
 }
 
 TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
@@ -648,25 +647,22 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   EXPECT_EQ(Job(job).progress().unit(), "directories");
   ASSERT_TRUE(Complete(engine(), a, list, RunAsAWorker(list)).ok());
 
-  // Then validates the listing's chunk, and plans the shards.
-  const v1::Task probe = Lease(a);
-  ASSERT_TRUE(probe.has_probe());
-  EXPECT_EQ(Job(job).progress().phase(), "validating");
-  EXPECT_EQ(Job(job).progress().unit(), "files");
-  EXPECT_THAT(History(job), HasSubstr("listed 2 files (0 refused); validating them in 1 tasks"));
-  ASSERT_TRUE(Complete(engine(), a, probe, RunAsAWorker(probe)).ok());
+  // Then plans the shards from the listing.
   const v1::Task plan = Lease(a);
   ASSERT_TRUE(plan.has_plan_shards());
   EXPECT_EQ(Job(job).progress().phase(), "planning shards");
   EXPECT_EQ(Job(job).progress().unit(), "tasks");
   EXPECT_EQ(Job(job).progress().total(), 1);
+  EXPECT_THAT(History(job), HasSubstr("listed 2 files (0 refused); planning the shards"));
   ASSERT_TRUE(Complete(engine(), a, plan, RunAsAWorker(plan)).ok());
 
-  // The shards (two by default).
+  // The shards (two by default), whose tasks validate the files.
   const v1::Task first = Lease(a);
   ASSERT_TRUE(first.has_shard());
   EXPECT_EQ(Job(job).progress().phase(), "writing shards");
-  EXPECT_THAT(History(job), HasSubstr("validated 2 files: 2 good, 0 skipped, 0 sets of duplicates"));
+  EXPECT_EQ(Job(job).progress().unit(), "files");
+  EXPECT_THAT(History(job),
+              HasSubstr("planned 2 files into 2 shards; validating and writing them"));
   ASSERT_TRUE(Complete(engine(), a, first, RunAsAWorker(first)).ok());
   const v1::Task second = Lease(a, 0);
   ASSERT_TRUE(second.has_shard());

@@ -54,24 +54,6 @@ TEST_F(RecordImageTest, PassthroughIsTheInputItself) {
   EXPECT_EQ(outcome.image.height, 375);
 }
 
-TEST_F(RecordImageTest, AlreadyValidatedBytesSkipOnlyTheScanCheck) {
-  // A truncated JPEG fails the full check...
-  const std::string cut = ti::Truncate(ti::MakeJpeg(200, 150), 0.6);
-  EXPECT_FALSE(MakeRecordImage(cut, ProbeOptions(), 90).ok);
-  // ...while a caller vouching for the bytes gets the header's verdict only:
-  // the contract is that such bytes passed ProbeImage() before.
-  ProbeOptions vouched;
-  vouched.already_validated = true;
-  const MakeOutcome outcome = MakeRecordImage(cut, vouched, 90);
-  EXPECT_TRUE(outcome.ok);
-  EXPECT_FALSE(outcome.image.converted);
-  // Conversions and limits still apply.
-  EXPECT_TRUE(MakeRecordImage(ti::MakeGrayJpeg(40, 30), vouched, 90).image.converted);
-  vouched.max_pixels = 100;
-  EXPECT_EQ(MakeRecordImage(ti::MakeJpeg(40, 30), vouched, 90).reason,
-            retrain::v1::SKIP_REASON_TOO_MANY_PIXELS);
-}
-
 TEST_F(RecordImageTest, ConvertedImagesAreBaselineYcbcr) {
   const struct {
     const char* name;

@@ -2,10 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -36,6 +40,61 @@ void RemoveAbandonedTemporaries(const std::string& output, const std::set<std::s
       if (names.count(name.substr(1, tmp - 1))) fs::remove(e.path(), ec);
     }
   }
+}
+
+// A file a shard holds, by its content.
+struct WrittenFile {
+  std::string content_hash;
+  int split;         // in BuildSplits() order
+  std::string path;  // "<split>/<relative path>", escaped as the lists write it
+};
+
+// Writes every group of files with identical contents to duplicates.jsonl
+// (groups in order of their hash, paths in split and path order), the first
+// groups and their number into `result`.
+absl::Status WriteDuplicates(std::vector<WrittenFile> files, const std::string& output,
+                             v1::DatasetBuildResult* result) {
+  std::sort(files.begin(), files.end(), [](const WrittenFile& a, const WrittenFile& b) {
+    return std::tie(a.content_hash, a.split, a.path) < std::tie(b.content_hash, b.split, b.path);
+  });
+  std::string lines;
+  int64_t groups = 0;
+  for (size_t i = 0; i < files.size();) {
+    size_t end = i + 1;
+    while (end < files.size() && files[end].content_hash == files[i].content_hash) ++end;
+    if (end - i > 1) {
+      std::vector<std::string> paths;
+      for (size_t k = i; k < end; ++k) paths.push_back(std::move(files[k].path));
+      lines += dataset::DuplicatesLine(paths);
+      ++groups;
+      if (result->duplicates_size() < dataset::kManifestListLimit) {
+        auto* group = result->add_duplicates();
+        for (auto& p : paths) group->add_paths(std::move(p));
+      }
+    }
+    i = end;
+  }
+  result->set_num_duplicate_groups(groups);
+  return WriteFileAtomically(dataset::JoinPath(output, dataset::kDuplicatesFile), lines);
+}
+
+// The files shard `file` of `split` holds, from its entries and what its
+// task wrote; false when the two do not match (the shard is written again).
+bool AddWrittenFiles(const std::string& workspace, const std::string& file, int split,
+                     const std::string& split_name, const v1::ShardResult& written,
+                     std::vector<WrittenFile>* files) {
+  v1::ShardEntries entries;
+  if (!ReadWorkspaceFile(ShardEntriesFile(workspace, file), &entries).ok() ||
+      entries.entries_size() != written.content_hashes_size()) {
+    return false;
+  }
+  for (int i = 0; i < entries.entries_size(); ++i) {
+    if (written.content_hashes(i).empty()) continue;  // skipped
+    files->push_back(
+        {written.content_hashes(i), split,
+         absl::StrCat(split_name, "/", EscapeNonUtf8(entries.entries(i).relative_path()))});
+  }
+  return true;
 }
 
 // The result a finished finalization wrote into the manifest.
@@ -110,8 +169,11 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
   result.set_duplicates_file(dataset::kDuplicatesFile);
   std::set<std::string> outputs = {dataset::kLabelsFile, dataset::kManifestFile,
                                    dataset::kSkippedFile, dataset::kDuplicatesFile};
-  std::string skipped_lines;  // skipped while writing the shards
-  for (const BuildSplit& split : BuildSplits(spec)) {
+  std::vector<std::pair<int, v1::SkippedFile>> skipped_in_shards;  // with their split's index
+  std::vector<WrittenFile> files;
+  const std::vector<BuildSplit> splits = BuildSplits(spec);
+  for (int split_index = 0; split_index < static_cast<int>(splits.size()); ++split_index) {
+    const BuildSplit& split = splits[split_index];
     v1::SplitResult* split_result = SplitResultOf(split.name, &result);
     std::map<int, int64_t> per_label;
     for (int i = 0; i < split.shards; ++i) {
@@ -122,7 +184,8 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
       struct stat st;
       if (!ReadWorkspaceFile(ShardWrittenFile(task.workspace(), file), &written).ok() ||
           ::stat(dataset::JoinPath(output, file).c_str(), &st) != 0 ||
-          st.st_size != written.shard().num_bytes()) {
+          st.st_size != written.shard().num_bytes() ||
+          !AddWrittenFiles(task.workspace(), file, split_index, split.name, written, &files)) {
         out.add_missing_shards(file);
         continue;
       }
@@ -130,12 +193,7 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
       split_result->set_num_records(split_result->num_records() + written.shard().num_records());
       split_result->set_num_converted(split_result->num_converted() + written.num_converted());
       for (const auto& c : written.class_counts()) per_label[c.label()] += c.count();
-      for (const auto& s : written.skipped()) {
-        skipped_lines += dataset::SkippedLine(
-            {s.path(), s.split(), SkipReasonName(s.reason()), s.detail()});
-        result.set_num_skipped(result.num_skipped() + 1);
-        if (result.skipped_size() < dataset::kManifestListLimit) *result.add_skipped() = s;
-      }
+      for (const auto& s : written.skipped()) skipped_in_shards.emplace_back(split_index, s);
     }
     for (const auto& l : result.labels()) {
       auto* c = split_result->add_class_counts();
@@ -148,17 +206,22 @@ absl::StatusOr<v1::FinalizeBuildResult> RunFinalizeBuildTask(const v1::FinalizeB
 
   ASSIGN_OR_RETURN(std::string skipped,
                    ReadFile(dataset::JoinPath(task.workspace(), dataset::kSkippedFile)));
-  ASSIGN_OR_RETURN(const std::string duplicates,
-                   ReadFile(dataset::JoinPath(task.workspace(), dataset::kDuplicatesFile)));
-  skipped += skipped_lines;
+  // After those refused while listing: those the shard tasks skipped, by
+  // split and path (not in the shards' shuffled order).
+  std::sort(skipped_in_shards.begin(), skipped_in_shards.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first, a.second.path()) < std::tie(b.first, b.second.path());
+  });
+  for (const auto& [split_index, s] : skipped_in_shards) {
+    skipped += dataset::SkippedLine({s.path(), s.split(), SkipReasonName(s.reason()), s.detail()});
+    result.set_num_skipped(result.num_skipped() + 1);
+    if (result.skipped_size() < dataset::kManifestListLimit) *result.add_skipped() = s;
+  }
   RETURN_IF_ERROR(WriteFileAtomically(dataset::JoinPath(output, dataset::kSkippedFile), skipped));
-  RETURN_IF_ERROR(
-      WriteFileAtomically(dataset::JoinPath(output, dataset::kDuplicatesFile), duplicates));
+  RETURN_IF_ERROR(WriteDuplicates(std::move(files), output, &result));
   RETURN_IF_ERROR(WriteFileAtomically(dataset::JoinPath(output, dataset::kLabelsFile),
                                       LabelsText(result, spec.background_class())));
   RETURN_IF_ERROR(WriteFileAtomically(result.manifest(), DatasetManifestJson(job, result)));
   RemoveAbandonedTemporaries(output, outputs);
-  fs::remove_all(dataset::ConversionCacheDirectory(output), ec);
   fs::remove_all(task.workspace(), ec);
   *out.mutable_result() = std::move(result);
   return out;

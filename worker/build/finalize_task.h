@@ -9,9 +9,10 @@ namespace retrain::worker {
 // Runs a FinalizeBuildTask: checks every shard against what its shard task
 // recorded in the workspace (missing or cut short: listed in the result,
 // nothing written), adds the files skipped while writing to the build's
-// lists, then writes skipped.jsonl, duplicates.jsonl, labels.txt and last
-// dataset.json (each whole or not at all), and removes the workspace, the
-// conversion cache and temporary files that killed writers left. Run again
+// list, groups the written files by their content hashes, then writes
+// skipped.jsonl, duplicates.jsonl, labels.txt and last dataset.json (each
+// whole or not at all), and removes the workspace and temporary files that
+// killed writers left. Run again
 // after it finished (its answer lost), it reads the result back from the
 // manifest. Errors: the output cannot be written, a workspace file is
 // damaged.

@@ -6,12 +6,11 @@
 
 namespace retrain::worker {
 
-// Runs a PlanShardsTask: reads the listing and the validation outcomes in
-// listing order (train, then validation; labels in order), writes every
-// file left out to skipped.jsonl (listing refusals first, then validation
-// failures) and every group of identical contents to duplicates.jsonl (in
-// order of their hash; paths in listing order), and deals each split's good
-// files into its shards (MakeShardTasks), one entries file per shard.
+// Runs a PlanShardsTask: reads the listing in listing order (train, then
+// validation; labels in order), writes the files refused while listing to
+// the workspace's skipped.jsonl, and deals each split's listed files into
+// its shards (MakeShardTasks), one entries file per shard; the shard tasks
+// validate them.
 // Errors: a workspace file missing or damaged (NOT_FOUND, DATA_LOSS), or
 // the workspace cannot be written.
 absl::StatusOr<retrain::v1::PlanShardsResult> RunPlanShardsTask(

@@ -21,7 +21,6 @@ std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
     shard.set_jpeg_quality(options.jpeg_quality);
     shard.set_max_pixels(options.max_pixels);
     shard.set_num_threads(options.num_threads);
-    shard.set_cache_directory(options.cache_directory);
     const size_t begin = n * s / options.num_shards;
     const size_t end = n * (s + 1) / options.num_shards;
     for (size_t i = begin; i < end; ++i) *shard.add_entries() = std::move(entries[i]);

@@ -1,4 +1,4 @@
-// Dealing a split's good files into shards: shuffled with the build's
+// Dealing a split's files into shards: shuffled with the build's
 // seed, then cut into evenly sized runs. Everything here is a pure function
 // of its inputs: the same files and seed give the same shards, byte for
 // byte, on every platform and after any restart.
@@ -31,7 +31,6 @@ struct ShardPlanOptions {
   int jpeg_quality = 95;
   int64_t max_pixels = 100'000'000;
   int num_threads = 0;
-  std::string cache_directory;
 };
 
 // Shuffles `entries` (in scan order) with the seed and deals them into

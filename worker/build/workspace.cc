@@ -17,11 +17,6 @@ std::string RefusedFile(const std::string& workspace, const std::string& split, 
   return absl::StrCat(workspace, "/list/", split, "-", label, ".refused");
 }
 
-std::string ProbeOutcomeFile(const std::string& workspace, const std::string& split, int label,
-                             int chunk) {
-  return absl::StrCat(workspace, "/probe/", split, "-", label, "-", chunk, ".probe");
-}
-
 std::string ShardEntriesFile(const std::string& workspace, const std::string& shard_file) {
   return absl::StrCat(workspace, "/shards/", shard_file, ".entries");
 }

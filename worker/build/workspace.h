@@ -7,13 +7,14 @@
 //                                       chunks of files_per_chunk (FileNames)
 //   list/<split>-<label>.refused        entries refused while listing
 //                                       (SkippedFiles)
-//   probe/<split>-<label>-<chunk>.probe the chunk's validation outcomes, in
-//                                       the chunk's order (ProbeResult)
 //   shards/<shard file name>.entries    a shard's entries (ShardEntries)
-//   shards/<shard file name>.written    what its shard task wrote
+//   shards/<shard file name>.written    what its shard task wrote, with
+//                                       each entry's content hash
 //                                       (ShardResult)
-//   skipped.jsonl, duplicates.jsonl     the build's lists, moved beside the
-//                                       manifest when it finalizes
+//   skipped.jsonl                       the files refused while listing,
+//                                       moved beside the manifest (with
+//                                       those the shard tasks skipped) when
+//                                       the build finalizes
 //
 // <label> is the label's index in the build. Files are written whole under
 // a temporary name and renamed into place without fsync: a worker killed
@@ -33,8 +34,6 @@ namespace retrain::worker {
 std::string ListChunkFile(const std::string& workspace, const std::string& split, int label,
                           int chunk);
 std::string RefusedFile(const std::string& workspace, const std::string& split, int label);
-std::string ProbeOutcomeFile(const std::string& workspace, const std::string& split, int label,
-                             int chunk);
 std::string ShardEntriesFile(const std::string& workspace, const std::string& shard_file);
 std::string ShardWrittenFile(const std::string& workspace, const std::string& shard_file);
 

@@ -16,10 +16,6 @@ struct ProbeOptions {
   // Images with more pixels (width * height, from the header) are refused
   // as TOO_MANY_PIXELS before any pixel is decoded.
   int64_t max_pixels = 100'000'000;
-  // MakeRecordImage() only: the caller vouches that these exact bytes passed
-  // ProbeImage() (e.g. their content hash matches the probe's), so a JPEG
-  // stored as is needs its header read, not its scans decoded again.
-  bool already_validated = false;
   // For input the user trusts (a build's --verify structure): a JPEG's
   // marker segments are walked to EOI instead of its scans being
   // entropy-decoded. A JPEG cut short is still refused; damage inside its

@@ -12,8 +12,6 @@ namespace retrain::image::internal {
 
 // How much of a JPEG CheckJpeg reads past its header.
 enum class JpegScans {
-  // None: the bytes passed a check before (ProbeOptions.already_validated).
-  kSkip,
   // Every marker segment after the first scan's header walked to EOI, the
   // entropy-coded data between them skipped byte by byte without decoding
   // (ProbeOptions.jpeg_structure_only).
@@ -55,8 +53,7 @@ struct JpegCheck {
 // between scans (DHT, DQT, DRI, DNL, DAC, APPn, COM, SOS), RSTn and stuffed
 // bytes inside entropy-coded data, at most 500 scans, and EOI before the
 // end (else TRUNCATED). Damage inside entropy-coded data that keeps its
-// markers passes a walk. kSkip reads the header alone, to decide
-// passthrough for bytes checked before.
+// markers passes a walk.
 JpegCheck CheckJpeg(std::string_view bytes, int64_t max_pixels,
                     JpegScans scans = JpegScans::kDecode);
 

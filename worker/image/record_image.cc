@@ -26,9 +26,8 @@ MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int 
   request.encode = true;
   request.jpeg_quality = std::clamp(jpeg_quality, 1, 100);
   if (format == ImageFormat::kJpeg) {
-    const internal::JpegScans scans = options.already_validated     ? internal::JpegScans::kSkip
-                                      : options.jpeg_structure_only ? internal::JpegScans::kWalk
-                                                                    : internal::JpegScans::kDecode;
+    const internal::JpegScans scans =
+        options.jpeg_structure_only ? internal::JpegScans::kWalk : internal::JpegScans::kDecode;
     internal::JpegCheck check = internal::CheckJpeg(bytes, options.max_pixels, scans);
     if (!check.ok) return Refused<MakeOutcome>(check.reason, std::move(check.detail));
     if (check.passthrough) {

@@ -35,10 +35,10 @@ struct MakeOutcome {
 // `jpeg_quality` (1..100; values outside are clamped) with metadata
 // stripped; that decode is itself the validation for non-JPEG formats,
 // while JPEGs that need conversion are also checked with libjpeg first
-// (libvips does not see every libjpeg warning). A file that changed since
-// it was probed is therefore caught here. Failures use the same reasons as
-// ProbeImage(). The output is deterministic: the same bytes and quality
-// give the same JPEG. Thread-safe.
+// (libvips does not see every libjpeg warning): a validation as complete as
+// ProbeImage()'s, with the same reasons for failures. The output is
+// deterministic: the same bytes and quality give the same JPEG.
+// Thread-safe.
 MakeOutcome MakeRecordImage(std::string bytes, const ProbeOptions& options, int jpeg_quality);
 
 }  // namespace retrain::image

@@ -276,7 +276,7 @@ def explain_error(error, client):
 
 def progress_line(job):
     """One line about a snapshot, e.g.
-    "j-000003 RUNNING validating 12/20 (tasks 1/2, skipped 1)"."""
+    "j-000003 RUNNING writing shards 12/20 (tasks 1/2, skipped 1)"."""
     p = job.progress
     line = "%s %s" % (job.id, state_name(job.state))
     if p.phase:
