@@ -166,8 +166,8 @@ LockedStep StartListing(const JobSnapshot& s) {
   };
 }
 
-// The shard task writing shard `index` of `split`, to which the planning
-// task dealt `entries` of the split's `files` (MakeShardTasks: shard i gets
+// The shard task writing shard `index` of `split`, whose `files` the
+// planning task dealt into its n shards (MakeShardTasks: shard i gets
 // files * (i + 1) / n - files * i / n of them).
 v1::Task ShardTask(const v1::DatasetBuildSpec& spec, const BuildSplit& split, int index,
                    int64_t files) {

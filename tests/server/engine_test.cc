@@ -611,11 +611,11 @@ TEST_F(EngineTest, ShardTasksGoLargestFirst) {
   v1::TaskResult planned;
   planned.mutable_plan_shards()->set_train_records(10);
   ASSERT_TRUE(Complete(engine(), a, plan, planned).ok());
-  // Leased in task order: the largest shard first, then the others in
-  // their order.
+  // Leased in task order (once the planner thread has made the tasks):
+  // the largest shard first, then the others in their order.
   std::vector<std::pair<std::string, int64_t>> leased;
   for (const std::string& worker : {a, RegisterWorker(), RegisterWorker()}) {
-    const v1::Task shard = Lease(worker, 0);
+    const v1::Task shard = Lease(worker);
     ASSERT_TRUE(shard.has_shard());
     leased.emplace_back(shard.shard().file_name(), shard.shard().workspace_entries());
   }
