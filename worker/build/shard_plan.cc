@@ -13,14 +13,9 @@ std::vector<v1::ShardTask> MakeShardTasks(std::vector<v1::ShardEntry> entries,
   const size_t n = entries.size();
   for (int s = 0; s < options.num_shards; ++s) {
     auto& shard = shards[s];
-    shard.set_directory(options.directory);
     shard.set_split(options.split);
-    shard.set_output_directory(options.output_directory);
     shard.set_file_name(ShardFileName(options.split, s, options.num_shards, options.format));
     shard.set_format(dataset::ShardFormatName(options.format));
-    shard.set_jpeg_quality(options.jpeg_quality);
-    shard.set_max_pixels(options.max_pixels);
-    shard.set_num_threads(options.num_threads);
     const size_t begin = n * s / options.num_shards;
     const size_t end = n * (s + 1) / options.num_shards;
     for (size_t i = begin; i < end; ++i) *shard.add_entries() = std::move(entries[i]);

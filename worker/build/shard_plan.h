@@ -23,19 +23,16 @@ void SeededShuffle(std::vector<T>& items, uint64_t seed);
 
 struct ShardPlanOptions {
   std::string split;
-  std::string directory;         // the split's source directory
-  std::string output_directory;
   int num_shards = 2;
   dataset::ShardFormat format = dataset::ShardFormat::kTfRecord;
   uint64_t seed = 12345;
-  int jpeg_quality = 95;
-  int64_t max_pixels = 100'000'000;
-  int num_threads = 0;
 };
 
 // Shuffles `entries` (in scan order) with the seed and deals them into
-// `num_shards` contiguous runs whose sizes differ by at most one. Shards
-// may be empty when there are fewer files than shards.
+// `num_shards` contiguous runs whose sizes differ by at most one: each
+// task holds its split, file name, format and entries (the coordinator
+// makes the tasks the workers run). Shards may be empty when there are
+// fewer files than shards.
 std::vector<retrain::v1::ShardTask> MakeShardTasks(std::vector<retrain::v1::ShardEntry> entries,
                                                    const ShardPlanOptions& options);
 
