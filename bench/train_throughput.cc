@@ -29,7 +29,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "trainer/host_allocator.h"
+#include "common/system_memory.h"
 #include "trainer/nn/learning_rate.h"
 #include "trainer/nn/loss.h"
 #include "trainer/nn/model.h"
@@ -213,7 +213,7 @@ Options Parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  retrain::trainer::KeepFreedMemoryForReuse();  // as retrain-trainer does
+  retrain::KeepFreedMemoryForReuse(retrain::kTrainingHeapReuse);  // as retrain-trainer does
   const Options opt = Parse(argc, argv);
   try {
     return Run(opt);

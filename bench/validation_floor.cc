@@ -18,7 +18,6 @@
 
 // clang-format off
 #include <fcntl.h>
-#include <malloc.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -39,6 +38,8 @@
 #include <thread>
 #include <vector>
 #include <vips/vips8>
+
+#include "common/system_memory.h"
 
 namespace fs = std::filesystem;
 
@@ -145,10 +146,9 @@ pid_t StartValidator(const char* argv0, const std::vector<fs::path>& files, Shar
   if (VIPS_INIT(argv0) != 0) _exit(1);
   vips_concurrency_set(1);  // the processes are the parallelism
   vips_cache_set_max(0);
-  // Freed buffers stay with the process (as in retrain-worker): no page
-  // faults per file for memory the last file already had.
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
-  mallopt(M_MMAP_THRESHOLD, 16 << 20);
+  // As retrain-worker does: no page faults per file for memory the last
+  // file already had.
+  retrain::KeepFreedMemoryForReuse(retrain::kRecordsHeapReuse);
   ValidateFiles(files, shared);
   _exit(0);
 }

@@ -1,10 +1,15 @@
 #include "common/system_memory.h"
 
 #include <algorithm>
+#include <cstddef>  // defines __GLIBC__ on glibc
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace retrain {
 
@@ -113,6 +118,15 @@ int64_t AvailableMemoryBytes() {
     available = available < 0 ? left : std::min(available, left);
   }
   return available;
+}
+
+void KeepFreedMemoryForReuse(HeapReuse reuse) {
+#if defined(__GLIBC__)
+  mallopt(M_TRIM_THRESHOLD, reuse.kept_free_bytes);
+  mallopt(M_MMAP_THRESHOLD, reuse.largest_heap_block);
+#else
+  (void)reuse;
+#endif
 }
 
 }  // namespace retrain

@@ -46,8 +46,6 @@ int64_t HeaderChecksum(const unsigned char* header) {
   return sum;
 }
 
-int64_t Padding(int64_t size) { return (kTarBlockSize - size % kTarBlockSize) % kTarBlockSize; }
-
 void AppendMember(const std::string& name, std::string_view data, std::string* out) {
   char header[kTarBlockSize] = {};
   std::memcpy(header + kName.at, name.data(), std::min(name.size(), kName.length - 1));
@@ -67,7 +65,7 @@ void AppendMember(const std::string& name, std::string_view data, std::string* o
   header[kChecksum.at + kChecksum.length - 1] = ' ';
   out->append(header, sizeof(header));
   out->append(data);
-  out->append(static_cast<size_t>(Padding(static_cast<int64_t>(data.size()))), '\0');
+  out->append(static_cast<size_t>(TarPadding(static_cast<int64_t>(data.size()))), '\0');
 }
 
 // The text of a NUL- or space-terminated octal field; -1 when not octal.
@@ -111,9 +109,6 @@ bool ToNumber(std::string_view token, int64_t* value) {
   const auto [stop, error] = std::from_chars(token.data(), token.data() + token.size(), *value);
   return error == std::errc() && stop == token.data() + token.size() && *value >= 0;
 }
-
-// The part of a member's name before its first dot: the sample's key.
-std::string_view KeyOf(std::string_view name) { return name.substr(0, name.find('.')); }
 
 }  // namespace
 
@@ -231,9 +226,11 @@ bool ParseTarHeader(std::string_view block, TarHeader* header, bool* end, std::s
   return true;
 }
 
-int64_t TarPadding(int64_t size) { return Padding(size); }
+int64_t TarPadding(int64_t size) { return (kTarBlockSize - size % kTarBlockSize) % kTarBlockSize; }
 
-std::string_view SampleKeyOf(std::string_view member_name) { return KeyOf(member_name); }
+std::string_view SampleKeyOf(std::string_view member_name) {
+  return member_name.substr(0, member_name.find('.'));
+}
 
 std::string_view ExtensionOf(std::string_view member_name) {
   const size_t dot = member_name.find('.');
@@ -266,7 +263,7 @@ bool ParseSample(std::string_view bytes, int64_t at, SampleView* sample,
     }
     // The key as a view into `bytes`: the name field holds it.
     const std::string_view key =
-        KeyOf(std::string_view(bytes.data() + pos + kName.at, header.name.size()));
+        SampleKeyOf(std::string_view(bytes.data() + pos + kName.at, header.name.size()));
     if (found.empty()) parsed.key = key;
     if (key.empty() || key != parsed.key) return fail(header.name + ": not the sample's key");
     const std::string_view data = bytes.substr(data_at, static_cast<size_t>(header.size));
@@ -283,7 +280,7 @@ bool ParseSample(std::string_view bytes, int64_t at, SampleView* sample,
     found.push_back(
         {std::string(extension), header_at + kTarBlockSize, header.size, std::move(header.name)});
     pos = data_at + static_cast<size_t>(found.back().size);
-    if (pos < bytes.size()) pos += static_cast<size_t>(Padding(found.back().size));
+    if (pos < bytes.size()) pos += static_cast<size_t>(TarPadding(found.back().size));
   }
   if (!has_image || !has_label) {
     *error = "sample at offset " + std::to_string(at) + ": it has no ." +

@@ -344,8 +344,10 @@ void Coordinator::EndJob(JobEntry& entry, v1::JobState state, const std::string&
     if (it == tasks_.end()) continue;
     pending_.erase(id);
     if (lease_to_task_.erase(it->second.lease_id()) > 0) {
-      ended_leases_[it->second.lease_id()] = {entry.job.id(), it->second.worker_id(),
-                                              Now() + options_.lease_timeout_ms};
+      auto progress = task_progress_.find(id);
+      ended_leases_[it->second.lease_id()] = {
+          entry.job.id(), it->second.worker_id(), Now() + options_.lease_timeout_ms,
+          progress != task_progress_.end() ? progress->second.taken : TrainerOutputTaken()};
     }
     task_progress_.erase(id);
     tasks_.erase(it);
@@ -805,6 +807,13 @@ absl::StatusOr<v1::HeartbeatResponse> Coordinator::Heartbeat(const v1::Heartbeat
     tasks_.at(it->second).set_lease_deadline_ms(deadline);
     busy = true;
   }
+  // An ended job's lease this worker lists no more: its trainer has stopped
+  // and reported all it will.
+  for (auto it = ended_leases_.begin(); it != ended_leases_.end();) {
+    const bool listed = std::find(req.lease_ids().begin(), req.lease_ids().end(), it->first) !=
+                        req.lease_ids().end();
+    it = it->second.worker_id == w.id() && !listed ? ended_leases_.erase(it) : std::next(it);
+  }
   w.set_state(busy ? v1::WORKER_STATE_BUSY : v1::WORKER_STATE_IDLE);
   return resp;
 }
@@ -907,15 +916,17 @@ absl::StatusOr<v1::ReportProgressResponse> Coordinator::ReportProgress(
     auto ended = ended_leases_.find(req.lease_id());
     if (ended != ended_leases_.end() && ended->second.worker_id == req.worker_id()) {
       ended->second.deadline_ms = Now() + options_.lease_timeout_ms;
-      AppendTrainerOutput(ended->second.job_id, req);
+      AppendTrainerOutput(ended->second.job_id, req, &ended->second.taken);
     }
     resp.set_keep_going(false);
     return resp;
   }
   (*task)->set_lease_deadline_ms(Now() + options_.lease_timeout_ms);
-  task_progress_[req.task_id()] = {req.done(), req.bytes_done()};
+  TaskProgress& progress = task_progress_[req.task_id()];
+  progress.done = req.done();
+  progress.bytes = req.bytes_done();
   if (JobEntry* entry = FindJob((*task)->job_id())) {
-    AppendTrainerOutput(entry->job.id(), req);
+    AppendTrainerOutput(entry->job.id(), req, &progress.taken);
     if (req.has_training() && req.training().step() > 0) {
       v1::JobProgress p = req.training();
       // An evaluation's figures stay until the next one.

@@ -165,9 +165,16 @@ class Coordinator {
     // only. Shared so that a waiter holds it whatever happens to the entry.
     std::shared_ptr<CondVar> changed = std::make_shared<CondVar>();
   };
+  // How many of a lease's trainer log lines and points the job has: a
+  // report sent again skips those (ReportProgressRequest.log_lines_before).
+  struct TrainerOutputTaken {
+    int64_t lines = 0;
+    int64_t points = 0;
+  };
   struct TaskProgress {
     int64_t done = 0;
     int64_t bytes = 0;
+    TrainerOutputTaken taken;
   };
 
   // The engine as job kinds see it (callers hold mu_).
@@ -228,15 +235,18 @@ class Coordinator {
   void RequeueGang(JobEntry& entry, const retrain::v1::TaskRecord& cause, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends a report's log lines and training points to the job's log and
-  // series in the store (coordinator_trainer_output.cc).
+  // series in the store, but those its lease's earlier reports brought
+  // (`taken`, which it then counts in) (coordinator_trainer_output.cc).
   void AppendTrainerOutput(const std::string& job_id,
-                           const retrain::v1::ReportProgressRequest& report)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // For GetJobLogs and GetJobMetrics: the job's state, read before its log
-  // or series (a job that had ended has all of them in the store), after
-  // checking `offset`. Takes mu_.
-  absl::StatusOr<retrain::v1::JobState> StateForReaders(const std::string& job_id,
-                                                        int64_t offset) const
+                           const retrain::v1::ReportProgressRequest& report,
+                           TrainerOutputTaken* taken) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // For GetJobLogs and GetJobMetrics, read before the log or series (then
+  // all of it is in the store): whether the job has ended and none of its
+  // trainers may still report (a cancelled job's trainer writes its
+  // checkpoint and says so as it stops: its lease stays open for that until
+  // its worker no longer lists it, or a lease timeout), after checking
+  // `offset`. Takes mu_.
+  absl::StatusOr<bool> OutputComplete(const std::string& job_id, int64_t offset) const
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Helpers.
@@ -312,6 +322,7 @@ class Coordinator {
     std::string job_id;
     std::string worker_id;
     int64_t deadline_ms = 0;
+    TrainerOutputTaken taken;
   };
   std::map<int64_t, EndedLease> ended_leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, retrain::v1::Worker> workers_ ABSL_GUARDED_BY(mu_);

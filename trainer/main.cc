@@ -13,10 +13,10 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/system_memory.h"
 #include "trainer/classify.h"
 #include "trainer/distributed/launcher.h"
 #include "trainer/export_weights.h"
-#include "trainer/host_allocator.h"
 #include "trainer/nn/model.h"
 #include "trainer/trainer.h"
 #include "trainer/trainer_error.h"
@@ -37,7 +37,7 @@ void AddCheckpointChoice(CLI::App& command, std::string& checkpoint_dir, std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-  retrain::trainer::KeepFreedMemoryForReuse();
+  retrain::KeepFreedMemoryForReuse(retrain::kTrainingHeapReuse);
   using retrain::trainer::EvalOptions;
   using retrain::trainer::TrainOptions;
   namespace spec = retrain::trainer::spec;

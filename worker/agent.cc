@@ -419,20 +419,28 @@ void Agent::RunTask(const v1::Task& task) {
   env.trainer.trainer_path = options_.trainer_path;
   env.trainer.cancelled = &task_cancelled_;
   env.trainer.lease_lost = &lease_lost_;
-  env.trainer.report = [&](TrainerReport report) {
+  // The trainer's lines and points the coordinator has confirmed.
+  int64_t lines_reported = 0, points_reported = 0;
+  env.trainer.report = [&](const TrainerReport& report) {
     v1::ReportProgressRequest req;
     req.set_worker_id(worker_id);
     req.set_task_id(task.id());
     req.set_lease_id(task.lease_id());
     req.set_done(report.progress.step());
-    *req.mutable_training() = std::move(report.progress);
-    for (auto& l : report.lines) req.add_log_lines(std::move(l));
-    for (auto& p : report.points) *req.add_points() = std::move(p);
+    *req.mutable_training() = report.progress;
+    for (const auto& l : report.lines) req.add_log_lines(l);
+    for (const auto& p : report.points) *req.add_points() = p;
+    req.set_log_lines_before(lines_reported);
+    req.set_points_before(points_reported);
     v1::ReportProgressResponse resp;
     auto ctx = Context(5000, options_.token);
-    if (Stub()->ReportProgress(ctx.get(), req, &resp).ok() && !resp.keep_going()) {
-      task_cancelled_ = true;
+    const grpc::Status s = Stub()->ReportProgress(ctx.get(), req, &resp);
+    if (s.ok()) {
+      lines_reported += req.log_lines_size();
+      points_reported += req.points_size();
+      if (!resp.keep_going()) task_cancelled_ = true;
     }
+    return !Unreachable(s);
   };
   RunAndReport(task, worker_id, env);
   std::lock_guard<std::mutex> lock(mu_);

@@ -1,5 +1,4 @@
 // retrain-worker: runs the coordinator's tasks on this machine.
-#include <malloc.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -12,6 +11,7 @@
 #include "common/bearer_token.h"
 #include "common/logging.h"
 #include "common/stop_signals.h"
+#include "common/system_memory.h"
 #include "common/tls_credentials.h"
 #include "worker/agent.h"
 #include "worker/image/image_library.h"
@@ -34,21 +34,6 @@ void LowerPriority(int nice) {
     std::cerr << "retrain-worker: cannot set --nice " << nice << ": " << std::strerror(errno)
               << "\n";
   }
-}
-
-// A shard task allocates and frees a buffer of every image's size per
-// record on its threads. With glibc's defaults each free of one at the top
-// of a thread's heap hands the pages back to the kernel and the next
-// record faults them in again, zeroed: with two workers on two cores that
-// was most of the shard phase's time. Fixed thresholds keep up to
-// kKeptFreeBytes free at the top of each heap and serve blocks up to
-// kLargestHeapBlock from the heaps, so a task's buffers are reused.
-constexpr int kKeptFreeBytes = 64 << 20;
-constexpr int kLargestHeapBlock = 16 << 20;
-
-void KeepFreedMemory() {
-  mallopt(M_TRIM_THRESHOLD, kKeptFreeBytes);
-  mallopt(M_MMAP_THRESHOLD, kLargestHeapBlock);
 }
 
 }  // namespace
@@ -101,7 +86,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   LowerPriority(nice);
-  KeepFreedMemory();
+  retrain::KeepFreedMemoryForReuse(retrain::kRecordsHeapReuse);
   if (options.server.empty()) {
     std::cerr << "retrain-worker: --server (or RETRAIN_SERVER) is required\n";
     return 2;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -195,7 +196,7 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
     }
     if (context.report && Clock::now() - last_report > std::chrono::seconds(1)) {
       report.progress = out.progress;
-      context.report(std::exchange(report, TrainerReport()));
+      if (context.report(report)) report = TrainerReport();
       last_report = Clock::now();
     }
   }
@@ -207,7 +208,13 @@ TrainerOutcome RunTrainer(const std::vector<std::string>& argv, const TrainerCon
   out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   if (context.report) {
     report.progress = out.progress;
-    context.report(std::move(report));
+    auto stopped = [&] {
+      return (context.cancelled != nullptr && *context.cancelled) ||
+             (context.lease_lost != nullptr && *context.lease_lost);
+    };
+    while (!context.report(report) && !stopped()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   }
   return out;
 }

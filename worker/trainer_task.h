@@ -27,8 +27,12 @@ struct TrainerReport {
 struct TrainerContext {
   // The retrain-trainer binary.
   std::string trainer_path;
-  // Called about once a second (and at the end) from the running thread.
-  std::function<void(TrainerReport report)> report;
+  // Called about once a second (and at the end) from the running thread:
+  // true when the coordinator took the report (or refused it); false when
+  // it could not be reached, and the report's lines and points go again,
+  // with those that came since, in the next one. The last report is tried
+  // until it goes through or the task is cancelled or its lease lost.
+  std::function<bool(const TrainerReport& report)> report;
   // Set from another thread to stop: the trainer gets SIGTERM (it writes a
   // checkpoint and exits), then SIGKILL after `stop_grace_secs`.
   const std::atomic<bool>* cancelled = nullptr;

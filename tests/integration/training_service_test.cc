@@ -25,6 +25,7 @@
 #include "tests/support/browser.h"
 #include "tests/support/cluster.h"
 #include "tests/support/postgres_server.h"
+#include "tests/support/tcp_proxy.h"
 
 namespace retrain::testing {
 namespace {
@@ -424,6 +425,43 @@ TEST(TrainingServiceTest, ATrainingsPageChartsEveryLoggedStepInChromium) {
   });
   GetJson(restarted, "/v1/jobs/" + job.id() + "/metrics", &again);
   EXPECT_EQ(again.DebugString(), series.DebugString());
+}
+
+// A worker cut off from the coordinator for a few seconds while it trains
+// (less than it takes to give its lease up) sends the trainer's log lines
+// and points again once it is back: the job's series holds every logged
+// step, once.
+TEST(TrainingServiceTest, ANetworkCutMidTrainingLosesNoLoggedStep) {
+  TempDir dir;
+  ClusterOptions options;
+  // The worker gives its lease up after three quarters of this: longer than
+  // the cut, which is longer than a report's deadline.
+  options.lease_timeout_ms = 15000;
+  Cluster cluster(dir.path(), options);
+  cluster.StartServer();
+  TcpProxy link(cluster.port());
+  cluster.StartWorker(1, -1, "127.0.0.1:" + std::to_string(link.port()));
+  BuildDigits(cluster, dir.path(), 500);
+  v1::Job job;
+  ASSERT_TRUE(Submit(cluster, DigitsSpec(dir.path(), "run", kInterruptedRunSteps), &job).ok());
+  cluster.WaitForJob(
+      job.id(), [](const v1::Job& j) { return j.progress().step() >= 20; },
+      std::chrono::seconds(180));
+  link.Cut();
+  std::this_thread::sleep_for(std::chrono::seconds(7));
+  link.Heal();
+  job = cluster.WaitForEnd(job.id(), std::chrono::seconds(300));
+  ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  EXPECT_EQ(job.training_result().restarts(), 0) << "the lease outlived the cut";
+
+  grpc::ClientContext ctx;
+  v1::GetJobMetricsRequest req;
+  req.set_job_id(job.id());
+  v1::GetJobMetricsResponse series;
+  ASSERT_TRUE(cluster.jobs().GetJobMetrics(&ctx, req, &series).ok());
+  std::vector<int64_t> every_tenth;
+  for (int64_t step = 10; step <= kInterruptedRunSteps; step += 10) every_tenth.push_back(step);
+  EXPECT_EQ(StepsOf(series, v1::TrainingPoint::KIND_STEP), every_tenth);
 }
 
 TEST(TrainingServiceTest, AKilledWorkerCostsTimeNotTheJob) {

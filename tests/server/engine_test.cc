@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/dataset_build.h"
 #include "server/coordinator.h"
+#include "server/sqlite_store.h"
 #include "tests/support/process.h"
 #include "tests/support/test_images.h"
 #include "tests/worker/tiny_dataset.h"
@@ -158,6 +159,60 @@ class EngineTest : public ::testing::Test {
     return resp.ok() ? resp->task() : v1::Task();
   }
 
+  // A checked training job whose trainer `worker` leased: the task.
+  v1::Task LeaseATrainer(const std::string& worker, std::string* job) {
+    *job = SubmitCheckedTraining(worker, 0);
+    engine().Tick();
+    const v1::Task task = Lease(worker, 0);
+    EXPECT_TRUE(task.has_train()) << task.DebugString();
+    return task;
+  }
+
+  // A progress report on `task`'s lease by `worker`, with nothing in it yet.
+  static v1::ReportProgressRequest ReportOn(const std::string& worker, const v1::Task& task) {
+    v1::ReportProgressRequest req;
+    req.set_worker_id(worker);
+    req.set_task_id(task.id());
+    req.set_lease_id(task.lease_id());
+    return req;
+  }
+
+  // The job's training series from `offset`, `max_points` at most (0: the
+  // default).
+  v1::GetJobMetricsResponse Series(const std::string& job, int64_t offset = 0, int max_points = 0) {
+    v1::GetJobMetricsRequest req;
+    req.set_job_id(job);
+    req.set_offset(offset);
+    req.set_max_points(max_points);
+    auto resp = engine().GetJobMetrics(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? *resp : v1::GetJobMetricsResponse();
+  }
+
+  // The job once it is no longer RUNNING (the planner thread ends it), or
+  // as it is after 5 s.
+  v1::Job WaitWhileRunning(const std::string& job) {
+    uint64_t version = 0;
+    v1::Job now = Job(job);
+    for (int i = 0; i < 50 && now.state() == v1::JOB_STATE_RUNNING; ++i) {
+      auto changed = engine().WaitForJobChange(job, &version, milliseconds(100));
+      EXPECT_TRUE(changed.ok()) << changed.status();
+      if (!changed.ok()) break;
+      now = *changed;
+    }
+    return now;
+  }
+
+  // The job's log lines.
+  std::vector<std::string> LogOf(const std::string& job) {
+    v1::GetJobLogsRequest req;
+    req.set_job_id(job);
+    auto resp = engine().GetJobLogs(req);
+    EXPECT_TRUE(resp.ok()) << resp.status();
+    return resp.ok() ? std::vector<std::string>(resp->lines().begin(), resp->lines().end())
+                     : std::vector<std::string>();
+  }
+
   absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const std::string& worker,
                                                   std::vector<int64_t> leases) {
     v1::HeartbeatRequest req;
@@ -167,11 +222,7 @@ class EngineTest : public ::testing::Test {
   }
 
   bool ReportProgress(const std::string& worker, const v1::Task& task) {
-    v1::ReportProgressRequest req;
-    req.set_worker_id(worker);
-    req.set_task_id(task.id());
-    req.set_lease_id(task.lease_id());
-    auto resp = engine().ReportProgress(req);
+    auto resp = engine().ReportProgress(ReportOn(worker, task));
     return resp.ok() && resp->keep_going();
   }
 
@@ -384,16 +435,11 @@ TEST_F(EngineTest, AJobOverTwoWorkersStartsOnlyWhenBothAreFreeAndRestartsAsAWhol
 TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
   Start();
   const std::string a = RegisterWorker(), b = RegisterWorker();
-  const std::string job = SubmitCheckedTraining(a, 0);
-  engine().Tick();
-  const v1::Task task = Lease(a, 0);
-  ASSERT_TRUE(task.has_train());
+  std::string job;
+  const v1::Task task = LeaseATrainer(a, &job);
   ASSERT_TRUE(engine().CancelJob(job, "").ok());
   auto report = [&](const std::string& worker, const std::string& line) {
-    v1::ReportProgressRequest req;
-    req.set_worker_id(worker);
-    req.set_task_id(task.id());
-    req.set_lease_id(task.lease_id());
+    v1::ReportProgressRequest req = ReportOn(worker, task);
     req.add_log_lines(line);
     // Each line comes with a checkpoint point, which follows it.
     v1::TrainingPoint* point = req.add_points();
@@ -403,14 +449,7 @@ TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
     EXPECT_TRUE(resp.ok()) << resp.status();
     EXPECT_FALSE(resp.ok() && resp->keep_going()) << "a cancelled task goes on";
   };
-  auto log = [&] {
-    v1::GetJobLogsRequest req;
-    req.set_job_id(job);
-    auto resp = engine().GetJobLogs(req);
-    EXPECT_TRUE(resp.ok()) << resp.status();
-    return resp.ok() ? std::vector<std::string>(resp->lines().begin(), resp->lines().end())
-                     : std::vector<std::string>();
-  };
+  auto log = [&] { return LogOf(job); };
   clock_.Advance(milliseconds(kLeaseTimeoutMs));
   engine().Tick();
   report(a, "checkpoint model.ckpt-7");
@@ -430,6 +469,44 @@ TEST_F(EngineTest, ACancelledTasksLastLogLinesReachItsJobsLog) {
   ASSERT_EQ(series->points_size(), 2);
   EXPECT_EQ(series->points(0).checkpoint(), "checkpoint model.ckpt-7");
   EXPECT_EQ(series->points(1).checkpoint(), "stopped on request at step 7");
+}
+
+// A cancelled job's log and series end (job_ended, where `retrain logs
+// --follow` stops) once its trainer has stopped: when its worker lists the
+// lease no more, or after a lease timeout of silence, not at the cancel.
+TEST_F(EngineTest, ACancelledJobsLogEndsOnceItsTrainerHasStopped) {
+  Start();
+  const std::string a = RegisterWorker();
+  std::string job;
+  const v1::Task task = LeaseATrainer(a, &job);
+  ASSERT_TRUE(engine().CancelJob(job, "").ok());
+  auto ended = [&] {
+    v1::GetJobLogsRequest logs;
+    logs.set_job_id(job);
+    auto log = engine().GetJobLogs(logs);
+    const bool series_ended = Series(job).job_ended();
+    EXPECT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ(log.ok() && log->job_ended(), series_ended) << "the log and the series agree";
+    return series_ended;
+  };
+  EXPECT_FALSE(ended()) << "its trainer may still write its last lines";
+  ASSERT_TRUE(Heartbeat(a, {task.lease_id()}).ok());  // still stopping
+  EXPECT_FALSE(ended());
+  v1::ReportProgressRequest last = ReportOn(a, task);
+  last.add_log_lines("stopped on request at step 7");
+  ASSERT_TRUE(engine().ReportProgress(last).ok());
+  ASSERT_TRUE(Heartbeat(a, {}).ok());  // its task is over
+  EXPECT_TRUE(ended());
+  EXPECT_THAT(LogOf(job), ::testing::ElementsAre("stopped on request at step 7"));
+
+  // A worker that goes silent instead: ended after a lease timeout.
+  std::string silent_job;
+  LeaseATrainer(a, &silent_job);
+  ASSERT_TRUE(engine().CancelJob(silent_job, "").ok());
+  EXPECT_FALSE(Series(silent_job).job_ended());
+  clock_.Advance(milliseconds(kLeaseTimeoutMs + 1));
+  engine().Tick();
+  EXPECT_TRUE(Series(silent_job).job_ended());
 }
 
 v1::TrainingPoint StepPoint(int64_t step, double loss) {
@@ -454,30 +531,17 @@ v1::TrainingPoint CheckpointPoint(int64_t step) {
 TEST_F(EngineTest, EveryReportedTrainingPointJoinsTheJobsSeries) {
   Start();
   const std::string a = RegisterWorker();
-  const std::string job = SubmitCheckedTraining(a, 0);
-  engine().Tick();
-  const v1::Task task = Lease(a, 0);
-  ASSERT_TRUE(task.has_train());
+  std::string job;
+  const v1::Task task = LeaseATrainer(a, &job);
   auto report = [&](std::vector<v1::TrainingPoint> points) {
-    v1::ReportProgressRequest req;
-    req.set_worker_id(a);
-    req.set_task_id(task.id());
-    req.set_lease_id(task.lease_id());
+    v1::ReportProgressRequest req = ReportOn(a, task);
     req.mutable_training()->set_step(points.back().step());
     for (auto& p : points) *req.add_points() = std::move(p);
     auto resp = engine().ReportProgress(req);
     ASSERT_TRUE(resp.ok()) << resp.status();
     EXPECT_TRUE(resp->keep_going());
   };
-  auto series = [&](int64_t offset, int max_points) {
-    v1::GetJobMetricsRequest req;
-    req.set_job_id(job);
-    req.set_offset(offset);
-    req.set_max_points(max_points);
-    auto resp = engine().GetJobMetrics(req);
-    EXPECT_TRUE(resp.ok()) << resp.status();
-    return resp.ok() ? *resp : v1::GetJobMetricsResponse();
-  };
+  auto series = [&](int64_t offset, int max_points) { return Series(job, offset, max_points); };
   auto steps = [](const v1::GetJobMetricsResponse& resp) {
     std::vector<int64_t> out;
     for (const auto& p : resp.points()) out.push_back(p.step());
@@ -497,10 +561,11 @@ TEST_F(EngineTest, EveryReportedTrainingPointJoinsTheJobsSeries) {
   EXPECT_EQ(page.next_offset(), 3);
   EXPECT_EQ(series(5, 0).points_size(), 0);
 
-  // Kept across a restart; ended once the job has.
+  // Kept across a restart; ended once the job has and its trainer stopped.
   Start();
   EXPECT_THAT(steps(series(0, 0)), ::testing::ElementsAre(2, 4, 6, 6, 8));
   ASSERT_TRUE(engine().CancelJob(job, "").ok());
+  ASSERT_TRUE(Heartbeat(a, {}).ok());
   EXPECT_TRUE(series(0, 0).job_ended());
   EXPECT_FALSE(series(0, 4).job_ended()) << "a page with more after it";
 
@@ -513,6 +578,46 @@ TEST_F(EngineTest, EveryReportedTrainingPointJoinsTheJobsSeries) {
   req.set_offset(-1);
   EXPECT_EQ(engine().GetJobMetrics(req).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(engine().GetJobMetrics(req).status().message()), HasSubstr("offset"));
+}
+
+// A worker that could not reach the coordinator sends a report's lines and
+// points again with those that came since; when the first did arrive (only
+// its answer was lost), the coordinator keeps each line and point once, on
+// the lease and after its job ended alike.
+TEST_F(EngineTest, AReportSentAgainAddsEachLogLineAndPointOnce) {
+  Start();
+  const std::string a = RegisterWorker();
+  std::string job;
+  const v1::Task task = LeaseATrainer(a, &job);
+  auto report = [&](int64_t before, std::vector<int64_t> steps) {
+    v1::ReportProgressRequest req = ReportOn(a, task);
+    req.set_log_lines_before(before);
+    req.set_points_before(before);
+    for (int64_t step : steps) {
+      req.add_log_lines("step " + std::to_string(step));
+      *req.add_points() = StepPoint(step, 1.0);
+    }
+    ASSERT_TRUE(engine().ReportProgress(req).ok());
+  };
+  auto logged = [&] { return LogOf(job); };
+  auto charted = [&] {
+    const v1::GetJobMetricsResponse series = Series(job);
+    std::vector<int64_t> steps;
+    for (const auto& p : series.points()) steps.push_back(p.step());
+    return steps;
+  };
+  report(0, {1, 2});
+  report(0, {1, 2, 3});  // its answer was lost: sent again with step 3
+  report(3, {4});
+  EXPECT_THAT(charted(), ::testing::ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(logged(), ::testing::ElementsAre("step 1", "step 2", "step 3", "step 4"));
+
+  ASSERT_TRUE(engine().CancelJob(job, "").ok());
+  report(4, {5, 6});
+  report(4, {5, 6, 7});  // the trainer's last words, after the cancel
+  EXPECT_THAT(charted(), ::testing::ElementsAre(1, 2, 3, 4, 5, 6, 7));
+  EXPECT_THAT(logged(), ::testing::ElementsAre("step 1", "step 2", "step 3", "step 4", "step 5",
+                                               "step 6", "step 7"));
 }
 
 // A training's first task is a worker's check of its dataset and
@@ -696,13 +801,7 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   const v1::Task last = Lease(a);
   ASSERT_TRUE(last.has_finalize_build());
   ASSERT_TRUE(Complete(engine(), a, last, RunAsAWorker(last)).ok());
-  uint64_t version = 0;
-  v1::Job ended = Job(job);
-  for (int i = 0; i < 50 && ended.state() == v1::JOB_STATE_RUNNING; ++i) {
-    auto changed = engine().WaitForJobChange(job, &version, milliseconds(100));
-    ASSERT_TRUE(changed.ok()) << changed.status();
-    ended = *changed;
-  }
+  const v1::Job ended = WaitWhileRunning(job);
   ASSERT_EQ(ended.state(), v1::JOB_STATE_SUCCEEDED) << ended.error();
   const v1::DatasetBuildResult& result = ended.dataset_build_result();
   EXPECT_EQ(result.train().num_records(), 2);
@@ -713,6 +812,36 @@ TEST_F(EngineTest, ADatasetBuildGoesThroughItsPhasesOnWorkersAcrossARestart) {
   EXPECT_TRUE(fs::exists(result.output_directory() + "/skipped.jsonl"));
   EXPECT_FALSE(fs::exists(result.output_directory() + "/.retrain-build")) << "workspace left";
   EXPECT_EQ(ended.progress().phase(), "done");
+}
+
+// A build whose stored plan is in a phase this coordinator does not have
+// (another version planned it) fails, saying to build again, rather than
+// waiting for ever.
+TEST_F(EngineTest, ABuildWhosePlanIsInAnUnknownPhaseFails) {
+  Start();
+  const std::string a = RegisterWorker();
+  const std::string job = SubmitBuild();
+  const v1::Task check = Lease(a);
+  ASSERT_TRUE(check.has_check_build());
+  coordinator_.reset();
+  {
+    auto store = SqliteStore::Open(Options().state_dir);
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto contents = (*store)->LoadState(10);
+    ASSERT_TRUE(contents.ok()) << contents.status();
+    ASSERT_EQ(contents->plans.size(), 1u);
+    v1::BuildPlan plan = contents->plans[0].second;
+    plan.set_phase(static_cast<v1::BuildPlan::Phase>(1));  // the probing phase of old
+    StoreBatch batch;
+    batch.plans.emplace_back(job, &plan);
+    ASSERT_TRUE((*store)->Commit(batch).ok());
+  }
+  Start();
+  ASSERT_TRUE(Complete(engine(), a, check, RunAsAWorker(check)).ok());
+  const v1::Job ended = WaitWhileRunning(job);
+  EXPECT_EQ(ended.state(), v1::JOB_STATE_FAILED);
+  EXPECT_THAT(ended.error(), HasSubstr("plan is in phase 1, which this coordinator does not know"));
+  EXPECT_THAT(ended.error(), HasSubstr("build the dataset again"));
 }
 
 TEST_F(EngineTest, AVerificationEndsWithTheDamageItsShardTasksFound) {
